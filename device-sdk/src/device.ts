@@ -1,0 +1,234 @@
+import { EventEmitter } from 'node:events'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { Ack, Command, type Presence } from './envelopes.js'
+import { checkValue, resolveCapabilities, type CapabilityDeclaration, type ModelCapability, type ReadingValue } from './capabilities.js'
+import { topics } from './topics.js'
+
+export interface ConnectDeviceOptions {
+  /** Broker URL, e.g. `mqtt://127.0.0.1:1883` or `mqtts://…`. */
+  url: string
+  deviceId: string
+  secret: string
+  /**
+   * The device's capabilities, as its model declares them. When given, the
+   * SDK refuses commands that set anything else (or a value out of range)
+   * before your handler runs. Default: none declared, no local validation.
+   */
+  capabilities?: readonly CapabilityDeclaration[]
+  /** First reconnect delay in ms; doubles up to `maxReconnectDelayMs`. Default 500. */
+  reconnectDelayMs?: number
+  /** Ceiling of the reconnect backoff in ms. Default 30000. */
+  maxReconnectDelayMs?: number
+  /** MQTT keepalive in seconds. Default 30. */
+  keepalive?: number
+  /** Reject the first connection attempt after this many ms. Default 10000. */
+  connectTimeoutMs?: number
+  /** Extra mqtt.js options (TLS settings, for instance). */
+  mqtt?: Partial<IClientOptions>
+}
+
+/** What a command handler receives for a `set` of one capability or for an action. */
+export interface CommandContext {
+  command: Command
+  device: Device
+}
+
+/**
+ * A handler for one capability (`value` is the requested value) or one action
+ * (`value` is the action's params). Return the new state of what changed, or
+ * nothing to report the requested values as the new state. Throw to answer
+ * `error` with the error's message.
+ */
+export type CommandHandler = (value: any, ctx: CommandContext) => void | Record<string, ReadingValue> | Promise<void | Record<string, ReadingValue>>
+
+export interface Device extends EventEmitter {
+  readonly id: string
+  readonly connected: boolean
+  /** Publishes canonical readings (QoS 1); resolves once the broker acknowledged them. */
+  report (readings: Record<string, unknown>, ts?: number | Date): Promise<void>
+  /** Publishes a device event (QoS 1): an alarm, a door left open. */
+  event (type: string, data?: Record<string, unknown>, ts?: number | Date): Promise<void>
+  /** Publishes a raw payload on the device's telemetry topic: for devices that speak their model's own dialect. */
+  publishRaw (payload: string | Buffer, channel?: 'telemetry' | 'events' | 'acks'): Promise<void>
+  /** Handles commands that set `capability` or invoke `action`. */
+  onCommand (capabilityOrAction: string, handler: CommandHandler): this
+  /** Publishes retained `offline` and disconnects cleanly. */
+  close (): Promise<void>
+  /** Drops the connection without a goodbye, as a crash or power cut would: the broker publishes the last will. */
+  kill (): void
+  /** The underlying mqtt.js client, for what this interface does not cover. */
+  readonly client: MqttClient
+}
+
+export class DeviceConnectError extends Error {
+  constructor (message: string, readonly code?: number) { super(message) }
+}
+
+/**
+ * Connects a device to the broker: client id = username = device id, password =
+ * secret; `offline` is set as its retained last will and `online` is published
+ * on connect. Resolves on the first successful connection; rejects when the
+ * broker refuses the credentials. Reconnects with exponential backoff.
+ */
+export async function connectDevice (opts: ConnectDeviceOptions): Promise<Device> {
+  const device = new SdkDevice(opts)
+  await device.ready
+  return device
+}
+
+class SdkDevice extends EventEmitter implements Device {
+  readonly id: string
+  readonly client: MqttClient
+  readonly ready: Promise<void>
+  private readonly handlers = new Map<string, CommandHandler>()
+  private readonly capabilities?: Map<string, ModelCapability>
+  private readonly baseDelay: number
+  private readonly maxDelay: number
+
+  constructor (opts: ConnectDeviceOptions) {
+    super()
+    this.id = opts.deviceId
+    this.baseDelay = opts.reconnectDelayMs ?? 500
+    this.maxDelay = opts.maxReconnectDelayMs ?? 30_000
+    if (opts.capabilities) {
+      this.capabilities = new Map(resolveCapabilities(opts.capabilities).map((c) => [c.name, c]))
+    }
+    this.client = mqtt.connect(opts.url, {
+      clientId: opts.deviceId,
+      username: opts.deviceId,
+      password: opts.secret,
+      protocolVersion: 4,
+      // A persistent session keeps the command subscription and QoS 1
+      // commands queued while the device is briefly away.
+      clean: false,
+      keepalive: opts.keepalive ?? 30,
+      reconnectPeriod: this.baseDelay,
+      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      will: { topic: topics.presence(opts.deviceId), payload: Buffer.from('offline'), qos: 1, retain: true },
+      ...opts.mqtt,
+    })
+    this.client.on('reconnect', () => {
+      // mqtt.js retries at a fixed period; grow it so a fleet does not stampede a restarting broker.
+      const next = Math.min(this.maxDelay, this.client.options.reconnectPeriod! * 2)
+      this.client.options.reconnectPeriod = Math.round(next * (0.8 + Math.random() * 0.4))
+      this.emit('reconnect')
+    })
+    this.client.on('connect', () => {
+      this.client.options.reconnectPeriod = this.baseDelay
+      void this.announce('online').catch((err) => this.emit('error', err))
+      this.emit('connect')
+    })
+    this.client.on('close', () => this.emit('disconnect'))
+    this.client.on('message', (topic, payload) => { void this.dispatch(topic, payload) })
+
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup()
+        this.client.end(true)
+        reject(new DeviceConnectError(`could not connect to ${opts.url} within ${opts.connectTimeoutMs ?? 10_000} ms`))
+      }, opts.connectTimeoutMs ?? 10_000)
+      const onConnect = () => {
+        cleanup()
+        this.client.subscribe(topics.commands(this.id), { qos: 1 }, (err, granted) => {
+          if (err) return reject(err)
+          if (granted?.some((g) => g.qos === 128)) return reject(new DeviceConnectError(`the broker refused the subscription to ${topics.commands(this.id)}`))
+          resolve()
+        })
+      }
+      const onError = (err: Error & { code?: number }) => {
+        // CONNACK 4 (bad credentials) or 5 (not authorized): retrying will not help.
+        if (err.code === 4 || err.code === 5 || err.code === 134 || err.code === 135) {
+          cleanup()
+          this.client.end(true)
+          reject(new DeviceConnectError(`the broker refused device ${this.id}: ${err.message}`, err.code))
+        }
+      }
+      const cleanup = () => {
+        clearTimeout(timer)
+        this.client.off('connect', onConnect)
+        this.client.off('error', onError)
+      }
+      this.client.on('connect', onConnect)
+      this.client.on('error', onError)
+    })
+  }
+
+  get connected (): boolean { return this.client.connected }
+
+  async report (readings: Record<string, unknown>, ts?: number | Date): Promise<void> {
+    const body = ts === undefined ? { readings } : { ts: typeof ts === 'number' ? ts : ts.getTime(), readings }
+    await this.client.publishAsync(topics.telemetry(this.id), JSON.stringify(body), { qos: 1 })
+  }
+
+  async event (type: string, data?: Record<string, unknown>, ts?: number | Date): Promise<void> {
+    const body = { type, ...(data && { data }), ...(ts !== undefined && { ts: typeof ts === 'number' ? ts : ts.getTime() }) }
+    await this.client.publishAsync(topics.events(this.id), JSON.stringify(body), { qos: 1 })
+  }
+
+  async publishRaw (payload: string | Buffer, channel: 'telemetry' | 'events' | 'acks' = 'telemetry'): Promise<void> {
+    await this.client.publishAsync(topics[channel](this.id), payload, { qos: 1 })
+  }
+
+  onCommand (capabilityOrAction: string, handler: CommandHandler): this {
+    this.handlers.set(capabilityOrAction, handler)
+    return this
+  }
+
+  async close (): Promise<void> {
+    if (this.client.connected) await this.announce('offline').catch(() => {})
+    await this.client.endAsync()
+  }
+
+  kill (): void {
+    // Destroying the socket without DISCONNECT makes the broker publish the will.
+    this.client.options.reconnectPeriod = 0
+    this.client.end(true)
+  }
+
+  private async announce (presence: Presence): Promise<void> {
+    await this.client.publishAsync(topics.presence(this.id), presence, { qos: 1, retain: true })
+  }
+
+  private async dispatch (topic: string, payload: Buffer): Promise<void> {
+    if (topic !== topics.commands(this.id)) return
+    let command: Command
+    try {
+      command = Command.parse(JSON.parse(payload.toString('utf8')))
+    } catch (err) {
+      this.emit('error', new Error(`ignored a malformed command: ${(err as Error).message}`))
+      return
+    }
+    this.emit('command', command)
+    const ack = await this.execute(command)
+    await this.client.publishAsync(topics.acks(this.id), JSON.stringify(Ack.parse(ack)), { qos: 1 }).catch((err) => this.emit('error', err))
+  }
+
+  private async execute (command: Command): Promise<Ack> {
+    const fail = (error: string): Ack => ({ id: command.id, status: 'error', error })
+    const state: Record<string, ReadingValue> = {}
+    try {
+      for (const [name, value] of Object.entries(command.set ?? {})) {
+        if (this.capabilities) {
+          const cap = this.capabilities.get(name)
+          if (!cap) return fail(`this device has no capability ${name}`)
+          if (!cap.settable) return fail(`${name} cannot be set`)
+          const problem = checkValue(cap, value, this.id)
+          if (problem) return fail(problem)
+        }
+        const handler = this.handlers.get(name)
+        if (!handler) return fail(`this device does not handle ${name}`)
+        const changed = await handler(value, { command, device: this })
+        Object.assign(state, changed ?? { [name]: value })
+      }
+      if (command.action) {
+        const handler = this.handlers.get(command.action)
+        if (!handler) return fail(`this device has no action ${command.action}`)
+        const changed = await handler(command.params ?? {}, { command, device: this })
+        if (changed) Object.assign(state, changed)
+      }
+    } catch (err) {
+      return fail((err as Error).message || String(err))
+    }
+    return { id: command.id, status: 'ok', ...(Object.keys(state).length > 0 && { state }) }
+  }
+}

@@ -1,0 +1,37 @@
+import type { Logger } from 'pino'
+import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
+import type { Registry } from '../registry/registry.js'
+import type { StateStore } from '../state/state.js'
+import type { TelemetryStore } from '../store/telemetry.js'
+import type { DeadLetters } from '../ingest/dead-letters.js'
+import type { HubMetrics } from '../metrics.js'
+import type { PointWriter } from '../store/writer.js'
+import type { Caller } from './route.js'
+import { errors } from './errors.js'
+
+/** What route handlers work with. */
+export interface ApiContext {
+  registry: Registry
+  directory: DeviceDirectory
+  state: StateStore
+  store: TelemetryStore
+  writer: PointWriter
+  deadLetters: DeadLetters
+  metrics: HubMetrics
+  log: Logger
+  /** Maker display names by id, cached. */
+  makerName (id: string): Promise<string>
+}
+
+/**
+ * The device if the caller may see it: its owner, or its maker. Anyone else
+ * gets the same 404 as for a device that does not exist.
+ */
+export async function visibleDevice (api: ApiContext, caller: Caller, id: string, allow: Array<'owner' | 'maker'> = ['owner', 'maker']): Promise<DeviceContext> {
+  const ctx = await api.directory.get(id)
+  if (ctx) {
+    if (caller.scope === 'owner' && allow.includes('owner') && ctx.ownerId === caller.subject) return ctx
+    if (caller.scope === 'maker' && allow.includes('maker') && ctx.makerId === caller.subject) return ctx
+  }
+  throw errors.notFound('device', id)
+}

@@ -1,0 +1,186 @@
+import { z } from 'zod'
+import { isCapabilityName } from '@trellis/device-sdk'
+import type { DeviceContext } from '../../registry/directory.js'
+import type { Aggregate } from '../../store/telemetry.js'
+import { errors } from '../errors.js'
+import { route } from '../route.js'
+import { visibleDevice, type ApiContext } from '../context.js'
+
+export const ProvisionRequest = z.strictObject({
+  model: z.string().min(1).max(64),
+  /** How many devices to provision at once. Default 1. */
+  count: z.number().int().min(1).max(1000).default(1),
+})
+export type ProvisionRequest = z.infer<typeof ProvisionRequest>
+
+export const ClaimRequest = z.strictObject({ claimCode: z.string().trim().min(4).max(64) })
+export type ClaimRequest = z.infer<typeof ClaimRequest>
+
+export const DeviceParams = z.object({ id: z.string().min(1).max(64) })
+
+export const DeviceListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.string().max(64).optional(),
+})
+
+const Duration = z.string().regex(/^[1-9]\d{0,5}(ms|s|m|h|d|w)$/, 'a duration such as 30s, 1m, 1h or 1d')
+const durationMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+
+export const TelemetryQuery = z.object({
+  capability: z.string().min(1).max(64),
+  /** ISO-8601; default one hour before `to`. */
+  from: z.iso.datetime({ offset: true }).optional(),
+  /** ISO-8601; default now. */
+  to: z.iso.datetime({ offset: true }).optional(),
+  every: Duration.optional(),
+  agg: z.enum(['mean', 'min', 'max', 'last']).optional(),
+  /** Most points returned. Default 10000. */
+  limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
+})
+
+const StateEntry = z.object({ value: z.union([z.number(), z.boolean(), z.string()]), ts: z.string() })
+export const DeviceView = z.object({
+  id: z.string(),
+  model: z.string(),
+  modelName: z.string(),
+  maker: z.string(),
+  brand: z.string(),
+  owner: z.string().nullable().optional(),
+  online: z.boolean(),
+  lastSeen: z.string().nullable(),
+  state: z.record(z.string(), StateEntry),
+})
+
+export function deviceRoutes (api: ApiContext) {
+  const view = async (ctx: DeviceContext, forMaker: boolean) => {
+    const s = api.state.get(ctx.id)
+    const state: Record<string, { value: unknown, ts: string }> = {}
+    if (s) for (const [cap, v] of s.readings) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
+    return {
+      id: ctx.id,
+      model: ctx.model.id,
+      modelName: ctx.model.name,
+      maker: ctx.makerId,
+      brand: await api.makerName(ctx.makerId),
+      // A maker sees whether a device is claimed, never by whom.
+      ...(forMaker ? { claimed: ctx.ownerId !== null } : {}),
+      online: s?.online ?? false,
+      lastSeen: s?.lastSeen ? new Date(s.lastSeen).toISOString() : null,
+      state,
+    }
+  }
+
+  return [
+    route({
+      method: 'POST',
+      path: '/v1/devices',
+      summary: 'Provision devices of a model; secrets and claim codes are shown once',
+      tags: ['devices'],
+      access: 'maker',
+      body: ProvisionRequest,
+      status: 201,
+      response: z.object({ devices: z.array(z.object({ id: z.string(), secret: z.string(), claimCode: z.string() })) }),
+      handler: async ({ body, caller }) => {
+        const model = await api.registry.getModel(body.model)
+        if (!model || model.makerId !== caller.subject) throw errors.unknownModel(body.model)
+        const devices = await api.registry.provisionDevices(model, body.count)
+        api.log.info({ makerId: caller.subject, modelId: model.id, count: devices.length }, 'devices provisioned')
+        return { model: model.id, devices }
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/v1/devices/claim',
+      summary: 'Claim a device by the claim code that came with it',
+      tags: ['devices'],
+      access: 'owner',
+      body: ClaimRequest,
+      response: DeviceView,
+      handler: async ({ body, caller }) => {
+        const device = await api.registry.claimDevice(caller.subject, body.claimCode)
+        if (!device) throw errors.invalidClaimCode()
+        api.log.info({ ownerId: caller.subject, deviceId: device.id }, 'device claimed')
+        return await view((await api.directory.get(device.id))!, false)
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/v1/devices',
+      summary: "The owner's devices, or the maker's fleet",
+      tags: ['devices'],
+      access: 'owner-or-maker',
+      query: DeviceListQuery,
+      handler: async ({ query, caller }) => {
+        const filter = caller.scope === 'owner' ? { ownerId: caller.subject } : { makerId: caller.subject }
+        const records = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
+        const devices = []
+        for (const r of records) {
+          const ctx = await api.directory.get(r.id)
+          if (ctx) devices.push(await view(ctx, caller.scope === 'maker'))
+        }
+        return { devices, next: records.length === query.limit ? records[records.length - 1].id : null }
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/v1/devices/{id}',
+      summary: 'A device: model, brand, presence and latest state per capability',
+      tags: ['devices'],
+      access: 'owner-or-maker',
+      params: DeviceParams,
+      response: DeviceView,
+      handler: async ({ params, caller }) => await view(await visibleDevice(api, caller, params.id), caller.scope === 'maker'),
+    }),
+    route({
+      method: 'GET',
+      path: '/v1/devices/{id}/telemetry',
+      summary: "A capability's history, raw or aggregated per interval",
+      tags: ['devices'],
+      access: 'owner',
+      params: DeviceParams,
+      query: TelemetryQuery,
+      handler: async ({ params, query, caller }) => {
+        const ctx = await visibleDevice(api, caller, params.id, ['owner'])
+        if (!isCapabilityName(query.capability)) throw errors.badRequest(`${query.capability} is not a capability; see the catalogue in /docs`)
+        const cap = ctx.model.capabilities.get(query.capability)
+        if (!cap) throw errors.unknownCapability(query.capability, ctx.model.name)
+        const to = query.to ? new Date(query.to) : new Date()
+        const from = query.from ? new Date(query.from) : new Date(to.getTime() - 3_600_000)
+        if (from > to) throw errors.badRequest('from is after to')
+        if ((query.every === undefined) !== (query.agg === undefined)) throw errors.badRequest('every and agg go together: every=1m&agg=mean')
+        if (query.agg && cap.kind !== 'number' && query.agg !== 'last') {
+          throw errors.badRequest(`${cap.name} is a ${cap.kind}; only agg=last applies to it`)
+        }
+        if (query.every) {
+          const m = /^(\d+)(ms|s|m|h|d|w)$/.exec(query.every)!
+          const buckets = (to.getTime() - from.getTime()) / (Number(m[1]) * durationMs[m[2]])
+          if (buckets > 10_000) throw errors.badRequest(`every=${query.every} over this range makes ${Math.ceil(buckets)} intervals; the limit is 10000`)
+        }
+        let points
+        try {
+          points = await api.store.history({
+            deviceId: ctx.id,
+            capability: cap.name,
+            kind: cap.kind,
+            from,
+            to,
+            limit: query.limit,
+            ...(query.every && { every: query.every, agg: query.agg as Aggregate }),
+          })
+        } catch (err) {
+          api.log.error({ err }, 'telemetry query failed')
+          throw errors.storageUnavailable('the telemetry store did not answer; try again shortly')
+        }
+        return {
+          device: ctx.id,
+          capability: cap.name,
+          unit: cap.unit ?? null,
+          from: from.toISOString(),
+          to: to.toISOString(),
+          ...(query.every && { every: query.every, agg: query.agg }),
+          points,
+        }
+      },
+    }),
+  ]
+}

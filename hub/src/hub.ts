@@ -1,0 +1,137 @@
+import { pino, type Logger } from 'pino'
+import { createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
+import { buildApi, type Api, type ApiOptions } from './api/app.js'
+import type { ApiContext } from './api/context.js'
+import { attachIngest } from './ingest/ingest.js'
+import { DeadLetters } from './ingest/dead-letters.js'
+import { HubMetrics } from './metrics.js'
+import { DeviceDirectory } from './registry/directory.js'
+import { Registry } from './registry/registry.js'
+import { openPglite, type SqlClient } from './registry/sql.js'
+import { StateStore } from './state/state.js'
+import { TelemetryStore } from './store/telemetry.js'
+import { PointWriter, type PointWriterOptions } from './store/writer.js'
+
+export interface HubOptions {
+  /** InfluxDB 1.x base URL (managed or external). */
+  influxUrl: string
+  /** InfluxDB database. Default `trellis`. */
+  database?: string
+  /** Registry SQL client. Default: PGlite in memory (pass `openPglite(dir)` to persist). */
+  sql?: SqlClient
+  logger?: Logger
+  /** Broker settings other than authentication, which the hub provides. */
+  broker?: Omit<BrokerOptions, 'authenticateDevice' | 'logger'>
+  writer?: Omit<PointWriterOptions, 'url' | 'database' | 'logger'>
+  api?: ApiOptions
+  /** Largest telemetry payload, in bytes. Default 16384. */
+  maxPayloadBytes?: number
+}
+
+export interface Hub {
+  readonly registry: Registry
+  readonly directory: DeviceDirectory
+  readonly broker: Broker
+  readonly state: StateStore
+  readonly store: TelemetryStore
+  readonly writer: PointWriter
+  readonly deadLetters: DeadLetters
+  readonly metrics: HubMetrics
+  readonly api: Api
+  readonly log: Logger
+  /** Starts the HTTP API and the MQTT listener; port 0 picks a free port. */
+  listen (opts: { httpPort: number, mqttPort: number, host?: string }): Promise<{ httpUrl: string, mqttUrl: string }>
+  /** Stops accepting, flushes pending points, persists state, closes everything. */
+  close (): Promise<void>
+}
+
+/**
+ * Builds the hub and its in-process broker, ready to listen. Nothing here
+ * reads the environment: `main.ts` does that.
+ */
+export async function buildHub (opts: HubOptions): Promise<Hub> {
+  const log = opts.logger ?? pino({ level: 'silent' })
+  const database = opts.database ?? 'trellis'
+  const sql = opts.sql ?? await openPglite()
+  const registry = await Registry.open(sql)
+  const directory = new DeviceDirectory(registry)
+  const metrics = new HubMetrics()
+  const deadLetters = new DeadLetters()
+  const store = new TelemetryStore(opts.influxUrl, database)
+  await store.ensureSchema()
+  const writer = new PointWriter({ url: opts.influxUrl, database, logger: log, ...opts.writer })
+  const state = new StateStore(registry)
+  state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
+  await state.load()
+
+  const broker = await createBroker({
+    ...opts.broker,
+    logger: log,
+    authenticateDevice: (id, secret) => directory.authenticate(id, secret),
+  })
+  const ingest = await attachIngest({
+    aedes: broker.aedes,
+    directory,
+    state,
+    writer,
+    deadLetters,
+    metrics,
+    log: log.child({ component: 'ingest' }),
+    maxPayloadBytes: opts.maxPayloadBytes,
+  })
+
+  writer.on('rejected', (lines: string[], reason: string) => {
+    metrics.rejected.labels('store-refused').inc(lines.length)
+  })
+  metrics.gauge('trellis_store_buffered_points', 'Points waiting to be written to InfluxDB.', () => writer.stats.buffered)
+  metrics.gauge('trellis_store_written_points', 'Points written to InfluxDB since start.', () => writer.stats.written)
+  metrics.gauge('trellis_store_failed_requests', 'Write requests to InfluxDB that failed and were retried.', () => writer.stats.failedRequests)
+  metrics.gauge('trellis_broker_connections', 'MQTT connections.', () => broker.stats.connections)
+  metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker.stats.authFailures)
+  metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker.stats.publishDenied)
+  metrics.gauge('trellis_broker_subscribe_denied', 'Subscriptions refused by the topic policy.', () => broker.stats.subscribeDenied)
+
+  const makerNames = new Map<string, string>()
+  const apiContext: ApiContext = {
+    registry,
+    directory,
+    state,
+    store,
+    writer,
+    deadLetters,
+    metrics,
+    log,
+    async makerName (id) {
+      let name = makerNames.get(id)
+      if (name === undefined) {
+        name = (await registry.getMaker(id))?.name ?? id
+        makerNames.set(id, name)
+      }
+      return name
+    },
+  }
+  const api = buildApi(apiContext, log, opts.api)
+
+  let closed = false
+  return {
+    registry, directory, broker, state, store, writer, deadLetters, metrics, api, log,
+    async listen ({ httpPort, mqttPort, host = '127.0.0.1' }) {
+      const mqtt = await broker.listen({ port: mqttPort, host })
+      await api.app.listen({ port: httpPort, host })
+      const address = api.app.server.address()
+      const port = typeof address === 'object' && address ? address.port : httpPort
+      const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+      return { httpUrl: `http://${shown}:${port}`, mqttUrl: `mqtt://${shown}:${mqtt.port}` }
+    },
+    async close () {
+      if (closed) return
+      closed = true
+      await api.app.close()
+      await broker.close()
+      await ingest.detach()
+      await writer.close()
+      await state.close()
+      await registry.close()
+    },
+  }
+}

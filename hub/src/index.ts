@@ -1,0 +1,6 @@
+export { buildHub, type Hub, type HubOptions } from './hub.js'
+export { startInfluxd, findInfluxd, freePort, InfluxdMissingError, type ManagedInfluxd } from './store/influxd.js'
+export { openPglite, type SqlClient } from './registry/sql.js'
+export { TelemetryStore } from './store/telemetry.js'
+export { PointWriter } from './store/writer.js'
+export { toLine, type Point } from './store/points.js'

@@ -1,0 +1,154 @@
+import type { Aedes, AedesPublishPacket } from 'aedes'
+import type { Logger } from 'pino'
+import { DeviceEvent, Presence, parseTopic, topics, type Channel } from '@trellis/device-sdk'
+import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
+import { normalizeTelemetry } from '../normalize/index.js'
+import type { StateStore } from '../state/state.js'
+import type { PointWriter } from '../store/writer.js'
+import type { Point } from '../store/points.js'
+import type { HubMetrics } from '../metrics.js'
+import type { DeadLetters } from './dead-letters.js'
+
+export interface IngestOptions {
+  aedes: Aedes
+  directory: DeviceDirectory
+  state: StateStore
+  writer: PointWriter
+  deadLetters: DeadLetters
+  metrics: HubMetrics
+  log: Logger
+  /** Largest telemetry payload accepted, in bytes. Default 16384. */
+  maxPayloadBytes?: number
+  /** Called with each ack (the commands module listens). */
+  onAck?: (deviceId: string, payload: Buffer) => void
+  /** Called with each valid device event. */
+  onEvent?: (deviceId: string, event: DeviceEvent) => void
+}
+
+type Deliver = (packet: AedesPublishPacket, done: () => void) => void
+
+/**
+ * Attaches ingest to the broker in-process. For QoS 1 telemetry the broker
+ * holds the device's PUBACK until `done` is called, and `done` is called only
+ * once the readings are durable: at-least-once with natural backpressure.
+ */
+export async function attachIngest (opts: IngestOptions): Promise<{ detach (): Promise<void> }> {
+  const { aedes, directory, state, writer, deadLetters, metrics, log } = opts
+  const maxPayloadBytes = opts.maxPayloadBytes ?? 16_384
+  const channelCounters = {
+    telemetry: metrics.messages.labels('telemetry'),
+    events: metrics.messages.labels('events'),
+    presence: metrics.messages.labels('presence'),
+    acks: metrics.messages.labels('acks'),
+  }
+
+  const reject = (ctx: DeviceContext | null, deviceId: string, topic: string, payload: Buffer, reason: string, category: string) => {
+    metrics.rejected.labels(category).inc()
+    metrics.deadLetters.inc()
+    deadLetters.record({ deviceId, modelId: ctx?.model.id ?? null, makerId: ctx?.makerId ?? null, topic, reason }, payload)
+    log.debug({ deviceId, topic, reason }, 'payload rejected')
+  }
+
+  /** Resolves the device of a message; the broker authenticated it, so a miss means it was deleted. */
+  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: () => void) => void): Deliver => (packet, done) => {
+    channelCounters[channel as keyof typeof channelCounters]?.inc()
+    const parsed = parseTopic(packet.topic)
+    if (!parsed) return done()
+    const ctx = directory.peek(parsed.deviceId)
+    if (ctx) return handle(ctx, packet, done)
+    directory.get(parsed.deviceId).then((loaded) => {
+      if (!loaded) {
+        reject(null, parsed.deviceId, packet.topic, packet.payload as Buffer, `unknown device ${parsed.deviceId}`, 'unknown-device')
+        return done()
+      }
+      handle(loaded, packet, done)
+    }, (err: Error) => {
+      log.error({ err, deviceId: parsed.deviceId }, 'device lookup failed')
+      done()
+    })
+  }
+
+  const onTelemetry = withDevice('telemetry', (ctx, packet, done) => {
+    const payload = packet.payload as Buffer
+    if (payload.length > maxPayloadBytes) {
+      reject(ctx, ctx.id, packet.topic, payload, `payload of ${payload.length} bytes is over the ${maxPayloadBytes}-byte limit`, 'oversized')
+      return done()
+    }
+    const now = Date.now()
+    const result = normalizeTelemetry(payload, ctx.model, now)
+    if (!result.ok) {
+      reject(ctx, ctx.id, packet.topic, payload, result.reason, 'malformed')
+      state.touch(ctx.id, now)
+      return done()
+    }
+    const { ts, readings, problems } = result.value
+    if (problems.length > 0) reject(ctx, ctx.id, packet.topic, payload, problems.join('; '), 'invalid-reading')
+    if (readings.length === 0) {
+      state.touch(ctx.id, now)
+      return done()
+    }
+    state.applyReadings(ctx.id, readings, ts, now)
+    metrics.readings.inc(readings.length)
+    const points: Point[] = readings.map((r) => ({ measurement: r.capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: r.value, ts }))
+    writer.write(points, (err) => {
+      if (err) log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be queued for storage')
+      done()
+    })
+  })
+
+  const onPresence = withDevice('presence', (ctx, packet, done) => {
+    const parsed = Presence.safeParse((packet.payload as Buffer).toString('utf8'))
+    if (!parsed.success) {
+      reject(ctx, ctx.id, packet.topic, packet.payload as Buffer, 'presence must be "online" or "offline"', 'malformed')
+      return done()
+    }
+    state.setPresence(ctx.id, parsed.data === 'online')
+    done()
+  })
+
+  const onEvents = withDevice('events', (ctx, packet, done) => {
+    const payload = packet.payload as Buffer
+    let event: DeviceEvent
+    try {
+      event = DeviceEvent.parse(JSON.parse(payload.toString('utf8')))
+    } catch (err) {
+      reject(ctx, ctx.id, packet.topic, payload, `event is not {"type": string, "data"?: object}: ${(err as Error).message.slice(0, 200)}`, 'malformed')
+      return done()
+    }
+    state.touch(ctx.id)
+    opts.onEvent?.(ctx.id, event)
+    done()
+  })
+
+  const onAcks = withDevice('acks', (ctx, packet, done) => {
+    state.touch(ctx.id)
+    opts.onAck?.(ctx.id, packet.payload as Buffer)
+    done()
+  })
+
+  const subscriptions: Array<[string, Deliver]> = [
+    [topics.all('telemetry'), onTelemetry],
+    [topics.all('presence'), onPresence],
+    [topics.all('events'), onEvents],
+    [topics.all('acks'), onAcks],
+  ]
+  for (const [filter, deliver] of subscriptions) {
+    await new Promise<void>((resolve) => aedes.subscribe(filter, deliver as never, resolve))
+  }
+
+  // A device that vanishes without a will (or whose will was refused) is offline all the same.
+  const onDisconnect = (client: { id: string }) => {
+    const live = (aedes as unknown as { clients: Record<string, unknown> }).clients[client.id]
+    if (!live && directory.peek(client.id)) state.setPresence(client.id, false)
+  }
+  aedes.on('clientDisconnect', onDisconnect)
+
+  return {
+    async detach () {
+      aedes.off('clientDisconnect', onDisconnect)
+      for (const [filter, deliver] of subscriptions) {
+        await new Promise<void>((resolve) => aedes.unsubscribe(filter, deliver as never, resolve))
+      }
+    },
+  }
+}

@@ -1,0 +1,10 @@
+import type { CompiledModel } from '../registry/directory.js'
+import { normalizeCanonical, type NormalizeResult } from './canonical.js'
+
+export type { NormalizeResult, NormalizedTelemetry } from './canonical.js'
+export type { Reading } from './validate.js'
+
+/** Turns a device's telemetry payload into canonical readings, by its model's dialect. */
+export function normalizeTelemetry (payload: Buffer, model: CompiledModel, now: number): NormalizeResult {
+  return normalizeCanonical(payload, model, now)
+}

@@ -1,0 +1,254 @@
+import { EventEmitter } from 'node:events'
+import { resolveCapabilities, type CapabilityDeclaration, type ModelCapability } from '@trellis/device-sdk'
+import { schema, type SqlClient } from './sql.js'
+import { hashPassword, newClaimCode, newDeviceSecret, newId, newToken, normalizeClaimCode, sha256Hex, verifyPassword } from './secrets.js'
+
+export type Scope = 'maker' | 'owner' | 'admin'
+
+export interface Maker { id: string, name: string, createdAt: string }
+export interface Owner { id: string, email: string, createdAt: string }
+export interface TokenGrant { tokenId: string, scope: Scope, subject: string }
+
+export interface Model {
+  id: string
+  makerId: string
+  name: string
+  /** As declared. */
+  capabilities: CapabilityDeclaration[]
+  /** Resolved against the catalogue. */
+  resolved: ModelCapability[]
+  /** The payload mapping; null for canonical (SDK) models. */
+  mapping: unknown | null
+  createdAt: string
+  updatedAt: string
+}
+
+export interface DeviceRecord {
+  id: string
+  modelId: string
+  makerId: string
+  ownerId: string | null
+  disabled: boolean
+  createdAt: string
+  claimedAt: string | null
+}
+
+export interface DeviceCredentials { secretHash: string, disabled: boolean }
+
+export interface ProvisionedDevice { id: string, secret: string, claimCode: string }
+
+export interface StoredState {
+  deviceId: string
+  online: boolean
+  lastSeen: string | null
+  state: Record<string, { value: unknown, ts: string }>
+}
+
+interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, created_at: Date, updated_at: Date }
+interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null }
+
+const iso = (d: Date | string | null): string | null => d === null ? null : new Date(d).toISOString()
+
+function toModel (r: ModelRow): Model {
+  return {
+    id: r.id,
+    makerId: r.maker_id,
+    name: r.name,
+    capabilities: r.capabilities,
+    resolved: resolveCapabilities(r.capabilities),
+    mapping: r.mapping ?? null,
+    createdAt: iso(r.created_at)!,
+    updatedAt: iso(r.updated_at)!,
+  }
+}
+
+function toDevice (r: DeviceRow): DeviceRecord {
+  return {
+    id: r.id,
+    modelId: r.model_id,
+    makerId: r.maker_id,
+    ownerId: r.owner_id,
+    disabled: r.disabled,
+    createdAt: iso(r.created_at)!,
+    claimedAt: iso(r.claimed_at),
+  }
+}
+
+export class EmailTakenError extends Error {}
+export class ModelNameTakenError extends Error {}
+
+/**
+ * Makers, models, devices, owners and tokens, in SQL. Secrets, tokens and
+ * claim codes are stored as SHA-256 digests, passwords with scrypt; what is
+ * returned in plain text is returned once.
+ *
+ * Events: `device-changed` (deviceId), `model-changed` (modelId).
+ */
+export class Registry extends EventEmitter {
+  private constructor (private readonly db: SqlClient) { super() }
+
+  static async open (db: SqlClient): Promise<Registry> {
+    await db.exec(schema)
+    return new Registry(db)
+  }
+
+  async close (): Promise<void> { await this.db.close() }
+
+  // --- tokens --------------------------------------------------------------
+
+  async issueToken (scope: Scope, subject: string, label?: string): Promise<string> {
+    const token = newToken(scope)
+    await this.db.query('INSERT INTO tokens (hash, id, scope, subject, label) VALUES ($1, $2, $3, $4, $5)',
+      [sha256Hex(token), newId('tok'), scope, subject, label ?? null])
+    return token
+  }
+
+  async resolveToken (token: string): Promise<TokenGrant | null> {
+    const rows = await this.db.query<{ id: string, scope: Scope, subject: string }>(
+      'SELECT id, scope, subject FROM tokens WHERE hash = $1 AND revoked_at IS NULL', [sha256Hex(token)])
+    const row = rows[0]
+    return row ? { tokenId: row.id, scope: row.scope, subject: row.subject } : null
+  }
+
+  // --- makers and owners ------------------------------------------------------
+
+  async createMaker (name: string): Promise<{ maker: Maker, token: string }> {
+    const id = newId('mk')
+    const rows = await this.db.query<{ created_at: Date }>('INSERT INTO makers (id, name) VALUES ($1, $2) RETURNING created_at', [id, name])
+    const token = await this.issueToken('maker', id, 'created at sign-up')
+    return { maker: { id, name, createdAt: iso(rows[0].created_at)! }, token }
+  }
+
+  async getMaker (id: string): Promise<Maker | null> {
+    const rows = await this.db.query<{ id: string, name: string, created_at: Date }>('SELECT id, name, created_at FROM makers WHERE id = $1', [id])
+    return rows[0] ? { id: rows[0].id, name: rows[0].name, createdAt: iso(rows[0].created_at)! } : null
+  }
+
+  async createOwner (email: string, password: string): Promise<{ owner: Owner, token: string }> {
+    const id = newId('ow')
+    const hash = await hashPassword(password)
+    try {
+      const rows = await this.db.query<{ created_at: Date }>(
+        'INSERT INTO owners (id, email, password_hash) VALUES ($1, $2, $3) RETURNING created_at', [id, email.toLowerCase(), hash])
+      const token = await this.issueToken('owner', id, 'created at sign-up')
+      return { owner: { id, email: email.toLowerCase(), createdAt: iso(rows[0].created_at)! }, token }
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw new EmailTakenError(email)
+      throw err
+    }
+  }
+
+  /** A new session token for the owner with these credentials, or null. */
+  async login (email: string, password: string): Promise<{ owner: Owner, token: string } | null> {
+    const rows = await this.db.query<{ id: string, email: string, password_hash: string, created_at: Date }>(
+      'SELECT id, email, password_hash, created_at FROM owners WHERE email = $1', [email.toLowerCase()])
+    const row = rows[0]
+    // Hash even for an unknown email, so response time does not reveal which emails exist.
+    const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH)
+    if (!row || !ok) return null
+    const token = await this.issueToken('owner', row.id, 'session')
+    return { owner: { id: row.id, email: row.email, createdAt: iso(row.created_at)! }, token }
+  }
+
+  // --- models -----------------------------------------------------------------
+
+  async createModel (makerId: string, input: { name: string, capabilities: CapabilityDeclaration[], mapping?: unknown }): Promise<Model> {
+    resolveCapabilities(input.capabilities) // throws a CapabilityDeclarationError naming the problem
+    const id = newId('md')
+    try {
+      const rows = await this.db.query<ModelRow>(
+        'INSERT INTO models (id, maker_id, name, capabilities, mapping) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+        [id, makerId, input.name, JSON.stringify(input.capabilities), input.mapping === undefined ? null : JSON.stringify(input.mapping)])
+      return toModel(rows[0])
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw new ModelNameTakenError(input.name)
+      throw err
+    }
+  }
+
+  async getModel (id: string): Promise<Model | null> {
+    const rows = await this.db.query<ModelRow>('SELECT * FROM models WHERE id = $1', [id])
+    return rows[0] ? toModel(rows[0]) : null
+  }
+
+  async listModels (makerId: string): Promise<Model[]> {
+    const rows = await this.db.query<ModelRow>('SELECT * FROM models WHERE maker_id = $1 ORDER BY created_at, id', [makerId])
+    return rows.map(toModel)
+  }
+
+  async setMapping (modelId: string, mapping: unknown | null): Promise<Model | null> {
+    const rows = await this.db.query<ModelRow>(
+      'UPDATE models SET mapping = $2, updated_at = now() WHERE id = $1 RETURNING *', [modelId, mapping === null ? null : JSON.stringify(mapping)])
+    if (!rows[0]) return null
+    this.emit('model-changed', modelId)
+    return toModel(rows[0])
+  }
+
+  // --- devices ----------------------------------------------------------------
+
+  async provisionDevices (model: Model, count: number): Promise<ProvisionedDevice[]> {
+    const devices: ProvisionedDevice[] = []
+    const ids: string[] = []
+    const secrets: string[] = []
+    const claims: string[] = []
+    for (let i = 0; i < count; i++) {
+      const d = { id: newId('dev'), secret: newDeviceSecret(), claimCode: newClaimCode() }
+      devices.push(d)
+      ids.push(d.id)
+      secrets.push(sha256Hex(d.secret))
+      claims.push(sha256Hex(normalizeClaimCode(d.claimCode)))
+    }
+    await this.db.query(
+      `INSERT INTO devices (id, model_id, maker_id, secret_hash, claim_hash)
+       SELECT id, $1, $2, secret_hash, claim_hash FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
+      [model.id, model.makerId, ids, secrets, claims])
+    return devices
+  }
+
+  async getDevice (id: string): Promise<DeviceRecord | null> {
+    const rows = await this.db.query<DeviceRow>('SELECT * FROM devices WHERE id = $1', [id])
+    return rows[0] ? toDevice(rows[0]) : null
+  }
+
+  async deviceCredentials (id: string): Promise<DeviceCredentials | null> {
+    const rows = await this.db.query<{ secret_hash: string, disabled: boolean }>('SELECT secret_hash, disabled FROM devices WHERE id = $1', [id])
+    return rows[0] ? { secretHash: rows[0].secret_hash, disabled: rows[0].disabled } : null
+  }
+
+  async listDevices (filter: { ownerId: string } | { makerId: string }, page: { limit: number, after?: string }): Promise<DeviceRecord[]> {
+    const [column, value] = 'ownerId' in filter ? ['owner_id', filter.ownerId] : ['maker_id', filter.makerId]
+    const rows = await this.db.query<DeviceRow>(
+      `SELECT * FROM devices WHERE ${column} = $1 AND id > $2 ORDER BY id LIMIT $3`, [value, page.after ?? '', page.limit])
+    return rows.map(toDevice)
+  }
+
+  /** Gives the device with this claim code to the owner; the code is spent. Null when no device has it. */
+  async claimDevice (ownerId: string, claimCode: string): Promise<DeviceRecord | null> {
+    const rows = await this.db.query<DeviceRow>(
+      `UPDATE devices SET owner_id = $1, claim_hash = NULL, claimed_at = now()
+       WHERE claim_hash = $2 AND owner_id IS NULL RETURNING *`, [ownerId, sha256Hex(normalizeClaimCode(claimCode))])
+    if (!rows[0]) return null
+    this.emit('device-changed', rows[0].id)
+    return toDevice(rows[0])
+  }
+
+  // --- latest state -------------------------------------------------------------
+
+  async saveStates (states: StoredState[]): Promise<void> {
+    if (states.length === 0) return
+    await this.db.query(
+      `INSERT INTO device_state (device_id, online, last_seen, state)
+       SELECT d, o, l, s FROM unnest($1::text[], $2::boolean[], $3::timestamptz[], $4::jsonb[]) AS t (d, o, l, s)
+       ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen, state = excluded.state`,
+      [states.map((s) => s.deviceId), states.map((s) => s.online), states.map((s) => s.lastSeen), states.map((s) => JSON.stringify(s.state))])
+  }
+
+  async loadStates (): Promise<StoredState[]> {
+    const rows = await this.db.query<{ device_id: string, online: boolean, last_seen: Date | null, state: StoredState['state'] }>(
+      'SELECT device_id, online, last_seen, state FROM device_state')
+    return rows.map((r) => ({ deviceId: r.device_id, online: r.online, lastSeen: iso(r.last_seen), state: r.state }))
+  }
+}
+
+// scrypt of a random password: verifying against it costs what a real check costs.
+const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
