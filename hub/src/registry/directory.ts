@@ -1,4 +1,5 @@
-import type { CapabilityName, ModelCapability } from '@trellis/device-sdk'
+import { parseMapping, type CapabilityName, type ModelCapability } from '@trellis/device-sdk'
+import { compileMapping, type CompiledMapping } from '../normalize/mapping.js'
 import type { Model, Registry } from './registry.js'
 import { safeEqualHex, sha256Hex } from './secrets.js'
 
@@ -8,7 +9,8 @@ export interface CompiledModel {
   readonly name: string
   readonly makerId: string
   readonly capabilities: ReadonlyMap<CapabilityName, ModelCapability>
-  readonly mapping: unknown | null
+  /** The model's dialect, compiled; null for canonical (SDK) models. */
+  readonly mapping: CompiledMapping | null
 }
 
 /** Everything ingest needs to know of a device, without a query per message. */
@@ -23,13 +25,30 @@ export interface DeviceContext {
 
 export type ModelCompiler = (model: Model) => CompiledModel
 
+/** Ignores any mapping: every device of the model is taken to speak canonical JSON. */
 export const compileCanonical: ModelCompiler = (model) => ({
   id: model.id,
   name: model.name,
   makerId: model.makerId,
   capabilities: new Map(model.resolved.map((c) => [c.name, c])),
-  mapping: model.mapping,
+  mapping: null,
 })
+
+/**
+ * Compiles the model's mapping once, so the hot path never re-reads its JSON.
+ * The API validated the mapping before storing it; a stored one that no
+ * longer parses throws here, naming the field.
+ */
+export const compileModel: ModelCompiler = (model) => {
+  const capabilities = new Map(model.resolved.map((c) => [c.name, c]))
+  return {
+    id: model.id,
+    name: model.name,
+    makerId: model.makerId,
+    capabilities,
+    mapping: model.mapping === null ? null : compileMapping(parseMapping(model.mapping, model.resolved), capabilities, model.name),
+  }
+}
 
 /**
  * A cache of device → model → mapping in front of the registry, kept fresh by
@@ -40,7 +59,7 @@ export class DeviceDirectory {
   private readonly models = new Map<string, CompiledModel>()
   private readonly loading = new Map<string, Promise<DeviceContext | null>>()
 
-  constructor (private readonly registry: Registry, private readonly compile: ModelCompiler = compileCanonical) {
+  constructor (private readonly registry: Registry, private readonly compile: ModelCompiler = compileModel) {
     registry.on('device-changed', (id: string) => this.devices.delete(id))
     registry.on('model-changed', (id: string) => {
       this.models.delete(id)

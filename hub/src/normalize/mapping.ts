@@ -1,0 +1,298 @@
+import {
+  checkValue, findConversion, tidy, toEpochMs,
+  type Ack, type CapabilityName, type Command, type DeviceScalar, type Mapping, type MappingRule, type ModelCapability, type ReadingValue,
+} from '@trellis/device-sdk'
+import type { NormalizeResult } from './canonical.js'
+import type { Reading } from './validate.js'
+
+/**
+ * A mapping compiled once per model: paths split, conversions looked up and
+ * rules turned into closures, so the hot path only walks and converts.
+ */
+export interface CompiledMapping {
+  readonly source: Mapping
+  decodeTelemetry (payload: Buffer, now: number): NormalizeResult
+  /** Throws a CommandEncodeError naming what the mapping cannot express. */
+  encodeCommand (command: Command): Buffer
+  decodeAck (payload: Buffer): { ok: true, ack: Ack } | { ok: false, reason: string }
+}
+
+/** A canonical command that this model's mapping has no way to say. */
+export class CommandEncodeError extends Error {}
+
+type Segment = string | number
+type ParsedPayload = { ok: true, doc: unknown, pairs: Map<string, string> | null, items: Map<string, unknown> | null } | { ok: false, reason: string }
+type Reader = (p: Extract<ParsedPayload, { ok: true }>) => unknown
+type Converted = { ok: true, value: ReadingValue } | { ok: false, problem: string }
+
+/** `sensors[2].value` → `['sensors', 2, 'value']` */
+export function splitPath (path: string): Segment[] {
+  const out: Segment[] = []
+  for (const part of path.split('.')) {
+    const m = /^([^[]*)((?:\[\d+\])*)$/.exec(part)!
+    if (m[1]) out.push(m[1])
+    for (const index of m[2].matchAll(/\[(\d+)\]/g)) out.push(Number(index[1]))
+  }
+  return out
+}
+
+function walk (doc: unknown, segments: readonly Segment[]): unknown {
+  let node = doc
+  for (const s of segments) {
+    if (node === null || typeof node !== 'object') return undefined
+    if (typeof s === 'number') {
+      if (!Array.isArray(node)) return undefined
+      node = node[s]
+    } else {
+      if (Array.isArray(node) || !Object.hasOwn(node, s)) return undefined
+      node = (node as Record<string, unknown>)[s]
+    }
+  }
+  return node
+}
+
+function place (doc: Record<string, unknown>, segments: readonly Segment[], value: unknown): void {
+  let node: any = doc
+  for (let i = 0; i < segments.length - 1; i++) {
+    const s = segments[i]
+    if (node[s] === undefined || node[s] === null || typeof node[s] !== 'object') node[s] = typeof segments[i + 1] === 'number' ? [] : {}
+    node = node[s]
+  }
+  node[segments[segments.length - 1]] = value
+}
+
+function matchKey (keys: readonly string[], item: Record<string, unknown>): string {
+  return keys.map((k) => `${k}=${String(item[k])}`).join(',')
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+  if (value !== null && typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object'
+  return String(value)
+}
+
+/** A map key as the device sends it: `"1"` → 1, `"true"` → true, anything else stays text. */
+function deviceValueOfKey (key: string): DeviceScalar {
+  if (key === 'true') return true
+  if (key === 'false') return false
+  if (key.trim() !== '' && Number.isFinite(Number(key))) return Number(key)
+  return key
+}
+
+export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<CapabilityName, ModelCapability>, modelName: string): CompiledMapping {
+  const { format } = mapping
+  const kv = { separator: mapping.keyValue?.separator ?? ';', assign: mapping.keyValue?.assign ?? '=' }
+  const props = mapping.properties
+  const listPath = props?.list ? splitPath(props.list) : []
+
+  const parse = (payload: Buffer): ParsedPayload => {
+    const text = payload.toString('utf8')
+    if (format === 'keyvalue') {
+      const pairs = new Map<string, string>()
+      for (const pair of text.split(kv.separator)) {
+        const at = pair.indexOf(kv.assign)
+        if (at > 0) pairs.set(pair.slice(0, at).trim(), pair.slice(at + kv.assign.length).trim())
+      }
+      return { ok: true, doc: null, pairs, items: null }
+    }
+    let doc: unknown
+    try {
+      doc = JSON.parse(text)
+    } catch (err) {
+      return { ok: false, reason: `payload is not JSON: ${(err as Error).message}` }
+    }
+    if (format === 'json') return { ok: true, doc, pairs: null, items: null }
+    const list = walk(doc, listPath)
+    if (!Array.isArray(list)) return { ok: false, reason: `payload has no property list at ${props!.list ?? '(root)'}` }
+    const items = new Map<string, unknown>()
+    for (const item of list) {
+      if (item !== null && typeof item === 'object' && !Array.isArray(item)) items.set(matchKey(props!.keys, item as Record<string, unknown>), (item as Record<string, unknown>)[props!.value])
+    }
+    return { ok: true, doc, pairs: null, items }
+  }
+
+  const readerOf = (source: { path?: string, match?: Record<string, DeviceScalar> }): { read: Reader, label: string } => {
+    if (source.match) {
+      const key = matchKey(props!.keys, source.match)
+      return { read: (p) => p.items!.get(key), label: key }
+    }
+    const path = source.path!
+    if (format === 'keyvalue') return { read: (p) => p.pairs!.get(path), label: path }
+    const segments = splitPath(path)
+    return { read: (p) => walk(p.doc, segments), label: path }
+  }
+
+  const converterOf = (rule: MappingRule, cap: ModelCapability): (raw: unknown) => Converted => {
+    const scale = rule.scale ?? 1
+    const offset = rule.offset ?? 0
+    const conversion = rule.unit !== undefined && cap.unit !== undefined ? findConversion(rule.unit, cap.unit) : undefined
+    const map = rule.map
+    const finish = (value: ReadingValue): Converted => {
+      const problem = checkValue(cap, value, modelName)
+      return problem ? { ok: false, problem } : { ok: true, value }
+    }
+    return (raw) => {
+      if (map) {
+        const key = typeof raw === 'object' && raw !== null ? null : String(raw)
+        if (key === null || !Object.hasOwn(map, key)) return { ok: false, problem: `${describe(raw)} is not in the map; expected one of ${Object.keys(map).join(', ')}` }
+        return finish(map[key])
+      }
+      switch (cap.kind) {
+        case 'number': {
+          if (typeof raw !== 'number' && typeof raw !== 'string') return { ok: false, problem: `expected a number, got ${describe(raw)}` }
+          try {
+            if (conversion?.unit === 'hh:mm:ss') return finish(tidy(conversion.toCanonical(raw) * scale + offset))
+            const n = typeof raw === 'number' ? raw : raw.trim() === '' ? NaN : Number(raw)
+            if (!Number.isFinite(n)) return { ok: false, problem: `expected a number, got ${describe(raw)}` }
+            const scaled = scale === 1 && offset === 0 ? n : tidy(n * scale + offset)
+            return finish(conversion ? conversion.toCanonical(scaled) : scaled)
+          } catch (err) {
+            return { ok: false, problem: (err as Error).message }
+          }
+        }
+        case 'boolean':
+          if (typeof raw === 'boolean') return finish(raw)
+          return { ok: false, problem: `expected true or false, got ${describe(raw)}; map it, e.g. "map": {"ON": true, "OFF": false}` }
+        case 'enum':
+        case 'string':
+          if (typeof raw === 'string' || typeof raw === 'number') return finish(String(raw))
+          return { ok: false, problem: `expected text, got ${describe(raw)}` }
+      }
+    }
+  }
+
+  const readingRules = mapping.readings.map((rule, i) => {
+    const cap = capabilities.get(rule.capability)!
+    const { read, label } = readerOf(rule)
+    return { capability: cap.name, read, where: `readings[${i}] (${label} → ${cap.name})`, convert: converterOf(rule, cap), label }
+  })
+
+  const timestamp = mapping.timestamp && (() => {
+    const ts = mapping.timestamp
+    const { read } = ts.match ? readerOf(ts) : format === 'keyvalue' ? readerOf(ts) : { read: ((segments) => (p: Extract<ParsedPayload, { ok: true }>) => walk(p.doc, segments))(splitPath(ts.path!)) }
+    return { read, unit: ts.unit, label: ts.path ?? JSON.stringify(ts.match) }
+  })()
+
+  const decodeTelemetry = (payload: Buffer, now: number): NormalizeResult => {
+    const parsed = parse(payload)
+    if (!parsed.ok) return parsed
+    let ts = now
+    if (timestamp) {
+      const raw = timestamp.read(parsed)
+      if (raw !== undefined && raw !== null) {
+        try {
+          let wire: number | string
+          if (timestamp.unit === 'iso') {
+            if (typeof raw !== 'string') throw new RangeError(`timestamp at ${timestamp.label} should be ISO-8601 text, got ${describe(raw)}`)
+            wire = raw
+          } else {
+            const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN
+            if (!Number.isFinite(n)) throw new RangeError(`timestamp at ${timestamp.label} should be epoch ${timestamp.unit === 's' ? 'seconds' : 'milliseconds'}, got ${describe(raw)}`)
+            wire = Math.round(timestamp.unit === 's' ? n * 1000 : n)
+          }
+          ts = toEpochMs(wire, now)
+        } catch (err) {
+          return { ok: false, reason: (err as Error).message }
+        }
+      }
+    }
+    const readings: Reading[] = []
+    const problems: string[] = []
+    for (const rule of readingRules) {
+      const raw = rule.read(parsed)
+      if (raw === undefined) continue
+      const converted = rule.convert(raw)
+      if (converted.ok) readings.push({ capability: rule.capability, value: converted.value })
+      else problems.push(`${rule.where}: ${converted.problem}`)
+    }
+    if (readings.length === 0 && problems.length === 0) {
+      return { ok: false, reason: `none of the mapped values is in the payload (looked for ${readingRules.map((r) => r.label).join(', ').slice(0, 300)})` }
+    }
+    return { ok: true, value: { ts, readings, problems } }
+  }
+
+  // --- the way back ---------------------------------------------------------
+
+  const commands = mapping.commands
+  const setRules = new Map((commands?.set ?? []).map((rule) => {
+    const cap = capabilities.get(rule.capability)!
+    const scale = rule.scale ?? 1
+    const offset = rule.offset ?? 0
+    const conversion = rule.unit !== undefined && cap.unit !== undefined ? findConversion(rule.unit, cap.unit) : undefined
+    const inverse = rule.map && new Map(Object.entries(rule.map).reverse().map(([key, value]) => [value, deviceValueOfKey(key)]))
+    const toDevice = (value: ReadingValue): DeviceScalar => {
+      if (inverse) {
+        if (!inverse.has(value)) throw new CommandEncodeError(`${cap.name} ${describe(value)} has no device value in the map of model ${modelName}`)
+        return inverse.get(value)!
+      }
+      if (cap.kind === 'number' && typeof value === 'number') {
+        const device = conversion ? conversion.fromCanonical(value) : value
+        return typeof device === 'number' ? tidy((device - offset) / scale) : device
+      }
+      return value
+    }
+    return [cap.name, { rule, toDevice, segments: rule.path !== undefined ? splitPath(rule.path) : [] }] as const
+  }))
+  const idSegments = commands ? splitPath(commands.id) : []
+  const fields = Object.entries(commands?.fields ?? {}).map(([path, value]) => ({ path, segments: splitPath(path), value }))
+
+  const encodeCommand = (command: Command): Buffer => {
+    if (!commands) throw new CommandEncodeError(`model ${modelName} declares no command mapping, so its devices take no commands`)
+    if (command.action) throw new CommandEncodeError(`model ${modelName} maps no actions; it takes "set" of ${[...setRules.keys()].join(', ')}`)
+    const entries = Object.entries(command.set ?? {})
+    if (entries.length === 0) throw new CommandEncodeError('the command sets nothing')
+    const encoded = entries.map(([name, value]) => {
+      const setter = setRules.get(name as CapabilityName)
+      if (!setter) throw new CommandEncodeError(`model ${modelName} has no command for ${name}; it takes ${[...setRules.keys()].join(', ')}`)
+      return { setter, value: setter.toDevice(value) }
+    })
+    if (format === 'keyvalue') {
+      const pairs = [`${commands.id}${kv.assign}${command.id}`]
+      for (const f of fields) pairs.push(`${f.path}${kv.assign}${String(f.value)}`)
+      for (const { setter, value } of encoded) pairs.push(`${setter.rule.path}${kv.assign}${String(value)}`)
+      return Buffer.from(pairs.join(kv.separator))
+    }
+    const doc: Record<string, unknown> = {}
+    place(doc, idSegments, command.id)
+    for (const f of fields) place(doc, f.segments, f.value)
+    if (format === 'properties') {
+      place(doc, listPath, encoded.map(({ setter, value }) => ({ ...setter.rule.match, [props!.value]: value })))
+    } else {
+      for (const { setter, value } of encoded) place(doc, setter.segments, value)
+    }
+    return Buffer.from(JSON.stringify(doc))
+  }
+
+  const ack = commands?.ack
+  const ackId = ack?.id ?? commands?.id
+  const ackRead = (path: string): Reader => format === 'keyvalue'
+    ? (p) => p.pairs!.get(path)
+    : ((segments) => (p: Extract<ParsedPayload, { ok: true }>) => walk(p.doc, segments))(splitPath(path))
+  const readAckId = ackId ? ackRead(ackId) : null
+  const readStatus = ack?.status ? ackRead(ack.status.path) : null
+  const okValues = new Set((ack?.status?.ok ?? []).map(String))
+  const readError = ack?.error ? ackRead(ack.error) : null
+
+  const decodeAck = (payload: Buffer): { ok: true, ack: Ack } | { ok: false, reason: string } => {
+    if (!readAckId) return { ok: false, reason: `model ${modelName} declares no command mapping, so it has no acks` }
+    // An ack of a property-list model is a plain JSON object (the list is for telemetry and commands).
+    let parsed: ParsedPayload
+    if (format === 'keyvalue') parsed = parse(payload)
+    else {
+      try { parsed = { ok: true, doc: JSON.parse(payload.toString('utf8')), pairs: null, items: null } } catch (err) { parsed = { ok: false, reason: `ack is not JSON: ${(err as Error).message}` } }
+    }
+    if (!parsed.ok) return parsed
+    const id = readAckId(parsed)
+    if (id === undefined || id === null || typeof id === 'object' || String(id) === '') return { ok: false, reason: `ack has no command id at ${ackId}` }
+    const status = readStatus ? readStatus(parsed) : undefined
+    const ok = !readStatus || (status !== undefined && okValues.has(String(status)))
+    if (ok) return { ok: true, ack: { id: String(id), status: 'ok' } }
+    const detail = readError?.(parsed)
+    const error = detail !== undefined && detail !== null && typeof detail !== 'object'
+      ? String(detail).slice(0, 512)
+      : `the device answered ${ack!.status!.path}=${describe(status)}`
+    return { ok: true, ack: { id: String(id), status: 'error', error } }
+  }
+
+  return { source: mapping, decodeTelemetry, encodeCommand, decodeAck }
+}
