@@ -225,3 +225,6 @@ function mapTargetProblem (cap: ModelCapability, value: ReadingValue): string | 
     case 'string': return typeof value === 'string' ? null : `${cap.name} is text; map to strings, not ${JSON.stringify(value)}`
   }
 }
+
+/** A mapping as written, before defaults are filled in: what makers and built-in brands author. */
+export type MappingInput = z.input<typeof Mapping>
