@@ -188,9 +188,14 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
       }
     }
     if (rule.map) {
+      const deviceValueOf = new Map<ReadingValue, string>()
       for (const [key, value] of Object.entries(rule.map)) {
         const problem = mapTargetProblem(cap, value)
         if (problem) issues.push(`${where}.map.${key}: ${problem}`)
+        const other = deviceValueOf.get(value)
+        // Many device values may mean one canonical value on the way in, but a command must know which one to send.
+        if (forCommand && other !== undefined) issues.push(`${where}.map: ${other} and ${key} both mean ${JSON.stringify(value)}; a command needs exactly one device value for it`)
+        deviceValueOf.set(value, key)
       }
     }
   }

@@ -76,6 +76,14 @@ describe('a mapping that is wrong says which field and what to do', () => {
     ])
   })
 
+  it('accepts several device values for one canonical value on the way in, but not in a command', () => {
+    expect(issuesOf({
+      format: 'json',
+      readings: [{ path: 'm', capability: 'mode', map: { E: 'eco', ECO: 'eco', B: 'boost' } }],
+      commands: { id: 'id', set: [{ path: 'm', capability: 'mode', map: { E: 'eco', ECO: 'eco', B: 'boost' } }] },
+    })).toEqual(['commands.set[0].map: E and ECO both mean "eco"; a command needs exactly one device value for it'])
+  })
+
   it('reports shape errors by field: bad paths, unknown keys, a zero scale, an unknown timestamp unit', () => {
     const issues = issuesOf({
       format: 'json',

@@ -38,7 +38,7 @@ describe('dialect details', () => {
     expect(result.ok && result.value.readings).toEqual([{ capability: 'rssi', value: -60 }])
     expect(result.ok && result.value.problems).toEqual([
       'readings[0] (data.temps_x10[0] → temperature): temperature 189 is out of range -50..150 for model frostline-f2',
-      'readings[2] (data.door → contact): "AJAR" is not in the map; expected one of OPEN, CLOSED',
+      'readings[2] (data.door → contact): "AJAR" is not in the map; expected one of CLOSED, OPEN',
     ])
   })
 

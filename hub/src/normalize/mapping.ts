@@ -127,6 +127,8 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
     const offset = rule.offset ?? 0
     const conversion = rule.unit !== undefined && cap.unit !== undefined ? findConversion(rule.unit, cap.unit) : undefined
     const map = rule.map
+    // Sorted: the registry's jsonb does not keep the order a maker wrote the keys in.
+    const expected = map ? Object.keys(map).sort().join(', ') : ''
     const finish = (value: ReadingValue): Converted => {
       const problem = checkValue(cap, value, modelName)
       return problem ? { ok: false, problem } : { ok: true, value }
@@ -134,7 +136,7 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
     return (raw) => {
       if (map) {
         const key = typeof raw === 'object' && raw !== null ? null : String(raw)
-        if (key === null || !Object.hasOwn(map, key)) return { ok: false, problem: `${describe(raw)} is not in the map; expected one of ${Object.keys(map).join(', ')}` }
+        if (key === null || !Object.hasOwn(map, key)) return { ok: false, problem: `${describe(raw)} is not in the map; expected one of ${expected}` }
         return finish(map[key])
       }
       switch (cap.kind) {
@@ -219,7 +221,8 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
     const scale = rule.scale ?? 1
     const offset = rule.offset ?? 0
     const conversion = rule.unit !== undefined && cap.unit !== undefined ? findConversion(rule.unit, cap.unit) : undefined
-    const inverse = rule.map && new Map(Object.entries(rule.map).reverse().map(([key, value]) => [value, deviceValueOfKey(key)]))
+    // parseMapping made a command map one-to-one, so inverting it is unambiguous.
+    const inverse = rule.map && new Map(Object.entries(rule.map).map(([key, value]) => [value, deviceValueOfKey(key)]))
     const toDevice = (value: ReadingValue): DeviceScalar => {
       if (inverse) {
         if (!inverse.has(value)) throw new CommandEncodeError(`${cap.name} ${describe(value)} has no device value in the map of model ${modelName}`)
