@@ -145,3 +145,14 @@ describe('commands', () => {
     expect(encodeCommand(model, { id: 'c1', set: { power: true } }).toString()).toBe('{"id":"c1","set":{"power":true}}')
   })
 })
+
+describe('a stored mapping that no longer parses', () => {
+  it('dead-letters the payloads with the reason instead of failing the device', () => {
+    const model = compileDeclaration({ name: 'old-1', capabilities, mapping: { format: 'json', readings: [{ path: 't', capability: 'temperature', unit: 'fahrenheit' }] } })
+    expect(normalizeTelemetry(Buffer.from('{"t": 70}'), model, now)).toEqual({
+      ok: false,
+      reason: 'the stored mapping of model old-1 is not valid (readings[0].unit: unknown unit "fahrenheit"; use one of °F, K, d°C, d°F, °C); replace it with PUT /v1/models/md_old-1/mapping',
+    })
+    expect(() => encodeCommand(model, { id: 'c1', set: { power: true } })).toThrow(/^the stored mapping of model old-1 is not valid/)
+  })
+})

@@ -1,8 +1,12 @@
 import {
-  checkValue, findConversion, tidy, toEpochMs,
+  checkValue, findConversion, toEpochMs,
   type Ack, type CapabilityName, type Command, type DeviceScalar, type Mapping, type MappingRule, type ModelCapability, type ReadingValue,
 } from '@trellis/device-sdk'
 import type { NormalizeResult } from './canonical.js'
+import {
+  chain, ConversionError, describeValue, inverseScaleOffset, inverseValueMap, scaleOffset, toBoolean, toNumber, toText,
+  unitFromCanonical, unitToCanonical, valueMap, type Converter,
+} from './converters.js'
 import type { Reading } from './validate.js'
 
 /**
@@ -10,7 +14,8 @@ import type { Reading } from './validate.js'
  * rules turned into closures, so the hot path only walks and converts.
  */
 export interface CompiledMapping {
-  readonly source: Mapping
+  /** The mapping it was compiled from; null when the stored mapping no longer parses. */
+  readonly source: Mapping | null
   decodeTelemetry (payload: Buffer, now: number): NormalizeResult
   /** Throws a CommandEncodeError naming what the mapping cannot express. */
   encodeCommand (command: Command): Buffer
@@ -65,20 +70,6 @@ function matchKey (keys: readonly string[], item: Record<string, unknown>): stri
   return keys.map((k) => `${k}=${String(item[k])}`).join(',')
 }
 
-function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
-  if (value !== null && typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object'
-  return String(value)
-}
-
-/** A map key as the device sends it: `"1"` → 1, `"true"` → true, anything else stays text. */
-function deviceValueOfKey (key: string): DeviceScalar {
-  if (key === 'true') return true
-  if (key === 'false') return false
-  if (key.trim() !== '' && Number.isFinite(Number(key))) return Number(key)
-  return key
-}
-
 export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<CapabilityName, ModelCapability>, modelName: string): CompiledMapping {
   const { format } = mapping
   const kv = { separator: mapping.keyValue?.separator ?? ';', assign: mapping.keyValue?.assign ?? '=' }
@@ -122,44 +113,28 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
     return { read: (p) => walk(p.doc, segments), label: path }
   }
 
+  /** The converter chain of a reading rule, from the shared converters. */
   const converterOf = (rule: MappingRule, cap: ModelCapability): (raw: unknown) => Converted => {
-    const scale = rule.scale ?? 1
-    const offset = rule.offset ?? 0
+    const steps: Converter[] = []
     const conversion = rule.unit !== undefined && cap.unit !== undefined ? findConversion(rule.unit, cap.unit) : undefined
-    const map = rule.map
-    // Sorted: the registry's jsonb does not keep the order a maker wrote the keys in.
-    const expected = map ? Object.keys(map).sort().join(', ') : ''
-    const finish = (value: ReadingValue): Converted => {
+    const scaled = rule.scale !== undefined || rule.offset !== undefined ? scaleOffset(rule.scale ?? 1, rule.offset ?? 0) : null
+    if (rule.map) steps.push(valueMap(rule.map))
+    else if (cap.kind === 'number') {
+      // A clock text must become seconds before it can be scaled; numbers are scaled in the device's unit.
+      if (conversion?.unit === 'hh:mm:ss') steps.push(unitToCanonical(conversion), ...(scaled ? [scaled] : []))
+      else steps.push(toNumber, ...(scaled ? [scaled] : []), ...(conversion ? [unitToCanonical(conversion)] : []))
+    } else steps.push(cap.kind === 'boolean' ? toBoolean : toText)
+    const convert = chain(steps)
+    return (raw) => {
+      let value: ReadingValue
+      try {
+        value = convert(raw) as ReadingValue
+      } catch (err) {
+        if (err instanceof ConversionError) return { ok: false, problem: err.message }
+        throw err
+      }
       const problem = checkValue(cap, value, modelName)
       return problem ? { ok: false, problem } : { ok: true, value }
-    }
-    return (raw) => {
-      if (map) {
-        const key = typeof raw === 'object' && raw !== null ? null : String(raw)
-        if (key === null || !Object.hasOwn(map, key)) return { ok: false, problem: `${describe(raw)} is not in the map; expected one of ${expected}` }
-        return finish(map[key])
-      }
-      switch (cap.kind) {
-        case 'number': {
-          if (typeof raw !== 'number' && typeof raw !== 'string') return { ok: false, problem: `expected a number, got ${describe(raw)}` }
-          try {
-            if (conversion?.unit === 'hh:mm:ss') return finish(tidy(conversion.toCanonical(raw) * scale + offset))
-            const n = typeof raw === 'number' ? raw : raw.trim() === '' ? NaN : Number(raw)
-            if (!Number.isFinite(n)) return { ok: false, problem: `expected a number, got ${describe(raw)}` }
-            const scaled = scale === 1 && offset === 0 ? n : tidy(n * scale + offset)
-            return finish(conversion ? conversion.toCanonical(scaled) : scaled)
-          } catch (err) {
-            return { ok: false, problem: (err as Error).message }
-          }
-        }
-        case 'boolean':
-          if (typeof raw === 'boolean') return finish(raw)
-          return { ok: false, problem: `expected true or false, got ${describe(raw)}; map it, e.g. "map": {"ON": true, "OFF": false}` }
-        case 'enum':
-        case 'string':
-          if (typeof raw === 'string' || typeof raw === 'number') return finish(String(raw))
-          return { ok: false, problem: `expected text, got ${describe(raw)}` }
-      }
     }
   }
 
@@ -185,11 +160,11 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
         try {
           let wire: number | string
           if (timestamp.unit === 'iso') {
-            if (typeof raw !== 'string') throw new RangeError(`timestamp at ${timestamp.label} should be ISO-8601 text, got ${describe(raw)}`)
+            if (typeof raw !== 'string') throw new RangeError(`timestamp at ${timestamp.label} should be ISO-8601 text, got ${describeValue(raw)}`)
             wire = raw
           } else {
             const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN
-            if (!Number.isFinite(n)) throw new RangeError(`timestamp at ${timestamp.label} should be epoch ${timestamp.unit === 's' ? 'seconds' : 'milliseconds'}, got ${describe(raw)}`)
+            if (!Number.isFinite(n)) throw new RangeError(`timestamp at ${timestamp.label} should be epoch ${timestamp.unit === 's' ? 'seconds' : 'milliseconds'}, got ${describeValue(raw)}`)
             wire = Math.round(timestamp.unit === 's' ? n * 1000 : n)
           }
           ts = toEpochMs(wire, now)
@@ -218,21 +193,22 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
   const commands = mapping.commands
   const setRules = new Map((commands?.set ?? []).map((rule) => {
     const cap = capabilities.get(rule.capability)!
-    const scale = rule.scale ?? 1
-    const offset = rule.offset ?? 0
     const conversion = rule.unit !== undefined && cap.unit !== undefined ? findConversion(rule.unit, cap.unit) : undefined
-    // parseMapping made a command map one-to-one, so inverting it is unambiguous.
-    const inverse = rule.map && new Map(Object.entries(rule.map).map(([key, value]) => [value, deviceValueOfKey(key)]))
+    const scaled = rule.scale !== undefined || rule.offset !== undefined ? inverseScaleOffset(rule.scale ?? 1, rule.offset ?? 0) : null
+    const steps: Converter[] = []
+    if (rule.map) steps.push(inverseValueMap(rule.map))
+    else if (cap.kind === 'number') {
+      if (conversion?.unit === 'hh:mm:ss') steps.push(...(scaled ? [scaled] : []), unitFromCanonical(conversion))
+      else steps.push(...(conversion ? [unitFromCanonical(conversion)] : []), ...(scaled ? [scaled] : []))
+    }
+    const convert = steps.length > 0 ? chain(steps) : (value: unknown) => value
     const toDevice = (value: ReadingValue): DeviceScalar => {
-      if (inverse) {
-        if (!inverse.has(value)) throw new CommandEncodeError(`${cap.name} ${describe(value)} has no device value in the map of model ${modelName}`)
-        return inverse.get(value)!
+      try {
+        return convert(value) as DeviceScalar
+      } catch (err) {
+        if (err instanceof ConversionError) throw new CommandEncodeError(`${cap.name} ${err.message} of model ${modelName}`)
+        throw err
       }
-      if (cap.kind === 'number' && typeof value === 'number') {
-        const device = conversion ? conversion.fromCanonical(value) : value
-        return typeof device === 'number' ? tidy((device - offset) / scale) : device
-      }
-      return value
     }
     return [cap.name, { rule, toDevice, segments: rule.path !== undefined ? splitPath(rule.path) : [] }] as const
   }))
@@ -293,9 +269,24 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
     const detail = readError?.(parsed)
     const error = detail !== undefined && detail !== null && typeof detail !== 'object'
       ? String(detail).slice(0, 512)
-      : `the device answered ${ack!.status!.path}=${describe(status)}`
+      : `the device answered ${ack!.status!.path}=${describeValue(status)}`
     return { ok: true, ack: { id: String(id), status: 'error', error } }
   }
 
   return { source: mapping, decodeTelemetry, encodeCommand, decodeAck }
+}
+
+/**
+ * Stands in for a stored mapping that no longer parses (written by an older
+ * hub, or edited in the database): the model's payloads are dead-lettered
+ * with the reason instead of its devices being locked out.
+ */
+export function invalidMapping (modelId: string, modelName: string, problem: string): CompiledMapping {
+  const reason = `the stored mapping of model ${modelName} is not valid (${problem}); replace it with PUT /v1/models/${modelId}/mapping`
+  return {
+    source: null,
+    decodeTelemetry: () => ({ ok: false, reason }),
+    encodeCommand: () => { throw new CommandEncodeError(reason) },
+    decodeAck: () => ({ ok: false, reason }),
+  }
 }

@@ -1,5 +1,5 @@
-import { parseMapping, type CapabilityName, type ModelCapability } from '@trellis/device-sdk'
-import { compileMapping, type CompiledMapping } from '../normalize/mapping.js'
+import { MappingError, parseMapping, type CapabilityName, type ModelCapability } from '@trellis/device-sdk'
+import { compileMapping, invalidMapping, type CompiledMapping } from '../normalize/mapping.js'
 import type { Model, Registry } from './registry.js'
 import { safeEqualHex, sha256Hex } from './secrets.js'
 
@@ -37,17 +37,21 @@ export const compileCanonical: ModelCompiler = (model) => ({
 /**
  * Compiles the model's mapping once, so the hot path never re-reads its JSON.
  * The API validated the mapping before storing it; a stored one that no
- * longer parses throws here, naming the field.
+ * longer parses still lets devices connect, and their payloads are
+ * dead-lettered with the reason.
  */
 export const compileModel: ModelCompiler = (model) => {
   const capabilities = new Map(model.resolved.map((c) => [c.name, c]))
-  return {
-    id: model.id,
-    name: model.name,
-    makerId: model.makerId,
-    capabilities,
-    mapping: model.mapping === null ? null : compileMapping(parseMapping(model.mapping, model.resolved), capabilities, model.name),
+  let mapping: CompiledMapping | null = null
+  if (model.mapping !== null) {
+    try {
+      mapping = compileMapping(parseMapping(model.mapping, model.resolved), capabilities, model.name)
+    } catch (err) {
+      if (!(err instanceof MappingError)) throw err
+      mapping = invalidMapping(model.id, model.name, err.message)
+    }
   }
+  return { id: model.id, name: model.name, makerId: model.makerId, capabilities, mapping }
 }
 
 /**
