@@ -52,9 +52,10 @@ describe('npm start', () => {
     const brands = new Set(list.body.devices.map((d: { modelName: string }) => d.modelName))
     expect(brands.size).toBeGreaterThanOrEqual(5)
     const thermostat = list.body.devices.find((d: { modelName: string }) => d.modelName.includes('Thermostat'))
-    const history = await api.get(`/v1/devices/${thermostat.id}/telemetry?capability=temperature`, first.token)
-    expect(history.status).toBe(200)
-    expect(history.body.points.length).toBeGreaterThan(0)
+    // State is updated at once; storage is batched, so history follows a moment later.
+    const history = await eventually(() => api.get(`/v1/devices/${thermostat.id}/telemetry?capability=temperature`, first.token),
+      (r) => r.status === 200 && r.body.points.length > 0, { what: 'stored thermostat temperatures' })
+    expect(history.body.unit).toBe('°C')
     const influxPid = Number(await readFile(path.join(dataDir, 'influxdb', 'influxd.pid'), 'utf8'))
 
     expect(await stop(first)).toBe(0)
