@@ -1,33 +1,39 @@
 import { connectDevice, type Device, type ReadingValue } from '@trellis/device-sdk'
 import type { BuiltInDialect } from '@trellis/hub/adapters'
+import type { Rng } from '../random.js'
+import type { RunningDevice, Simulator } from '../simulator.js'
 
-/** What every brand simulator is started with. */
-export interface BrandSimulatorOptions {
+export { clamp, round } from '../random.js'
+
+/** What every brand simulator is started with: the fleet's StartOptions, with defaults. */
+export interface BrandStartOptions {
   /** Broker URL, e.g. `mqtt://127.0.0.1:1883`. */
   url: string
   deviceId: string
   secret: string
-  /** Random numbers in [0, 1). Default Math.random; pass `seededRandom(n)` for a repeatable run. */
-  rng?: () => number
-  /** How often the appliance reports, in ms. Default 5000. */
-  reportIntervalMs?: number
+  /** Random numbers in [0, 1). Default Math.random; pass `seededRng(n)` for a repeatable run. */
+  rng?: Rng
+  /** Report about this often, in ms (jittered ±20%). Default 5000. */
+  intervalMs?: number
   /** Simulated seconds per real second, so slow physics (a wash programme) shows in a demo. Default: the brand's own. */
   timeScale?: number
+  /** Called for connection and publish errors after start. */
+  onError?: (err: Error) => void
 }
 
-export interface BrandSimulator {
+export interface BrandSimulator extends RunningDevice {
   readonly device: Device
   /** Publishes one report now; resolves with the canonical readings it encodes, which the hub should store. */
   report (): Promise<Record<string, ReadingValue>>
-  /** Stops reporting and disconnects cleanly. */
-  stop (): Promise<void>
 }
 
-/** A simulated brand: its model declaration (mapping data) and how to run one appliance of it. */
-export interface Brand {
-  readonly brand: string
+/**
+ * A simulated brand: its model declaration (the built-in mapping data) and
+ * how to run one appliance of it, speaking the brand's dialect.
+ */
+export interface Brand extends Simulator {
   readonly model: BuiltInDialect['model']
-  start (opts: BrandSimulatorOptions): Promise<BrandSimulator>
+  start (opts: BrandStartOptions): Promise<BrandSimulator>
 }
 
 /** The physics and firmware of one appliance, apart from MQTT. */
@@ -40,32 +46,15 @@ export interface Appliance {
   command (payload: Buffer): string | null
 }
 
-/** A small repeatable generator (mulberry32): same seed, same fleet behaviour. */
-export function seededRandom (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-export const round = (value: number, decimals: number): number => {
-  const f = 10 ** decimals
-  return Math.round(value * f) / f
-}
-
-export const clamp = (value: number, min: number, max: number): number => Math.min(max, Math.max(min, value))
-
-/** Connects an appliance, reports on a timer and answers commands in its dialect. */
-export async function runAppliance (opts: BrandSimulatorOptions, appliance: Appliance, defaultTimeScale = 1): Promise<BrandSimulator> {
-  const intervalMs = opts.reportIntervalMs ?? 5000
+/** Connects an appliance, reports at once and then on a timer, and answers commands in its dialect. */
+export async function runAppliance (opts: BrandStartOptions, appliance: Appliance, defaultTimeScale = 1): Promise<BrandSimulator> {
+  const intervalMs = opts.intervalMs ?? 5000
   const timeScale = opts.timeScale ?? defaultTimeScale
+  const rng = opts.rng ?? Math.random
+  const onError = (err: Error) => opts.onError?.(err)
   const device = await connectDevice({ url: opts.url, deviceId: opts.deviceId, secret: opts.secret, rawCommands: true })
-  // A failed publish while the broker restarts is not fatal: the next report carries the state.
-  device.on('error', () => {})
+  device.on('error', onError)
+  let published = 0
   let last = Date.now()
   const report = async () => {
     const now = Date.now()
@@ -73,20 +62,33 @@ export async function runAppliance (opts: BrandSimulatorOptions, appliance: Appl
     last = now
     const { payload, readings } = appliance.telemetry(now)
     await device.publishRaw(payload)
+    published++
     return readings
   }
   device.on('rawCommand', (payload: Buffer) => {
     const ack = appliance.command(payload)
     if (ack === null) return
-    void device.publishRaw(ack, 'acks').then(() => report()).catch(() => {})
+    // Report the consequence at once, as a real appliance would after acting.
+    device.publishRaw(ack, 'acks').then(() => report()).catch(onError)
   })
-  const timer = setInterval(() => { void report().catch(() => {}) }, intervalMs)
-  timer.unref()
+  let timer: NodeJS.Timeout
+  let stopped = false
+  const schedule = () => {
+    if (stopped) return
+    timer = setTimeout(() => {
+      (device.connected ? report() : Promise.resolve()).catch(onError).finally(schedule)
+    }, intervalMs * (0.8 + rng() * 0.4))
+  }
+  await report()
+  schedule()
   return {
+    deviceId: opts.deviceId,
+    get published () { return published },
     device,
     report,
     async stop () {
-      clearInterval(timer)
+      stopped = true
+      clearTimeout(timer)
       await device.close()
     },
   }

@@ -1,5 +1,6 @@
 import { breezewellAp3 } from '@trellis/hub/adapters'
 import { clamp, jsonCommand, round, runAppliance, type Appliance, type Brand } from './appliance.js'
+import type { Rng } from '../random.js'
 
 const modes = ['auto', 'sleep', 'manual'] as const
 
@@ -8,7 +9,7 @@ const modes = ['auto', 'sleep', 'manual'] as const
  * when running, filters it out in proportion to its speed. In auto mode the
  * fan follows the air quality.
  */
-export function breezewellAppliance (rng: () => number): Appliance {
+export function breezewellAppliance (rng: Rng): Appliance {
   let power = true
   let mode = 0
   let fan = 0.4
@@ -61,6 +62,7 @@ export function breezewellAppliance (rng: () => number): Appliance {
 }
 
 export const breezewell: Brand = {
+  kind: breezewellAp3.model.name,
   brand: breezewellAp3.brand,
   model: breezewellAp3.model,
   start: async (opts) => await runAppliance(opts, breezewellAppliance(opts.rng ?? Math.random)),

@@ -1,11 +1,12 @@
 import { frostlineF2 } from '@trellis/hub/adapters'
 import { clamp, jsonCommand, round, runAppliance, type Appliance, type Brand } from './appliance.js'
+import type { Rng } from '../random.js'
 
 /**
  * A Frostline F2 fridge: the compressor cycles around the setpoint with a
  * degree of hysteresis, and the door is opened now and then, warming it fast.
  */
-export function frostlineAppliance (rng: () => number): Appliance {
+export function frostlineAppliance (rng: Rng): Appliance {
   let temperature = 4 + rng() * 2
   let freezer = -18 + rng()
   let setpoint = 4
@@ -47,6 +48,7 @@ export function frostlineAppliance (rng: () => number): Appliance {
 }
 
 export const frostline: Brand = {
+  kind: frostlineF2.model.name,
   brand: frostlineF2.brand,
   model: frostlineF2.model,
   start: async (opts) => await runAppliance(opts, frostlineAppliance(opts.rng ?? Math.random)),

@@ -1,5 +1,6 @@
 import { hearthwayT100 } from '@trellis/hub/adapters'
 import { clamp, jsonCommand, round, runAppliance, type Appliance, type Brand } from './appliance.js'
+import type { Rng } from '../random.js'
 
 const hvacModes = { OFF: 'off', HEAT: 'heat', COOL: 'cool', AUTO: 'auto' } as const
 type Hvac = keyof typeof hvacModes
@@ -11,7 +12,7 @@ const celsius = (f: number) => (f - 32) * 5 / 9
  * A Hearthway T-100 thermostat: the room drifts toward the outdoor
  * temperature, and toward the setpoint while the HVAC runs.
  */
-export function hearthwayAppliance (rng: () => number): Appliance {
+export function hearthwayAppliance (rng: Rng): Appliance {
   let ambient = 62 + rng() * 6
   let setpoint = 68
   let hvac: Hvac = 'HEAT'
@@ -50,6 +51,7 @@ export function hearthwayAppliance (rng: () => number): Appliance {
 }
 
 export const hearthway: Brand = {
+  kind: hearthwayT100.model.name,
   brand: hearthwayT100.brand,
   model: hearthwayT100.model,
   start: async (opts) => await runAppliance(opts, hearthwayAppliance(opts.rng ?? Math.random)),

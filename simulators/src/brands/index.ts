@@ -5,11 +5,12 @@ import { hearthway } from './hearthway.js'
 import { sudsmith } from './sudsmith.js'
 import { voltwise } from './voltwise.js'
 
-export { seededRandom, type Appliance, type Brand, type BrandSimulator, type BrandSimulatorOptions } from './appliance.js'
+export type { Appliance, Brand, BrandSimulator, BrandStartOptions } from './appliance.js'
 export { breezewell, frostline, hearthway, sudsmith, voltwise }
 
 /**
- * Every built-in brand: declare `brand.model` with `POST /v1/models` (as the
- * maker `brand.brand`), provision devices, then `brand.start({ url, deviceId, secret })`.
+ * Every built-in brand, each a Simulator whose model carries the brand's
+ * mapping: declare `brand.model` with `POST /v1/models` as the maker
+ * `brand.brand`, provision devices, then `brand.start({ url, deviceId, secret })`.
  */
 export const brands: readonly Brand[] = [frostline, breezewell, hearthway, voltwise, sudsmith]

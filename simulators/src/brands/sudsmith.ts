@@ -1,6 +1,7 @@
 import { formatClockDuration } from '@trellis/device-sdk'
 import { sudsmithW8 } from '@trellis/hub/adapters'
 import { jsonCommand, runAppliance, type Appliance, type Brand } from './appliance.js'
+import type { Rng } from '../random.js'
 
 /** A cotton programme, in seconds per phase. */
 const programme = [
@@ -15,7 +16,7 @@ const programme = [
  * counting down the remaining time, door locked; then it finishes, unlocks
  * and after a while starts the next load.
  */
-export function sudsmithAppliance (rng: () => number): Appliance {
+export function sudsmithAppliance (rng: Rng): Appliance {
   let power = true
   // Seconds into the programme; past its end the load is finished.
   let elapsed = rng() * 3000
@@ -69,6 +70,7 @@ export function sudsmithAppliance (rng: () => number): Appliance {
 }
 
 export const sudsmith: Brand = {
+  kind: sudsmithW8.model.name,
   brand: sudsmithW8.brand,
   model: sudsmithW8.model,
   // A programme lasts over an hour; a demo shows it in about two minutes.

@@ -1,12 +1,13 @@
 import { voltwiseP1 } from '@trellis/hub/adapters'
 import { round, runAppliance, type Appliance, type Brand } from './appliance.js'
+import type { Rng } from '../random.js'
 
 /**
  * A Voltwise P1 plug with a duty-cycled load behind it (a dehumidifier, say):
  * near its rated draw for part of each cycle, a few watts of standby for the
  * rest. Energy accumulates in watt-hours while the relay is on.
  */
-export function voltwiseAppliance (rng: () => number): Appliance {
+export function voltwiseAppliance (rng: Rng): Appliance {
   let relay = true
   let energyWh = 1000 + Math.round(rng() * 50_000)
   let cycle = rng() * 300
@@ -48,6 +49,7 @@ export function voltwiseAppliance (rng: () => number): Appliance {
 }
 
 export const voltwise: Brand = {
+  kind: voltwiseP1.model.name,
   brand: voltwiseP1.brand,
   model: voltwiseP1.model,
   start: async (opts) => await runAppliance(opts, voltwiseAppliance(opts.rng ?? Math.random)),
