@@ -67,7 +67,10 @@ function place (doc: Record<string, unknown>, segments: readonly Segment[], valu
 }
 
 function matchKey (keys: readonly string[], item: Record<string, unknown>): string {
-  return keys.map((k) => `${k}=${String(item[k])}`).join(',')
+  // Built by hand: this runs once per item of every property-list payload.
+  let key = ''
+  for (let i = 0; i < keys.length; i++) key += (i ? ',' : '') + keys[i] + '=' + String(item[keys[i]])
+  return key
 }
 
 export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<CapabilityName, ModelCapability>, modelName: string): CompiledMapping {
