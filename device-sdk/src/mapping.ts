@@ -14,6 +14,8 @@ import { findConversion, unitsFor, isUnitName } from './units.js'
  */
 export const MappingPath = z.string().min(1).max(200)
   .regex(/^(?:[^.[\]]+|\[\d+\])(?:\.[^.[\]]+|\[\d+\])*$/, 'a path such as data.temp or sensors[2].value')
+  // The hub builds command payloads along these paths: a prototype's name would reach into the runtime's objects.
+  .refine((p) => !/(?:^|\.)(?:__proto__|prototype|constructor)(?:$|[.[])/.test(p), 'a path may not use __proto__, prototype or constructor')
 export type MappingPath = z.infer<typeof MappingPath>
 
 /** A scalar a device sends: what property lists are matched on, and what constant fields hold. */

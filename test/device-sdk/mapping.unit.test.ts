@@ -97,6 +97,14 @@ describe('a mapping that is wrong says which field and what to do', () => {
     expect(issues.some((i) => i.startsWith('(mapping): Unrecognized key: "colour"'))).toBe(true)
   })
 
+  it('refuses paths that would reach into a prototype', () => {
+    expect(issuesOf({ format: 'json', readings: [{ path: 'a', capability: 'rssi' }], commands: { id: '__proto__.polluted', set: [{ path: 'constructor.prototype.x', capability: 'mode', map: { E: 'eco' } }] } })).toEqual([
+      'commands.id: a path may not use __proto__, prototype or constructor',
+      'commands.set[0].path: a path may not use __proto__, prototype or constructor',
+    ])
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+  })
+
   it('accepts a good mapping and fills in the defaults', () => {
     const mapping = parseMapping({
       format: 'keyvalue',

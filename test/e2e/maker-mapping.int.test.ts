@@ -155,4 +155,14 @@ describe('a maker brings a model of its own', () => {
     expect((await api.put(`/v1/models/${fleet.modelId}/mapping`, v2, other.body.token)).status).toBe(404)
     expect((await api.post(`/v1/models/${fleet.modelId}/mapping:test`, { payloads: ['tc:1'] }, other.body.token)).status).toBe(404)
   })
+
+  it('documents the mapping routes and the mapping schema in the OpenAPI document', async () => {
+    const doc = await api.get('/docs')
+    expect(doc.status).toBe(200)
+    const put = doc.body.paths['/v1/models/{id}/mapping'].put
+    expect(put['x-access']).toBe('maker')
+    expect(put.requestBody.content['application/json'].schema.properties.format.enum).toEqual(['json', 'properties', 'keyvalue'])
+    expect(doc.body.paths['/v1/models/{id}/mapping:test'].post.requestBody.content['application/json'].schema.required).toEqual(['payloads'])
+    expect(doc.body.paths['/v1/models'].post.requestBody.content['application/json'].schema.properties.mapping.properties.readings.type).toBe('array')
+  })
 })

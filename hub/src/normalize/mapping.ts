@@ -60,10 +60,13 @@ function place (doc: Record<string, unknown>, segments: readonly Segment[], valu
   let node: any = doc
   for (let i = 0; i < segments.length - 1; i++) {
     const s = segments[i]
-    if (node[s] === undefined || node[s] === null || typeof node[s] !== 'object') node[s] = typeof segments[i + 1] === 'number' ? [] : {}
+    // Own properties only: never descend into a prototype (parseMapping refuses such paths too).
+    if (!Object.hasOwn(node, s) || node[s] === null || typeof node[s] !== 'object') {
+      Object.defineProperty(node, s, { value: typeof segments[i + 1] === 'number' ? [] : {}, enumerable: true, writable: true, configurable: true })
+    }
     node = node[s]
   }
-  node[segments[segments.length - 1]] = value
+  Object.defineProperty(node, segments[segments.length - 1], { value, enumerable: true, writable: true, configurable: true })
 }
 
 function matchKey (keys: readonly string[], item: Record<string, unknown>): string {

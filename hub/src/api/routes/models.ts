@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { CapabilityDeclaration, CapabilityDeclarationError, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
+import { CapabilityDeclaration, CapabilityDeclarationError, Mapping, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
 import { ModelNameTakenError, type Model } from '../../registry/registry.js'
 import { compileModel } from '../../registry/directory.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
@@ -7,11 +7,20 @@ import { errors } from '../errors.js'
 import { route } from '../route.js'
 import type { ApiContext } from '../context.js'
 
+/**
+ * A mapping as the API takes it: any JSON here, so that a wrong one is
+ * answered 422 INVALID_MAPPING naming the field (by parseMapping) rather than
+ * a generic 400; the OpenAPI document still shows the mapping's full schema.
+ */
+const mappingSchema = z.toJSONSchema(Mapping, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>
+delete mappingSchema.$schema
+export const MappingDocument = z.unknown().meta({ ...mappingSchema, description: 'A payload mapping; see docs/makers.md' })
+
 export const ModelDeclaration = z.strictObject({
   name: z.string().trim().min(1).max(100),
   capabilities: z.array(CapabilityDeclaration).min(1).max(64),
   /** The model's payload dialect; omit for canonical (SDK) devices. Invalid mappings get 422 INVALID_MAPPING naming the field. */
-  mapping: z.unknown().optional().describe('A mapping (see docs/makers.md); omit for devices that speak canonical JSON'),
+  mapping: MappingDocument.optional(),
 })
 export type ModelDeclaration = z.infer<typeof ModelDeclaration>
 
@@ -42,7 +51,7 @@ const SamplePayload = z.union([z.string().max(16_384), z.record(z.string(), z.un
 export const MappingTestRequest = z.strictObject({
   payloads: z.array(SamplePayload).min(1).max(100),
   /** A candidate mapping to try instead of the stored one, before PUT. Default: the model's stored mapping. */
-  mapping: z.unknown().optional(),
+  mapping: MappingDocument.optional(),
 })
 export type MappingTestRequest = z.infer<typeof MappingTestRequest>
 
@@ -114,7 +123,7 @@ export function modelRoutes (api: ApiContext) {
       tags: ['models'],
       access: 'maker',
       params: ModelParams,
-      body: z.unknown().describe('The new mapping (see docs/makers.md)'),
+      body: MappingDocument,
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         if (body === undefined || body === null) throw errors.badRequest('send the mapping as the body; DELETE /v1/models/{id}/mapping makes the model canonical again')
