@@ -62,12 +62,24 @@ export class DeviceDirectory {
   private readonly devices = new Map<string, DeviceContext>()
   private readonly models = new Map<string, CompiledModel>()
   private readonly loading = new Map<string, Promise<DeviceContext | null>>()
+  /**
+   * Bumped on every change event. A load that read the registry before a
+   * change must not cache what it read after it, or a replaced mapping
+   * could stay in use until the next change.
+   */
+  private generation = 0
 
   constructor (private readonly registry: Registry, private readonly compile: ModelCompiler = compileModel) {
-    registry.on('device-changed', (id: string) => this.devices.delete(id))
+    registry.on('device-changed', (id: string) => {
+      this.generation++
+      this.devices.delete(id)
+      this.loading.delete(id)
+    })
     registry.on('model-changed', (id: string) => {
+      this.generation++
       this.models.delete(id)
       for (const [deviceId, ctx] of this.devices) if (ctx.model.id === id) this.devices.delete(deviceId)
+      this.loading.clear()
     })
   }
 
@@ -81,8 +93,10 @@ export class DeviceDirectory {
     if (cached) return cached
     let pending = this.loading.get(id)
     if (!pending) {
-      pending = this.load(id).finally(() => this.loading.delete(id))
-      this.loading.set(id, pending)
+      const loading: Promise<DeviceContext | null> = this.load(id).finally(() => {
+        if (this.loading.get(id) === loading) this.loading.delete(id)
+      })
+      this.loading.set(id, pending = loading)
     }
     return await pending
   }
@@ -90,10 +104,11 @@ export class DeviceDirectory {
   async model (id: string): Promise<CompiledModel | null> {
     const cached = this.models.get(id)
     if (cached) return cached
+    const generation = this.generation
     const model = await this.registry.getModel(id)
     if (!model) return null
     const compiled = this.compile(model)
-    this.models.set(id, compiled)
+    if (generation === this.generation) this.models.set(id, compiled)
     return compiled
   }
 
@@ -107,6 +122,7 @@ export class DeviceDirectory {
   invalidateDevice (id: string): void { this.devices.delete(id) }
 
   private async load (id: string): Promise<DeviceContext | null> {
+    const generation = this.generation
     const [device, credentials] = await Promise.all([this.registry.getDevice(id), this.registry.deviceCredentials(id)])
     if (!device || !credentials) return null
     const model = await this.model(device.modelId)
@@ -119,7 +135,7 @@ export class DeviceDirectory {
       secretHash: credentials.secretHash,
       disabled: device.disabled,
     }
-    this.devices.set(id, ctx)
+    if (generation === this.generation) this.devices.set(id, ctx)
     return ctx
   }
 }
