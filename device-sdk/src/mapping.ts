@@ -91,16 +91,27 @@ export const AckRule = z.strictObject({
 })
 export type AckRule = z.infer<typeof AckRule>
 
-/** The way back: canonical `set` commands as the device's payload, and its acks. */
+/** One action: `{"fields": {"cmd.op": "START"}, "params": {"programme": "cmd.prog"}}`. */
+export const ActionRule = z.strictObject({
+  /** Constant fields that say which action this is. */
+  fields: z.record(MappingPath, DeviceScalar).refine((f) => Object.keys(f).length > 0, 'an action needs at least one field that names it'),
+  /** Where each of the action's params goes, by param name; params are passed as they are (text, number or boolean). Default none. */
+  params: z.record(z.string().min(1).max(64), MappingPath).optional(),
+})
+export type ActionRule = z.infer<typeof ActionRule>
+
+/** The way back: canonical `set` commands and actions as the device's payload, and its acks. */
 export const CommandMapping = z.strictObject({
   /** Where the command id goes in the payload (a key for `keyvalue`). */
   id: MappingPath,
   /** Constant fields every command payload carries, e.g. `{"method": "set_properties"}`. */
   fields: z.record(MappingPath, DeviceScalar).optional(),
-  /** One rule per settable capability: where its value goes and how it is converted back. */
-  set: z.array(MappingRule).min(1).max(64),
+  /** One rule per settable capability: where its value goes and how it is converted back. Default none. */
+  set: z.array(MappingRule).max(64).default([]),
+  /** Actions by name (`{"action": "start"}`): the constant fields that say it, and where its params go. Default none. */
+  actions: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'an action name is a letter, then letters, digits, _ or -'), ActionRule).optional(),
   ack: AckRule.default({}),
-})
+}).refine((c) => c.set.length > 0 || Object.keys(c.actions ?? {}).length > 0, 'commands needs "set" rules or "actions"')
 export type CommandMapping = z.infer<typeof CommandMapping>
 
 export const PayloadFormat = z.enum(['json', 'properties', 'keyvalue'])
@@ -140,7 +151,11 @@ export function fieldName (path: ReadonlyArray<PropertyKey>): string {
 export function parseMapping (input: unknown, capabilities: readonly ModelCapability[]): Mapping {
   const parsed = Mapping.safeParse(input)
   if (!parsed.success) {
-    throw new MappingError(parsed.error.issues.map((i) => `${fieldName(i.path)}: ${i.message}`))
+    throw new MappingError(parsed.error.issues.map((i) => {
+      // zod says "Invalid key in record"; the key's own rule says why.
+      const inner = i.code === 'invalid_key' ? i.issues[0]?.message : undefined
+      return `${fieldName(i.path)}: ${inner ?? i.message}`
+    }))
   }
   const mapping = parsed.data
   const issues: string[] = []

@@ -27,6 +27,11 @@ export const sudsmithW8: BuiltInDialect = {
       commands: {
         id: 'cid',
         set: [{ path: 'cmd.power', capability: 'power', map: { ON: true, OFF: false } }],
+        actions: {
+          // A cold start or a resume after a pause; `programme` picks the wash (cotton, eco, quick).
+          start: { fields: { 'cmd.op': 'START' }, params: { programme: 'cmd.prog' } },
+          pause: { fields: { 'cmd.op': 'PAUSE' } },
+        },
         ack: { id: 'cid', status: { path: 'code', ok: [0] }, error: 'text' },
       },
     },

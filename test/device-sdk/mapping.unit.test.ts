@@ -105,6 +105,14 @@ describe('a mapping that is wrong says which field and what to do', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
   })
 
+  it('asks a command mapping for set rules or actions, and actions for a field that names them', () => {
+    expect(issuesOf({ format: 'json', readings: [{ path: 'a', capability: 'rssi' }], commands: { id: 'id' } })).toEqual(['commands: commands needs "set" rules or "actions"'])
+    expect(issuesOf({ format: 'json', readings: [{ path: 'a', capability: 'rssi' }], commands: { id: 'id', actions: { 'go!': { fields: { op: 'GO' } } } } }))
+      .toEqual(['commands.actions.go!: an action name is a letter, then letters, digits, _ or -'])
+    expect(issuesOf({ format: 'json', readings: [{ path: 'a', capability: 'rssi' }], commands: { id: 'id', actions: { go: { fields: {} } } } }))
+      .toEqual(['commands.actions.go.fields: an action needs at least one field that names it'])
+  })
+
   it('accepts a good mapping and fills in the defaults', () => {
     const mapping = parseMapping({
       format: 'keyvalue',

@@ -49,10 +49,19 @@ describe('dialect details', () => {
     expect(decodeAck(byName('sudsmith-w8'), Buffer.from('{"code":0}'))).toEqual({ ok: false, reason: 'ack has no command id at cid' })
   })
 
+  it('says an action with its params in the dialect', () => {
+    const washer = byName('sudsmith-w8')
+    expect(encodeCommand(washer, { id: 'c1', action: 'start', params: { programme: 'eco' } }).toString()).toBe('{"cid":"c1","cmd":{"op":"START","prog":"eco"}}')
+    expect(encodeCommand(washer, { id: 'c2', action: 'pause' }).toString()).toBe('{"cid":"c2","cmd":{"op":"PAUSE"}}')
+  })
+
   it('refuses commands the dialect cannot say', () => {
     const washer = byName('sudsmith-w8')
-    expect(() => encodeCommand(washer, { id: 'c1', set: { lock: true } })).toThrow('model sudsmith-w8 has no command for lock; it takes power')
-    expect(() => encodeCommand(washer, { id: 'c1', action: 'start' })).toThrow('model sudsmith-w8 maps no actions; it takes "set" of power')
+    expect(() => encodeCommand(washer, { id: 'c1', set: { lock: true } })).toThrow('model sudsmith-w8 has no command for lock; it takes "set" of power and the actions start, pause')
+    expect(() => encodeCommand(washer, { id: 'c1', action: 'rinse' })).toThrow('model sudsmith-w8 has no action rinse; it takes "set" of power and the actions start, pause')
+    expect(() => encodeCommand(washer, { id: 'c1', action: 'start', params: { temperature: 40 } })).toThrow('action start of model sudsmith-w8 takes the params programme, not temperature')
+    expect(() => encodeCommand(washer, { id: 'c1', action: 'pause', params: { programme: 'eco' } })).toThrow('action pause of model sudsmith-w8 takes no params, not programme')
+    expect(() => encodeCommand(washer, { id: 'c1' })).toThrow('the command neither sets anything nor names an action; model sudsmith-w8 takes "set" of power and the actions start, pause')
     expect(() => encodeCommand(byName('hearthway-t100'), { id: 'c1', set: { mode: 'dry' } })).toThrow('mode "dry" has no device value in the map of model hearthway-t100')
   })
 })

@@ -96,4 +96,18 @@ describe('brand simulators behave like the appliances they stand for', () => {
     const payload = JSON.parse(washer.telemetry(Date.now()).payload)
     expect(payload.status.remaining).toMatch(/^\d\d:\d\d:\d\d$/)
   })
+
+  it('a washer pauses and resumes its programme on the start and pause actions', () => {
+    const washer = sudsmithAppliance(seededRng(7))
+    expect(washer.command(Buffer.from('{"cid":"s","cmd":{"op":"START","prog":"cotton"}}'))).toBe('{"cid":"s","code":0}')
+    const washing = run(washer, 600, 30).at(-1)!
+    expect(washing.cyclePhase).toBe('wash')
+    expect(washer.command(Buffer.from('{"cid":"p","cmd":{"op":"PAUSE"}}'))).toBe('{"cid":"p","code":0}')
+    const paused = run(washer, 900, 30)
+    expect(paused.every((s) => s.cyclePhase === 'paused' && s.lock === true && s.remainingTime === paused[0].remainingTime)).toBe(true)
+    washer.command(Buffer.from('{"cid":"r","cmd":{"op":"START"}}'))
+    const resumed = run(washer, 60, 30).at(-1)!
+    expect(resumed.cyclePhase).toBe('wash')
+    expect(resumed.remainingTime as number).toBeLessThan(paused[0].remainingTime as number)
+  })
 })

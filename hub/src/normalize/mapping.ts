@@ -221,30 +221,47 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
   const idSegments = commands ? splitPath(commands.id) : []
   const fields = Object.entries(commands?.fields ?? {}).map(([path, value]) => ({ path, segments: splitPath(path), value }))
 
+  const actions = new Map(Object.entries(commands?.actions ?? {}).map(([name, action]) => [name, {
+    fields: Object.entries(action.fields).map(([path, value]) => ({ path, segments: splitPath(path), value })),
+    params: new Map(Object.entries(action.params ?? {}).map(([param, path]) => [param, { path, segments: splitPath(path) }])),
+  }]))
+  const takes = () => [
+    ...(setRules.size > 0 ? [`"set" of ${[...setRules.keys()].join(', ')}`] : []),
+    ...(actions.size > 0 ? [`the actions ${[...actions.keys()].join(', ')}`] : []),
+  ].join(' and ')
+
+  /** Where each value goes (a JSON path, or a key for keyvalue), in order: id, fields, then the command's own. */
+  type Placement = { path: string, segments: readonly Segment[], value: unknown }
+
   const encodeCommand = (command: Command): Buffer => {
     if (!commands) throw new CommandEncodeError(`model ${modelName} declares no command mapping, so its devices take no commands`)
-    if (command.action) throw new CommandEncodeError(`model ${modelName} maps no actions; it takes "set" of ${[...setRules.keys()].join(', ')}`)
-    const entries = Object.entries(command.set ?? {})
-    if (entries.length === 0) throw new CommandEncodeError('the command sets nothing')
-    const encoded = entries.map(([name, value]) => {
+    const placements: Placement[] = [{ path: commands.id, segments: idSegments, value: command.id }, ...fields]
+    const items: Array<Record<string, unknown>> = []
+    if (command.action) {
+      const action = actions.get(command.action)
+      if (!action) throw new CommandEncodeError(`model ${modelName} has no action ${command.action}; it takes ${takes()}`)
+      placements.push(...action.fields)
+      for (const [param, value] of Object.entries(command.params ?? {})) {
+        const target = action.params.get(param)
+        if (!target) throw new CommandEncodeError(`action ${command.action} of model ${modelName} takes ${action.params.size > 0 ? `the params ${[...action.params.keys()].join(', ')}` : 'no params'}, not ${param}`)
+        if (value === null || typeof value === 'object') throw new CommandEncodeError(`param ${param} must be text, a number or a boolean`)
+        placements.push({ ...target, value })
+      }
+    }
+    for (const [name, value] of Object.entries(command.set ?? {})) {
       const setter = setRules.get(name as CapabilityName)
-      if (!setter) throw new CommandEncodeError(`model ${modelName} has no command for ${name}; it takes ${[...setRules.keys()].join(', ')}`)
-      return { setter, value: setter.toDevice(value) }
-    })
+      if (!setter) throw new CommandEncodeError(`model ${modelName} has no command for ${name}; it takes ${takes()}`)
+      const deviceValue = setter.toDevice(value)
+      if (format === 'properties') items.push({ ...setter.rule.match, [props!.value]: deviceValue })
+      else placements.push({ path: setter.rule.path!, segments: setter.segments, value: deviceValue })
+    }
+    if (placements.length === 1 + fields.length && items.length === 0) throw new CommandEncodeError(`the command neither sets anything nor names an action; model ${modelName} takes ${takes()}`)
     if (format === 'keyvalue') {
-      const pairs = [`${commands.id}${kv.assign}${command.id}`]
-      for (const f of fields) pairs.push(`${f.path}${kv.assign}${String(f.value)}`)
-      for (const { setter, value } of encoded) pairs.push(`${setter.rule.path}${kv.assign}${String(value)}`)
-      return Buffer.from(pairs.join(kv.separator))
+      return Buffer.from(placements.map((p) => `${p.path}${kv.assign}${String(p.value)}`).join(kv.separator))
     }
     const doc: Record<string, unknown> = {}
-    place(doc, idSegments, command.id)
-    for (const f of fields) place(doc, f.segments, f.value)
-    if (format === 'properties') {
-      place(doc, listPath, encoded.map(({ setter, value }) => ({ ...setter.rule.match, [props!.value]: value })))
-    } else {
-      for (const { setter, value } of encoded) place(doc, setter.segments, value)
-    }
+    for (const p of placements) place(doc, p.segments, p.value)
+    if (items.length > 0) place(doc, listPath, items)
     return Buffer.from(JSON.stringify(doc))
   }
 

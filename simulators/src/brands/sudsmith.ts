@@ -22,6 +22,7 @@ export function sudsmithAppliance (rng: Rng): Appliance {
   let elapsed = rng() * 3000
   const total = programme.reduce((sum, p) => sum + p.seconds, 0)
   let idleFor = 0
+  let paused = false
   const fw = '3.1.4'
   const current = () => {
     let t = elapsed
@@ -33,7 +34,7 @@ export function sudsmithAppliance (rng: Rng): Appliance {
   }
   return {
     step (seconds) {
-      if (!power) return
+      if (!power || paused) return
       if (elapsed < total) {
         elapsed = Math.min(total, elapsed + seconds)
         if (elapsed >= total) idleFor = 0
@@ -45,7 +46,7 @@ export function sudsmithAppliance (rng: Rng): Appliance {
     telemetry (now) {
       const p = power ? current() : null
       const remaining = p ? Math.round(total - elapsed) : 0
-      const phase = !power ? 'STANDBY' : p ? p.phase : 'FINISHED'
+      const phase = !power ? 'STANDBY' : paused && p ? 'PAUSED' : p ? p.phase : 'FINISHED'
       const rssi = -50 - Math.round(rng() * 25)
       const payload = JSON.stringify({
         time: now,
@@ -54,16 +55,30 @@ export function sudsmithAppliance (rng: Rng): Appliance {
       })
       return {
         payload,
-        readings: { power, cyclePhase: !power ? 'idle' : p ? p.canonical : 'done', remainingTime: remaining, lock: p !== null, firmwareVersion: fw, rssi },
+        readings: { power, cyclePhase: !power ? 'idle' : paused && p ? 'paused' : p ? p.canonical : 'done', remainingTime: remaining, lock: p !== null, firmwareVersion: fw, rssi },
       }
     },
     command (payload) {
       const cmd = jsonCommand(payload)
       if (!cmd || typeof cmd.cid !== 'string') return null
+      const op = cmd.cmd?.op
+      if (op === 'START') {
+        // Resumes a paused load; otherwise starts a new one.
+        if (!paused || elapsed >= total) elapsed = 0
+        power = true
+        paused = false
+        return JSON.stringify({ cid: cmd.cid, code: 0 })
+      }
+      if (op === 'PAUSE') {
+        if (!power || elapsed >= total) return JSON.stringify({ cid: cmd.cid, code: 3, text: 'nothing is running' })
+        paused = true
+        return JSON.stringify({ cid: cmd.cid, code: 0 })
+      }
       const wanted = cmd.cmd?.power
-      if (wanted !== 'ON' && wanted !== 'OFF') return JSON.stringify({ cid: cmd.cid, code: 2, text: 'cmd.power must be ON or OFF' })
+      if (wanted !== 'ON' && wanted !== 'OFF') return JSON.stringify({ cid: cmd.cid, code: 2, text: 'cmd.power must be ON or OFF, or cmd.op START or PAUSE' })
       if (wanted === 'ON' && !power) elapsed = 0
       power = wanted === 'ON'
+      paused = false
       return JSON.stringify({ cid: cmd.cid, code: 0 })
     },
   }
