@@ -72,6 +72,29 @@ describe.each(brands.map((b, i) => [b.model.name, b, i] as const))('a simulated 
   })
 })
 
+describe('actions in a dialect', () => {
+  it('pauses and resumes a Sudsmith washer through its mapped actions', async () => {
+    const washer = brands.find((b) => b.model.name === 'sudsmith-w8')!
+    const fleet = await seedFleet(api, { model: washer.model, makerName: washer.brand })
+    const [d] = fleet.devices
+    const sim = await washer.start({ url: stack.mqttUrl, deviceId: d.id, secret: d.secret, rng: seededRng(42), intervalMs: 3_600_000 })
+    simulators.push(sim)
+    const started = await commandThroughDialect(stack, d.id, { id: 'start-1', action: 'start', params: { programme: 'cotton' } })
+    expect(started).toEqual({ sent: '{"cid":"start-1","cmd":{"op":"START","prog":"cotton"}}', ack: { ok: true, ack: { id: 'start-1', status: 'ok' } } })
+    await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.state?.cyclePhase?.value === 'fill')
+    const paused = await commandThroughDialect(stack, d.id, { id: 'pause-1', action: 'pause' })
+    expect(paused.ack).toEqual({ ok: true, ack: { id: 'pause-1', status: 'ok' } })
+    const view = await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.state?.cyclePhase?.value === 'paused')
+    expect(view.body.state.lock.value).toBe(true)
+    expect(view.body.state.remainingTime.value).toBeGreaterThan(3000)
+    // Switched off, it has nothing to pause, and says so in its dialect.
+    const stopped = await commandThroughDialect(stack, d.id, { id: 'off-1', set: { power: false } })
+    expect(stopped.ack).toEqual({ ok: true, ack: { id: 'off-1', status: 'ok' } })
+    const refused = await commandThroughDialect(stack, d.id, { id: 'pause-2', action: 'pause' })
+    expect(refused.ack).toEqual({ ok: true, ack: { id: 'pause-2', status: 'error', error: 'nothing is running' } })
+  })
+})
+
 describe('a mixed fleet, declared through the API as npm start does', () => {
   it('puts every brand, canonical or dialect, into canonical state with nothing rejected', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'trellis-fleet-'))
