@@ -88,6 +88,8 @@ export const AckRule = z.strictObject({
   status: z.strictObject({ path: MappingPath, ok: z.array(DeviceScalar).min(1).max(16) }).optional(),
   /** Where a failed ack explains itself. */
   error: MappingPath.optional(),
+  /** True when a successful ack carries the new state as telemetry would: the reading rules read it. Default false. */
+  state: z.boolean().optional(),
 })
 export type AckRule = z.infer<typeof AckRule>
 

@@ -24,7 +24,8 @@ export const voltwiseP1: BuiltInDialect = {
       commands: {
         id: 'ID',
         set: [{ path: 'RELAY', capability: 'power', map: { ON: true, OFF: false } }],
-        ack: { id: 'ID', status: { path: 'RESULT', ok: ['OK'] }, error: 'ERR' },
+        // The plug echoes its relay in the ack, so the new state is known without waiting for telemetry.
+        ack: { id: 'ID', status: { path: 'RESULT', ok: ['OK'] }, error: 'ERR', state: true },
       },
     },
   },
@@ -39,6 +40,6 @@ export const voltwiseP1: BuiltInDialect = {
     command: { id: 'cmd-4', set: { power: false } },
     payload: 'ID=cmd-4;RELAY=OFF',
     ack: 'ID=cmd-4;RESULT=OK;RELAY=OFF',
-    decoded: { id: 'cmd-4', status: 'ok' },
+    decoded: { id: 'cmd-4', status: 'ok', state: { power: false } },
   },
 }

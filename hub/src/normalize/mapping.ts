@@ -275,6 +275,20 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
   const okValues = new Set((ack?.status?.ok ?? []).map(String))
   const readError = ack?.error ? ackRead(ack.error) : null
 
+  /** The readings an ack carries, read by the telemetry rules; values that do not convert are left out. */
+  const stateOf = (payload: Buffer): Record<string, ReadingValue> | null => {
+    const parsed = parse(payload)
+    if (!parsed.ok) return null
+    let state: Record<string, ReadingValue> | null = null
+    for (const rule of readingRules) {
+      const raw = rule.read(parsed)
+      if (raw === undefined) continue
+      const converted = rule.convert(raw)
+      if (converted.ok) (state ??= {})[rule.capability] = converted.value
+    }
+    return state
+  }
+
   const decodeAck = (payload: Buffer): { ok: true, ack: Ack } | { ok: false, reason: string } => {
     if (!readAckId) return { ok: false, reason: `model ${modelName} declares no command mapping, so it has no acks` }
     // An ack of a property-list model is a plain JSON object (the list is for telemetry and commands).
@@ -288,7 +302,10 @@ export function compileMapping (mapping: Mapping, capabilities: ReadonlyMap<Capa
     if (id === undefined || id === null || typeof id === 'object' || String(id) === '') return { ok: false, reason: `ack has no command id at ${ackId}` }
     const status = readStatus ? readStatus(parsed) : undefined
     const ok = !readStatus || (status !== undefined && okValues.has(String(status)))
-    if (ok) return { ok: true, ack: { id: String(id), status: 'ok' } }
+    if (ok) {
+      const state = ack?.state ? stateOf(payload) : null
+      return { ok: true, ack: { id: String(id), status: 'ok', ...(state && { state }) } }
+    }
     const detail = readError?.(parsed)
     const error = detail !== undefined && detail !== null && typeof detail !== 'object'
       ? String(detail).slice(0, 512)
