@@ -36,8 +36,8 @@ const self = fileURLToPath(import.meta.url)
 
 /** Starts the hub in a child process and resolves once it listens. */
 export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs = 30_000): Promise<HubProcess> {
-  const tsx = path.resolve(path.dirname(self), '../../node_modules/.bin/tsx')
-  const child = spawn(tsx, [self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+  // node itself, not the tsx launcher: a signal must reach the process that runs the hub.
+  const child = spawn(process.execPath, ['--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
   if (process.env.LOG_LEVEL) child.stderr!.pipe(process.stderr)
