@@ -30,6 +30,8 @@ export interface HubProcess {
   /** Resolves with the exit code (or signal) once the process is gone. */
   readonly exited: Promise<number | string | null>
   kill (signal?: NodeJS.Signals): Promise<number | string | null>
+  /** Runs a full garbage collection in the hub process: heap figures read after it are live memory only. */
+  collectGarbage (): Promise<void>
 }
 
 const self = fileURLToPath(import.meta.url)
@@ -37,13 +39,13 @@ const self = fileURLToPath(import.meta.url)
 /** Starts the hub in a child process and resolves once it listens. */
 export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs = 30_000): Promise<HubProcess> {
   // node itself, not the tsx launcher: a signal must reach the process that runs the hub.
-  const child = spawn(process.execPath, ['--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
   if (process.env.LOG_LEVEL) child.stderr!.pipe(process.stderr)
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)))
+  let out = ''
   const urls = await new Promise<{ httpUrl: string, mqttUrl: string }>((resolve, reject) => {
-    let out = ''
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`the hub process did not start within ${startTimeoutMs} ms:\n${stderr}`)) }, startTimeoutMs)
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString()
@@ -58,6 +60,15 @@ export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs =
     httpPort: Number(new URL(urls.httpUrl).port),
     child,
     exited,
+    async collectGarbage () {
+      const seen = out.split('\n').filter((l) => l === 'gc').length
+      child.kill('SIGUSR2')
+      const deadline = Date.now() + 10_000
+      while (out.split('\n').filter((l) => l === 'gc').length === seen) {
+        if (Date.now() > deadline) throw new Error('the hub process did not report a garbage collection')
+        await new Promise((resolve) => child.stdout!.once('data', resolve))
+      }
+    },
     async kill (signal = 'SIGKILL') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       return await exited
@@ -76,6 +87,8 @@ async function main (opts: HubProcessOptions): Promise<void> {
   })
   const urls = await hub.listen({ httpPort: opts.httpPort ?? 0, mqttPort: opts.mqttPort ?? 0 })
   closeOnSignals(() => hub.close(), { logger })
+  const gc = (globalThis as { gc?: () => void }).gc
+  process.on('SIGUSR2', () => { gc?.(); process.stdout.write('gc\n') })
   process.stdout.write(`${JSON.stringify(urls)}\n`)
 }
 
