@@ -24,6 +24,12 @@ export interface PointWriterOptions {
    * full. Default 100000 (some 20 MB).
    */
   maxBufferedPoints?: number
+  /**
+   * A batch that has waited this long for a free write slot (InfluxDB is
+   * slow) goes to the spool instead, so devices' acknowledgements are not
+   * held behind a slow server. Used with a spool. Default 1000.
+   */
+  maxBatchWaitMs?: number
   /** Where points go when InfluxDB cannot take them. Default none: they wait in memory, retried. */
   spool?: Spool
   /** Longest pause between attempts to replay the spool while InfluxDB is down, in ms. Default 10000. */
@@ -42,6 +48,8 @@ interface Batch {
   attempts: number
   /** Callbacks have fired (written, spooled or given up at close). */
   settled: boolean
+  /** When the batch got its first point (ms). */
+  openedAt: number
 }
 
 /** A point InfluxDB (or the cardinality guard) refused, with the reason it gave. */
@@ -104,6 +112,7 @@ export class PointWriter extends EventEmitter {
   private readonly timeoutMs: number
   private readonly maxBuffered: number
   private readonly maxRetryDelay: number
+  private readonly maxBatchWait: number
   private readonly guard: SeriesGuard
   private readonly log: Logger
   private current: Batch = newBatch()
@@ -133,6 +142,7 @@ export class PointWriter extends EventEmitter {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000
     this.maxBuffered = opts.maxBufferedPoints ?? 100_000
     this.maxRetryDelay = opts.maxRetryDelayMs ?? 10_000
+    this.maxBatchWait = opts.maxBatchWaitMs ?? 1000
     this.spool = opts.spool ?? null
     this.guard = new SeriesGuard(opts.cardinality)
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'writer' })
@@ -171,15 +181,20 @@ export class PointWriter extends EventEmitter {
       return true
     }
     if (this.stats.buffered + lines.length > this.maxBuffered) {
-      // Memory is at its bound (InfluxDB slow or down): the spool takes over.
-      if (this.appendToSpool(lines)) {
-        done?.()
-        return true
+      // Memory is at its bound (InfluxDB slow or down): the spool takes over, a whole batch per append.
+      const waiting = this.spool ? this.takeCurrent() : null
+      if (waiting && !this.spoolBatch(waiting)) this.retryQueue.push(waiting)
+      if (this.stats.buffered + lines.length > this.maxBuffered) {
+        if (this.appendToSpool(lines)) {
+          done?.()
+          return true
+        }
+        done?.(new Error(`the point writer holds ${this.stats.buffered} points, its limit, and cannot spool more`))
+        return false
       }
-      done?.(new Error(`the point writer holds ${this.stats.buffered} points, its limit, and cannot spool more`))
-      return false
     }
     const batch = this.current
+    if (batch.lines.length === 0) batch.openedAt = Date.now()
     for (const line of lines) batch.lines.push(line)
     if (done) batch.callbacks.push(done)
     this.stats.buffered += lines.length
@@ -199,6 +214,16 @@ export class PointWriter extends EventEmitter {
       const batch = this.retryQueue.shift() ?? this.takeCurrent()
       if (!batch) break
       void this.send(batch)
+    }
+    if (this.current.lines.length > 0 && this.spool) {
+      // Every slot is busy: InfluxDB is slow. A batch that waited long enough is spooled.
+      const waited = Date.now() - this.current.openedAt
+      if (waited >= this.maxBatchWait) {
+        const batch = this.takeCurrent()!
+        if (!this.spoolBatch(batch)) this.retryQueue.push(batch)
+      } else if (!this.timer) {
+        this.timer = setTimeout(() => { this.timer = null; this.flush() }, this.maxBatchWait - waited)
+      }
     }
   }
 
@@ -446,7 +471,7 @@ export class PointWriter extends EventEmitter {
 }
 
 function newBatch (): Batch {
-  return { lines: [], callbacks: [], attempts: 0, settled: false }
+  return { lines: [], callbacks: [], attempts: 0, settled: false, openedAt: 0 }
 }
 
 function parseInfluxError (text: string): string | null {
