@@ -72,7 +72,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const metrics = new HubMetrics()
   const deadLetters = new DeadLetters()
   const store = new TelemetryStore(opts.influxUrl, database)
-  await store.ensureSchema()
+  const stopEnsuringSchema = await store.ensureSchemaEventually(log)
   const spool = opts.dataDir ? Spool.open({ ...opts.spool, dir: path.join(opts.dataDir, 'spool'), logger: log }) : undefined
   const writer = new PointWriter({ url: opts.influxUrl, database, logger: log, ...opts.writer, spool })
   const state = new StateStore(registry)
@@ -153,6 +153,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     async close () {
       if (closed) return
       closed = true
+      stopEnsuringSchema()
       await api.app.close()
       await broker.close()
       await ingest.detach()

@@ -7,10 +7,13 @@ import { startTestInflux, influxQuery, type TestInflux } from '../support/influx
 import { startHubProcess, type HubProcess } from '../support/hub-process.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
+import { restartInflux } from '../support/faults.js'
+import type { ManagedInfluxd } from '@trellis/hub'
 
 let influx: TestInflux
 let dataDir: string
 let hub: HubProcess | undefined
+let restartedInflux: ManagedInfluxd | undefined
 const devices: Device[] = []
 
 beforeAll(async () => {
@@ -21,6 +24,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(devices.map((d) => d.close().catch(() => {})))
   await hub?.kill('SIGKILL')
+  await restartedInflux?.stop()
   await influx?.dispose()
   if (dataDir) await rm(dataDir, { recursive: true, force: true })
 })
@@ -99,5 +103,35 @@ describe('the hub process is killed mid-ingest and restarted', () => {
     await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "maker" = '${fleet.makerId}'`), (r) => r[0]?.count === 400, { what: 'all 400 readings', timeoutMs: 20_000 })
     const health = await eventually(() => apiClient(hub!.httpUrl).get('/healthz'), (r) => r.body.status === 'ok', { what: 'a healthy hub' })
     expect(health.body.spool.points).toBe(0)
+  })
+
+  it('keeps spooled readings through a SIGKILL while InfluxDB is down, starts without InfluxDB, and replays them before reporting healthy', async () => {
+    const { mqttPort, httpPort } = hub!
+    const api = apiClient(hub!.httpUrl)
+    const fleet = await seedFleet(api, { count: 3 })
+    const local: Device[] = []
+    for (const d of fleet.devices) {
+      const device = await connectDevice({ url: hub!.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
+      local.push(device)
+      devices.push(device)
+    }
+    await influx.stop()
+    const base = Date.now() - 900_000
+    // Acknowledged with InfluxDB down: so they are on disk, in the spool.
+    await Promise.all(local.flatMap((device) => Array.from({ length: 50 }, (_, i) => device.report({ temperature: i % 100 }, base + i * 1000))))
+    const spooled = await api.get('/healthz')
+    expect(spooled.body).toMatchObject({ status: 'degraded', influx: 'down' })
+    expect(spooled.body.spool.points).toBeGreaterThanOrEqual(150)
+
+    expect(await hub!.kill('SIGKILL')).toBe('SIGKILL')
+    hub = await startHubProcess({ influxUrl: influx.url, dataDir, mqttPort, httpPort })
+    const waiting = await apiClient(hub.httpUrl).get('/healthz')
+    expect(waiting.body.status).toBe('degraded')
+    expect(waiting.body.spool.points).toBeGreaterThanOrEqual(150)
+
+    restartedInflux = await restartInflux(influx.dir, influx.port)
+    await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "maker" = '${fleet.makerId}'`), (r) => r[0]?.count === 150, { what: 'the 150 spooled readings', timeoutMs: 20_000 })
+    const healthy = await eventually(() => apiClient(hub!.httpUrl).get('/healthz'), (r) => r.body.status === 'ok', { what: 'a healthy hub' })
+    expect(healthy.body.spool.points).toBe(0)
   })
 })
