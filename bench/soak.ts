@@ -121,7 +121,9 @@ async function main (): Promise<void> {
     log(`fleet stopped; waiting up to ${settleMs / 1000} s for acknowledgements and storage`)
 
     const settleBy = Date.now() + settleMs
-    await Promise.race([Promise.allSettled(all), sleep(settleMs)])
+    let settleTimer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.allSettled(all), new Promise((resolve) => { settleTimer = setTimeout(resolve, settleMs) })])
+    clearTimeout(settleTimer)
     const stored = async () => {
       const rows = await influxQuery(influxUrl, `SELECT count("value") FROM "temperature" WHERE "maker" = '${fleet.makerId}'`).catch(() => [])
       return (rows[0]?.count as number | undefined) ?? 0
