@@ -12,6 +12,8 @@ import { restartInflux } from '../support/faults.js'
 
 let influx: TestInflux
 let restarted: ManagedInfluxd | undefined
+let restartedAgain: ManagedInfluxd | undefined
+let memoryOnly: TestStack | undefined
 let stack: TestStack
 let api: ApiClient
 let dataDir: string
@@ -27,7 +29,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(devices.map((d) => d.close().catch(() => {})))
   await stack?.close()
+  await memoryOnly?.close()
   await restarted?.stop()
+  await restartedAgain?.stop()
   await influx?.dispose()
   if (dataDir) await rm(dataDir, { recursive: true, force: true })
 })
@@ -84,5 +88,28 @@ describe('InfluxDB stops during steady ingest and comes back', () => {
     expect(after.body.spool).toMatchObject({ points: 0, bytes: 0 })
     expect(stack.hub.writer.spoolDepth.points).toBe(0)
     expect(stack.hub.writer.stats.replayed).toBeGreaterThan(0)
+  })
+
+  it('without a spool, does not acknowledge what it cannot hold: the device re-sends it once InfluxDB is back', async () => {
+    memoryOnly = await startStack({ influxUrl: influx.url, writer: { maxBufferedPoints: 10, maxRetryDelayMs: 300 } })
+    const fleet = await seedFleet(apiClient(memoryOnly.httpUrl), { count: 1 })
+    const [d] = fleet.devices
+    const device = await connectDevice({ url: memoryOnly.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 500 })
+    devices.push(device)
+    let disconnects = 0
+    device.on('disconnect', () => { disconnects++ })
+    await restarted!.stop()
+
+    const base = Date.now() - 120_000
+    let acknowledged = 0
+    const reports = Array.from({ length: 30 }, (_, i) => device.report({ temperature: i, humidity: 50 }, base + i * 1000).then(() => { acknowledged++ }))
+    // Memory holds 10 points (5 reports); the rest are refused: connection dropped, nothing acknowledged.
+    await eventually(() => disconnects, (n) => n >= 1, { what: 'the hub dropping the connection of a device it cannot acknowledge' })
+    expect(acknowledged).toBe(0)
+    expect(memoryOnly.hub.writer.stats.buffered).toBeLessThanOrEqual(10)
+
+    restartedAgain = await restartInflux(influx.dir, influx.port)
+    await Promise.all(reports)
+    await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "device" = '${d.id}'`), (r) => r[0]?.count === 30, { what: 'all 30 readings', timeoutMs: 20_000 })
   })
 })
