@@ -70,8 +70,9 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       }
       handle(loaded, packet, done)
     }, (err: Error) => {
+      // Not acknowledged: the registry may answer when the device sends it again.
       log.error({ err, deviceId: parsed.deviceId }, 'device lookup failed')
-      done()
+      done(err)
     })
   }
 
