@@ -12,7 +12,11 @@ export interface PointWriterOptions {
   database?: string
   /** Flush a batch once it holds this many points. Default 5000. */
   maxBatchPoints?: number
-  /** Flush a non-empty batch after this many ms. Default 100. */
+  /**
+   * Flush a non-empty batch after this many ms. Default 25: a device's PUBACK
+   * waits for its batch, so this is the latency added to every acknowledged
+   * publish (a device awaiting each report sends at most 1000/25 a second).
+   */
   flushIntervalMs?: number
   /** Write requests in flight at once (replay of the spool takes one more). Default 2. */
   maxConcurrentWrites?: number
@@ -137,7 +141,7 @@ export class PointWriter extends EventEmitter {
     const db = opts.database ?? 'trellis'
     this.writePath = `${url.pathname.replace(/\/$/, '')}/write?db=${encodeURIComponent(db)}&precision=ms`
     this.maxBatch = opts.maxBatchPoints ?? 5000
-    this.interval = opts.flushIntervalMs ?? 100
+    this.interval = opts.flushIntervalMs ?? 25
     this.maxConcurrent = opts.maxConcurrentWrites ?? 2
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000
     this.maxBuffered = opts.maxBufferedPoints ?? 100_000
