@@ -36,7 +36,8 @@ async function storedTimes (deviceId: string): Promise<number[]> {
 
 describe('the hub process is killed mid-ingest and restarted', () => {
   it('stores every reading a device sent: those acknowledged before the kill, and those re-sent after it', async () => {
-    hub = await startHubProcess({ influxUrl: influx.url, dataDir })
+    // Batches held 200 ms: at any moment some publishes are in flight, unacknowledged, for the kill to catch.
+    hub = await startHubProcess({ influxUrl: influx.url, dataDir, writer: { flushIntervalMs: 200 } })
     const api = apiClient(hub.httpUrl)
     const deviceCount = 8
     const perDevice = 150

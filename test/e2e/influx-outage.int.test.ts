@@ -47,10 +47,14 @@ describe('InfluxDB stops during steady ingest and comes back', () => {
     let stopped = false
     let outageOver = false
     let acknowledgedDuringOutage = 0
+    // The last third of each device's readings waits for the outage, so it surely spans many of them.
+    let outageStarted = () => {}
+    const outage = new Promise<void>((resolve) => { outageStarted = resolve })
 
     // Each device reports in turn, awaiting each acknowledgement: a steady flow.
     const ingest = Promise.all(devices.map(async (device, d) => {
       for (let i = 0; i < perDevice; i++) {
+        if (i === 40) await outage
         await device.report({ temperature: 20 + (i % 10), humidity: 40 + (i % 5) }, base + i * 1000)
         sent[d]++
         if (stopped && !outageOver) acknowledgedDuringOutage++
@@ -60,6 +64,7 @@ describe('InfluxDB stops during steady ingest and comes back', () => {
     await eventually(() => Math.min(...sent), (n) => n >= 10, { what: 'ten readings from every device' })
     await influx.stop()
     stopped = true
+    outageStarted()
 
     // Down: readings keep being acknowledged, because they are spooled.
     await eventually(() => acknowledgedDuringOutage, (n) => n >= 200, { what: 'readings acknowledged while InfluxDB is down' })
