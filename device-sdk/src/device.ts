@@ -23,6 +23,12 @@ export interface ConnectDeviceOptions {
   keepalive?: number
   /** Reject the first connection attempt after this many ms. Default 10000. */
   connectTimeoutMs?: number
+  /**
+   * Command handlers by capability or action, installed before the device
+   * subscribes: commands the hub queued while the device was away arrive
+   * right after it connects, before `onCommand` could be called. Default none.
+   */
+  handlers?: Record<string, CommandHandler>
   /** Extra mqtt.js options (TLS settings, for instance). */
   mqtt?: Partial<IClientOptions>
 }
@@ -88,6 +94,7 @@ class SdkDevice extends EventEmitter implements Device {
   constructor (opts: ConnectDeviceOptions) {
     super()
     this.id = opts.deviceId
+    for (const [name, handler] of Object.entries(opts.handlers ?? {})) this.handlers.set(name, handler)
     this.baseDelay = opts.reconnectDelayMs ?? 500
     this.maxDelay = opts.maxReconnectDelayMs ?? 30_000
     if (opts.capabilities) {

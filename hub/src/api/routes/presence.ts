@@ -39,7 +39,7 @@ export function presenceRoutes (api: ApiContext, presence: PresenceMonitor) {
           online: api.state.get(ctx.id)?.online ?? false,
           from: from.toISOString(),
           to: to.toISOString(),
-          uptime: Math.round(ratio * 10_000) / 10_000,
+          uptime: Math.round(ratio * 1e6) / 1e6,
           onlineSeconds: Math.round(onlineMs / 1000),
           changes: history.changes,
         }
