@@ -121,6 +121,9 @@ class SdkDevice extends EventEmitter implements Device {
       this.emit('reconnect')
     })
     this.client.on('connect', () => {
+      // An ack follows the PUBACK of its command at once; Nagle would hold it
+      // until the broker's delayed ACK, some 40 ms later.
+      ;(this.client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
       this.client.options.reconnectPeriod = this.baseDelay
       void this.announce('online').catch((err) => this.emit('error', err))
       this.emit('connect')
