@@ -201,13 +201,27 @@ class SdkDevice extends EventEmitter implements Device {
 
   private async dispatch (topic: string, payload: Buffer): Promise<void> {
     if (topic !== topics.commands(this.id)) return
-    let command: Command
+    let json: unknown
     try {
-      command = Command.parse(JSON.parse(payload.toString('utf8')))
+      json = JSON.parse(payload.toString('utf8'))
     } catch (err) {
-      this.emit('error', new Error(`ignored a malformed command: ${(err as Error).message}`))
+      this.emit('error', new Error(`ignored a command that is not JSON: ${(err as Error).message}`))
       return
     }
+    const parsed = Command.safeParse(json)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      const reason = `malformed command: ${issue.path.join('.') || '(root)'}: ${issue.message}`
+      const id = (json as { id?: unknown } | null)?.id
+      // With an id the hub can be told why; without one there is nobody to answer.
+      if (typeof id === 'string' && id.length > 0 && id.length <= 64) {
+        await this.client.publishAsync(topics.acks(this.id), JSON.stringify({ id, status: 'error', error: reason.slice(0, 512) }), { qos: 1 }).catch((err) => this.emit('error', err))
+      } else {
+        this.emit('error', new Error(`ignored a ${reason}`))
+      }
+      return
+    }
+    const command = parsed.data
     this.emit('command', command)
     const ack = await this.execute(command)
     await this.client.publishAsync(topics.acks(this.id), JSON.stringify(Ack.parse(ack)), { qos: 1 }).catch((err) => this.emit('error', err))

@@ -219,17 +219,19 @@ describe('the SDK validates commands before its handlers run', () => {
       await raw({ id: 'raw-3', set: { brightness: 3 } })
       await raw({ id: 'raw-4', action: 'descale' })
       await raw({ id: 'raw-5', set: { targetTemperature: 22.5, power: true } })
-      await eventually(() => acks.length, (n) => n === 5, { what: 'five acks' })
+      await raw({ id: 'raw-6', set: { targetTemperature: [21] } })
+      await eventually(() => acks.length, (n) => n === 6, { what: 'six acks' })
       expect(acks).toEqual([
         { id: 'raw-1', status: 'error', error: `targetTemperature 412 is out of range -30..100 for model ${d.id}` },
         { id: 'raw-2', status: 'error', error: 'humidity cannot be set' },
         { id: 'raw-3', status: 'error', error: 'this device has no capability brightness' },
         { id: 'raw-4', status: 'error', error: 'this device has no action descale' },
         { id: 'raw-5', status: 'ok', state: { targetTemperature: 22.5, power: true } },
+        { id: 'raw-6', status: 'error', error: expect.stringMatching(/^malformed command: set\.targetTemperature: /) },
       ])
       // Acks for commands the hub never sent are dead-lettered, not applied.
       expect(stack.hub.state.get(d.id)?.readings.get('targetTemperature')).toBeUndefined()
-      expect(stack.hub.deadLetters.forModel(fleet.modelId)[0].reason).toBe('ack for command raw-5, which this device has not been sent or which expired')
+      expect(stack.hub.deadLetters.forModel(fleet.modelId)[1].reason).toBe('ack for command raw-5, which this device has not been sent or which expired')
     } finally {
       await new Promise<void>((resolve) => aedes.unsubscribe(topics.acks(d.id), deliver as never, resolve))
     }

@@ -8,6 +8,7 @@ import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
+import { openSse } from '../support/sse.js'
 
 let influx: TestInflux
 let dir: string
@@ -28,8 +29,8 @@ afterAll(async () => {
 })
 
 /** A hub on the registry folder shared by every hub of this file, as one after another restart. */
-async function startHub (presence?: Parameters<typeof startStack>[0]['presence']) {
-  const stack = await startStack({ influxUrl: influx.url, sql: await openPglite(dir), presence })
+async function startHub (opts: Pick<Parameters<typeof startStack>[0], 'presence' | 'stream'> = {}) {
+  const stack = await startStack({ influxUrl: influx.url, sql: await openPglite(dir), ...opts })
   stacks.push(stack)
   return stack
 }
@@ -81,7 +82,7 @@ describe('after a hub restart', () => {
   })
 
   it('marks a device offline once it is silent longer than its allowance, and online when heard again', async () => {
-    const stack = await startHub({ sweepCron: '* * * * * *', allowanceFor: () => 1500 })
+    const stack = await startHub({ presence: { sweepCron: '* * * * * *', allowanceFor: () => 1500 } })
     const api = apiClient(stack.httpUrl)
     const fleet = await seedFleet(api, { model: thermostat })
     const [d] = fleet.devices
@@ -96,5 +97,28 @@ describe('after a hub restart', () => {
 
     await device.event('door-open')
     await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true, { what: 'online again after an event' })
+  })
+
+  it('keeps a live stream alive with heartbeats, limits streams per owner, and ends streams cleanly on shutdown', async () => {
+    const stack = await startHub({ stream: { heartbeatMs: 100, maxPerOwner: 2 } })
+    const api = apiClient(stack.httpUrl)
+    const fleet = await seedFleet(api, { model: thermostat })
+    const first = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
+    const second = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
+    try {
+      await first.next((e) => e.event === 'ready')
+      await eventually(() => first.comments.filter((c) => c.startsWith('heartbeat')).length, (n) => n >= 2, { what: 'two heartbeats' })
+      const third = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
+      expect(third.status).toBe(429)
+      second.close()
+      await eventually(() => stack.hub.streams.size, (n) => n === 1, { what: 'the closed stream to be dropped' })
+
+      await stack.close()
+      await first.ended
+      expect(first.events.at(-1)).toMatchObject({ event: 'close', data: { reason: 'the hub is shutting down' } })
+    } finally {
+      first.close()
+      second.close()
+    }
   })
 })
