@@ -231,7 +231,9 @@ class SdkDevice extends EventEmitter implements Device {
     const fail = (error: string): Ack => ({ id: command.id, status: 'error', error })
     const state: Record<string, ReadingValue> = {}
     try {
-      for (const [name, value] of Object.entries(command.set ?? {})) {
+      const set = Object.entries(command.set ?? {})
+      // Everything is checked before any handler runs, so a refused command changes nothing.
+      for (const [name, value] of set) {
         if (this.capabilities) {
           const cap = this.capabilities.get(name)
           if (!cap) return fail(`this device has no capability ${name}`)
@@ -239,15 +241,15 @@ class SdkDevice extends EventEmitter implements Device {
           const problem = checkValue(cap, value, this.id)
           if (problem) return fail(problem)
         }
-        const handler = this.handlers.get(name)
-        if (!handler) return fail(`this device does not handle ${name}`)
-        const changed = await handler(value, { command, device: this })
+        if (!this.handlers.has(name)) return fail(`this device does not handle ${name}`)
+      }
+      if (command.action && !this.handlers.has(command.action)) return fail(`this device has no action ${command.action}`)
+      for (const [name, value] of set) {
+        const changed = await this.handlers.get(name)!(value, { command, device: this })
         Object.assign(state, changed ?? { [name]: value })
       }
       if (command.action) {
-        const handler = this.handlers.get(command.action)
-        if (!handler) return fail(`this device has no action ${command.action}`)
-        const changed = await handler(command.params ?? {}, { command, device: this })
+        const changed = await this.handlers.get(command.action)!(command.params ?? {}, { command, device: this })
         if (changed) Object.assign(state, changed)
       }
     } catch (err) {

@@ -206,7 +206,9 @@ describe('the SDK validates commands before its handlers run', () => {
   it('acks error for what the device does not declare or allow, and ok for the rest', async () => {
     const fleet = await seedFleet(api, { model: thermostat })
     const [d] = fleet.devices
-    await connectThermostat(d)
+    const device = await connectThermostat(d)
+    const setpoints: number[] = []
+    device.onCommand('targetTemperature', (value: number) => { setpoints.push(value) })
     const acks: any[] = []
     const deliver = (packet: AedesPublishPacket, done: () => void) => { acks.push(JSON.parse(packet.payload.toString())); done() }
     const aedes = stack.hub.broker.aedes
@@ -220,7 +222,8 @@ describe('the SDK validates commands before its handlers run', () => {
       await raw({ id: 'raw-4', action: 'descale' })
       await raw({ id: 'raw-5', set: { targetTemperature: 22.5, power: true } })
       await raw({ id: 'raw-6', set: { targetTemperature: [21] } })
-      await eventually(() => acks.length, (n) => n === 6, { what: 'six acks' })
+      await raw({ id: 'raw-7', set: { targetTemperature: 18, humidity: 40 } })
+      await eventually(() => acks.length, (n) => n === 7, { what: 'seven acks' })
       expect(acks).toEqual([
         { id: 'raw-1', status: 'error', error: `targetTemperature 412 is out of range -30..100 for model ${d.id}` },
         { id: 'raw-2', status: 'error', error: 'humidity cannot be set' },
@@ -228,10 +231,13 @@ describe('the SDK validates commands before its handlers run', () => {
         { id: 'raw-4', status: 'error', error: 'this device has no action descale' },
         { id: 'raw-5', status: 'ok', state: { targetTemperature: 22.5, power: true } },
         { id: 'raw-6', status: 'error', error: expect.stringMatching(/^malformed command: set\.targetTemperature: /) },
+        { id: 'raw-7', status: 'error', error: 'humidity cannot be set' },
       ])
+      // raw-7 was refused as a whole: its valid half never reached the handler.
+      expect(setpoints).toEqual([22.5])
       // Acks for commands the hub never sent are dead-lettered, not applied.
       expect(stack.hub.state.get(d.id)?.readings.get('targetTemperature')).toBeUndefined()
-      expect(stack.hub.deadLetters.forModel(fleet.modelId)[1].reason).toBe('ack for command raw-5, which this device has not been sent or which expired')
+      expect(stack.hub.deadLetters.forModel(fleet.modelId).map((l) => l.reason)).toContain('ack for command raw-5, which this device has not been sent or which expired')
     } finally {
       await new Promise<void>((resolve) => aedes.unsubscribe(topics.acks(d.id), deliver as never, resolve))
     }
@@ -336,5 +342,20 @@ describe('owners schedule commands', () => {
     expect(ok.body.timezone).toBe('UTC')
     expect((await api.get(`/v1/schedules/${ok.body.id}`, theirs.ownerToken)).status).toBe(404)
     expect((await api.delete(`/v1/schedules/${ok.body.id}`, theirs.ownerToken)).status).toBe(404)
+  })
+})
+
+describe('the API documents what it serves', () => {
+  it('lists the command, presence, schedule and stream routes in /docs', async () => {
+    const docs = await api.get('/docs')
+    expect(docs.status).toBe(200)
+    const paths = docs.body.paths
+    expect(Object.keys(paths)).toEqual(expect.arrayContaining([
+      '/v1/devices/{id}/commands', '/v1/devices/{id}/commands/{cid}', '/v1/devices/{id}/presence',
+      '/v1/schedules', '/v1/schedules/{id}', '/v1/schedules/{id}/runs', '/v1/stream',
+    ]))
+    expect(paths['/v1/devices/{id}/commands'].post.parameters.map((p: { name: string }) => p.name)).toEqual(['id', 'wait', 'queue', 'ttl'])
+    const metrics = await api.get('/metrics')
+    expect(metrics.body).toMatch(/trellis_commands_total\{status="ok"\} [1-9]/)
   })
 })
