@@ -37,12 +37,13 @@ export interface HubOptions {
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
   /** Ack waits, late acks and the offline queue; defaults in CommandServiceOptions. */
-  commands?: Pick<CommandServiceOptions, 'defaultWaitMs' | 'lateAckWindowMs' | 'defaultQueueTtlMs' | 'maxQueuedPerDevice' | 'queueSweepMs'>
+  commands?: Pick<CommandServiceOptions, 'defaultWaitMs' | 'lateAckWindowMs' | 'defaultQueueTtlMs' | 'maxQueuedPerDevice' | 'queueSweepMs' | 'retentionMs'>
   /** Staleness sweep and heartbeat allowances; defaults in PresenceMonitorOptions. */
   presence?: Pick<PresenceMonitorOptions, 'sweepCron' | 'defaultAllowanceMs' | 'allowanceFor'>
   /** Live stream heartbeats and limits; defaults in LiveStreamsOptions. */
   stream?: Pick<LiveStreamsOptions, 'heartbeatMs' | 'maxPerOwner' | 'maxBufferedBytes'>
-  schedules?: Pick<SchedulerOptions, 'maxPerOwner'>
+  /** Schedule limits and run history; defaults in SchedulerOptions. */
+  schedules?: Pick<SchedulerOptions, 'maxPerOwner' | 'runsKept'>
 }
 
 export interface Hub {

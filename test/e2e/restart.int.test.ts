@@ -19,6 +19,8 @@ const thermostat = { name: 'thermo-1', capabilities: ['temperature', 'targetTemp
 beforeAll(async () => {
   influx = await startTestInflux()
   dir = await mkdtemp(path.join(tmpdir(), 'trellis-registry-'))
+  // Creating the database folder (initdb) is the slow part; do it here, not inside a test's time.
+  await (await openPglite(dir)).close()
 })
 
 afterAll(async () => {
@@ -29,7 +31,7 @@ afterAll(async () => {
 })
 
 /** A hub on the registry folder shared by every hub of this file, as one after another restart. */
-async function startHub (opts: Pick<Parameters<typeof startStack>[0], 'presence' | 'stream'> = {}) {
+async function startHub (opts: Pick<Parameters<typeof startStack>[0], 'presence' | 'stream' | 'schedules'> = {}) {
   const stack = await startStack({ influxUrl: influx.url, sql: await openPglite(dir), ...opts })
   stacks.push(stack)
   return stack
@@ -60,7 +62,7 @@ describe('after a hub restart', () => {
     await first.close()
 
     const restartedAt = Date.now()
-    const second = await startHub()
+    const second = await startHub({ schedules: { runsKept: 3 } })
     api = apiClient(second.httpUrl)
     const listed = await api.get('/v1/schedules', fleet.ownerToken)
     expect(listed.body.schedules).toMatchObject([{ id: schedule.body.id, deviceId: plug.id, cron: '* * * * * *', paused: false }])
@@ -71,6 +73,11 @@ describe('after a hub restart', () => {
       (r) => r.body.runs?.some((run: { firedAt: string, status: string }) => Date.parse(run.firedAt) >= restartedAt && run.status === 'ok'),
       { what: 'an ok run after the restart' })
     expect(runs.status).toBe(200)
+    // A per-second schedule keeps only its newest runs.
+    await eventually(() => api.get(`/v1/devices/${plug.id}/commands`, fleet.ownerToken), (r) => r.body.commands.length >= 5, { what: 'five scheduled commands' })
+    const kept = await api.get(`/v1/schedules/${schedule.body.id}/runs`, fleet.ownerToken)
+    expect(kept.body.runs.length).toBeGreaterThanOrEqual(3)
+    expect(kept.body.runs.length).toBeLessThanOrEqual(4)
 
     const seen: unknown[] = []
     await connectObedient(second, away, seen)

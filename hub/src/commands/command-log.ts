@@ -124,6 +124,12 @@ export class CommandLog {
     return rows.length
   }
 
+  /** Deletes settled commands created before `before` (epoch ms). Returns how many. */
+  async prune (before: number): Promise<number> {
+    const rows = await this.db.query<{ id: string }>("DELETE FROM commands WHERE created_at < $1 AND status <> 'pending' RETURNING id", [new Date(before)])
+    return rows.length
+  }
+
   /** Commands still waiting in the offline queue (after a restart, say), oldest first. */
   async queued (): Promise<CommandRecord[]> {
     const rows = await this.db.query<CommandRow>(

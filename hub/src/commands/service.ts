@@ -33,6 +33,8 @@ export interface CommandServiceOptions {
   maxQueuedPerDevice?: number
   /** How often expired queued commands are dropped. Default 1000 ms. */
   queueSweepMs?: number
+  /** Settled commands are kept in the registry this long. Default 2592000000 ms (30 days). */
+  retentionMs?: number
 }
 
 export interface SendOptions {
@@ -81,6 +83,7 @@ export class CommandService extends EventEmitter {
   private readonly defaultQueueTtlMs: number
   private readonly maxQueued: number
   private readonly sweep: NodeJS.Timeout
+  private readonly pruning: NodeJS.Timeout
   private readonly counted: Counter<'status'>
   private readonly log: Logger
   private closed = false
@@ -95,6 +98,13 @@ export class CommandService extends EventEmitter {
     this.counted = new Counter({ name: 'trellis_commands_total', help: 'Commands by final status (and pending when sent).', labelNames: ['status'] as const, registers: [opts.metrics.registry] })
     this.sweep = setInterval(() => this.expireQueued(), opts.queueSweepMs ?? 1_000)
     this.sweep.unref()
+    const retentionMs = opts.retentionMs ?? 30 * 86_400_000
+    this.pruning = setInterval(() => {
+      opts.commandLog.prune(Date.now() - retentionMs).then((n) => {
+        if (n > 0) this.log.info({ pruned: n }, 'old commands pruned')
+      }, (err: Error) => this.log.error({ err }, 'old commands could not be pruned'))
+    }, Math.min(retentionMs, 3_600_000))
+    this.pruning.unref()
     opts.state.on('change', this.onStateChange)
     opts.aedes.on('clientReady', this.onClientReady)
     opts.aedes.on('subscribe', this.onSubscribe)
@@ -220,6 +230,7 @@ export class CommandService extends EventEmitter {
     if (this.closed) return
     this.closed = true
     clearInterval(this.sweep)
+    clearInterval(this.pruning)
     this.opts.state.off('change', this.onStateChange)
     this.opts.aedes.off('clientReady', this.onClientReady)
     this.opts.aedes.off('subscribe', this.onSubscribe)

@@ -105,6 +105,13 @@ export class ScheduleStore {
       [scheduleId, run.firedAt, run.outcome, run.commandId, run.error])
   }
 
+  /** Keeps a schedule's newest `keep` runs and deletes the rest. */
+  async pruneRuns (scheduleId: string, keep: number): Promise<void> {
+    await this.db.query(
+      `DELETE FROM schedule_runs WHERE schedule_id = $1 AND id NOT IN (
+         SELECT id FROM schedule_runs WHERE schedule_id = $1 ORDER BY id DESC LIMIT $2)`, [scheduleId, keep])
+  }
+
   /** A schedule's runs, newest first, each with its command's current status. */
   async runs (scheduleId: string, limit: number): Promise<ScheduleRun[]> {
     const rows = await this.db.query<{ fired_at: Date, outcome: RunOutcome, command_id: string | null, status: string | null, run_error: string | null, command_error: string | null }>(

@@ -13,6 +13,8 @@ export interface SchedulerOptions {
   log: Logger
   /** Schedules per owner at most. Default 100. */
   maxPerOwner?: number
+  /** Runs kept per schedule, newest first: a per-second schedule would otherwise grow without end. Default 1000. */
+  runsKept?: number
 }
 
 /** A schedule the scheduler refuses, with the reason. */
@@ -36,10 +38,14 @@ export interface NewSchedule {
 export class Scheduler {
   private readonly tasks = new Map<string, ScheduledTask>()
   private readonly maxPerOwner: number
+  private readonly runsKept: number
+  /** Runs recorded per schedule since its runs were last pruned. */
+  private readonly sincePruned = new Map<string, number>()
   private closed = false
 
   private constructor (private readonly opts: SchedulerOptions) {
     this.maxPerOwner = opts.maxPerOwner ?? 100
+    this.runsKept = opts.runsKept ?? 1000
   }
 
   /** Starts every schedule the registry holds that is not paused. */
@@ -84,7 +90,10 @@ export class Scheduler {
 
   async delete (ownerId: string, id: string): Promise<boolean> {
     const deleted = await this.opts.store.delete(ownerId, id)
-    if (deleted) this.disarm(id)
+    if (deleted) {
+      this.disarm(id)
+      this.sincePruned.delete(id)
+    }
     return deleted
   }
 
@@ -142,8 +151,18 @@ export class Scheduler {
       }
     }
     if (this.closed) return
-    await this.opts.store.recordRun(schedule.id, { firedAt, outcome, commandId, error })
-      .catch((err: Error) => log.error({ err }, 'schedule run could not be recorded'))
+    try {
+      await this.opts.store.recordRun(schedule.id, { firedAt, outcome, commandId, error })
+      // Pruning every tenth of the kept count bounds the table at 1.1 × runsKept per schedule.
+      const since = (this.sincePruned.get(schedule.id) ?? 0) + 1
+      this.sincePruned.set(schedule.id, since)
+      if (since >= Math.max(1, Math.floor(this.runsKept / 10))) {
+        this.sincePruned.set(schedule.id, 0)
+        await this.opts.store.pruneRuns(schedule.id, this.runsKept)
+      }
+    } catch (err) {
+      log.error({ err }, 'schedule run could not be recorded')
+    }
   }
 }
 
