@@ -103,6 +103,10 @@ describe('an owner commands a device', () => {
       await silent.publishAsync(topics.acks(d.id), JSON.stringify({ id: command.id, status: 'ok', state: { power: true } }), { qos: 1 })
       const late = await eventually(() => api.get(`/v1/devices/${d.id}/commands/${sent.body.id}`, fleet.ownerToken), (r) => r.body.status !== 'timeout')
       expect(late.body).toMatchObject({ status: 'ok', state: { power: true } })
+      // A QoS 1 duplicate of the ack changes nothing and is not a rejection (its PUBACK follows its handling).
+      await silent.publishAsync(topics.acks(d.id), JSON.stringify({ id: command.id, status: 'error', error: 'dup' }), { qos: 1 })
+      expect(stack.hub.deadLetters.forModel(fleet.modelId)).toEqual([])
+      expect((await api.get(`/v1/devices/${d.id}/commands/${sent.body.id}`, fleet.ownerToken)).body.status).toBe('ok')
 
       // wait=0 answers at once with 202 pending.
       const quick = await api.post(`/v1/devices/${d.id}/commands?wait=0`, { set: { mode: 'eco' } }, fleet.ownerToken)

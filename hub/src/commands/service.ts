@@ -25,7 +25,7 @@ export interface CommandServiceOptions {
   log: Logger
   /** How long a command waits for its ack when the caller does not say. Default 5000 ms. */
   defaultWaitMs?: number
-  /** How long an ack that comes after its command timed out still counts. Default 60000 ms. */
+  /** How long an ack that comes after its command timed out still counts, and a duplicate ack is recognised. Default 60000 ms. */
   lateAckWindowMs?: number
   /** How long a queued command waits for its offline device when the caller does not say. Default 3600000 ms (1 h). */
   defaultQueueTtlMs?: number
@@ -175,7 +175,7 @@ export class CommandService extends EventEmitter {
     // An ack for another device's command (or one long gone) settles nothing.
     if (!flight || flight.record.deviceId !== deviceId) return this.refuseAck(ctx, payload, `ack for command ${ack.id}, which this device has not been sent or which expired`)
     const { record } = flight
-    if (record.ackedAt !== null) return
+    if (record.ackedAt !== null) return // a duplicate
     const now = Date.now()
     record.status = ack.status
     record.error = ack.status === 'error' ? (ack.error ?? 'the device reported an error without a reason') : null
@@ -198,7 +198,9 @@ export class CommandService extends EventEmitter {
     }
     clearTimeout(flight.deadline)
     if (flight.forget) clearTimeout(flight.forget)
-    this.inFlight.delete(record.id)
+    // Kept a while so a QoS 1 duplicate of this ack is recognised, not dead-lettered.
+    flight.forget = setTimeout(() => this.inFlight.delete(record.id), this.lateAckWindowMs)
+    flight.forget.unref()
     this.untrackPending(record)
     this.settle(flight)
   }
