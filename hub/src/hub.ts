@@ -37,7 +37,7 @@ export interface HubOptions {
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
   /** Ack waits, late acks and the offline queue; defaults in CommandServiceOptions. */
-  commands?: Pick<CommandServiceOptions, 'defaultWaitMs' | 'lateAckWindowMs' | 'defaultQueueTtlMs' | 'maxQueuedPerDevice' | 'queueSweepMs' | 'retentionMs'>
+  commands?: Pick<CommandServiceOptions, 'defaultWaitMs' | 'lateAckWindowMs' | 'defaultQueueTtlMs' | 'maxPendingPerDevice' | 'queueSweepMs' | 'retentionMs'>
   /** Staleness sweep and heartbeat allowances; defaults in PresenceMonitorOptions. */
   presence?: Pick<PresenceMonitorOptions, 'sweepCron' | 'defaultAllowanceMs' | 'allowanceFor'>
   /** Live stream heartbeats and limits; defaults in LiveStreamsOptions. */

@@ -18,7 +18,7 @@ const thermostat = { name: 'thermo-1', capabilities: ['temperature', 'targetTemp
 
 beforeAll(async () => {
   influx = await startTestInflux()
-  stack = await startStack({ influxUrl: influx.url })
+  stack = await startStack({ influxUrl: influx.url, commands: { maxPendingPerDevice: 3 } })
   api = apiClient(stack.httpUrl)
 })
 
@@ -114,6 +114,12 @@ describe('an owner commands a device', () => {
       expect(quick.body.status).toBe('pending')
       const view = await api.get(`/v1/devices/${d.id}`, fleet.ownerToken)
       expect(view.body.state.mode).toEqual({ value: null, ts: null, desired: { value: 'eco', command: quick.body.id, since: quick.body.createdAt } })
+
+      // Unanswered commands pile up to a limit (3 here), then the device is busy.
+      for (let i = 0; i < 2; i++) expect((await api.post(`/v1/devices/${d.id}/commands?wait=0`, { set: { power: false } }, fleet.ownerToken)).status).toBe(202)
+      const busy = await api.post(`/v1/devices/${d.id}/commands?wait=0`, { set: { power: false } }, fleet.ownerToken)
+      expect(busy.status).toBe(429)
+      expect(busy.body.error).toEqual({ code: 'DEVICE_BUSY', message: `device ${d.id} has 3 commands pending, the limit; wait for their acks` })
     } finally {
       await silent.endAsync(true)
     }

@@ -29,8 +29,8 @@ export interface CommandServiceOptions {
   lateAckWindowMs?: number
   /** How long a queued command waits for its offline device when the caller does not say. Default 3600000 ms (1 h). */
   defaultQueueTtlMs?: number
-  /** Commands queued per offline device at most. Default 100. */
-  maxQueuedPerDevice?: number
+  /** Commands pending per device at most, queued or awaiting their ack. Default 100. */
+  maxPendingPerDevice?: number
   /** How often expired queued commands are dropped. Default 1000 ms. */
   queueSweepMs?: number
   /** Settled commands are kept in the registry this long. Default 2592000000 ms (30 days). */
@@ -48,7 +48,7 @@ export interface SendOptions {
   origin?: CommandOrigin
 }
 
-export type CommandRefusal = 'invalid' | 'offline' | 'queue-full'
+export type CommandRefusal = 'invalid' | 'offline' | 'busy'
 
 /** A command the hub will not send, with a message that says why. */
 export class CommandRefused extends Error {
@@ -81,7 +81,7 @@ export class CommandService extends EventEmitter {
   private readonly defaultWaitMs: number
   private readonly lateAckWindowMs: number
   private readonly defaultQueueTtlMs: number
-  private readonly maxQueued: number
+  private readonly maxPending: number
   private readonly sweep: NodeJS.Timeout
   private readonly pruning: NodeJS.Timeout
   private readonly counted: Counter<'status'>
@@ -93,7 +93,7 @@ export class CommandService extends EventEmitter {
     this.defaultWaitMs = opts.defaultWaitMs ?? 5_000
     this.lateAckWindowMs = opts.lateAckWindowMs ?? 60_000
     this.defaultQueueTtlMs = opts.defaultQueueTtlMs ?? 3_600_000
-    this.maxQueued = opts.maxQueuedPerDevice ?? 100
+    this.maxPending = opts.maxPendingPerDevice ?? 100
     this.log = opts.log
     this.counted = new Counter({ name: 'trellis_commands_total', help: 'Commands by final status (and pending when sent).', labelNames: ['status'] as const, registers: [opts.metrics.registry] })
     this.sweep = setInterval(() => this.expireQueued(), opts.queueSweepMs ?? 1_000)
@@ -141,10 +141,14 @@ export class CommandService extends EventEmitter {
       ackedAt: null,
       queuedUntil: null,
     }
-    if (!this.opts.state.get(ctx.id)?.online) {
-      if (!opts.queue) throw new CommandRefused('offline', `device ${ctx.id} is offline; add ?queue=true to deliver the command when it comes back`)
+    const online = this.opts.state.get(ctx.id)?.online === true
+    if (!online && !opts.queue) throw new CommandRefused('offline', `device ${ctx.id} is offline; add ?queue=true to deliver the command when it comes back`)
+    const pending = this.pendingByDevice.get(ctx.id)?.size ?? 0
+    if (pending >= this.maxPending) {
+      throw new CommandRefused('busy', `device ${ctx.id} has ${pending} commands pending, the limit; wait for their acks${online ? '' : ' or for the device to come back'}`)
+    }
+    if (!online) {
       const queue = this.queues.get(ctx.id) ?? []
-      if (queue.length >= this.maxQueued) throw new CommandRefused('queue-full', `device ${ctx.id} already has ${queue.length} queued commands, the limit; wait until it is back`)
       record.queuedUntil = now + (opts.queueTtlMs ?? this.defaultQueueTtlMs)
       await this.opts.commandLog.insert(record)
       this.queues.set(ctx.id, [...queue, record])

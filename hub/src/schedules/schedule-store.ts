@@ -13,7 +13,7 @@ export interface Schedule {
 }
 
 /** What became of one firing: `sent` (the command's own status tells the rest) or why nothing was sent. */
-export type RunOutcome = 'sent' | 'offline' | 'invalid' | 'queue-full' | 'failed'
+export type RunOutcome = 'sent' | 'offline' | 'invalid' | 'busy' | 'failed'
 
 export interface ScheduleRun {
   firedAt: string

@@ -73,7 +73,7 @@ export function refusalError (err: CommandRefused) {
   switch (err.reason) {
     case 'invalid': return errors.invalidCommand(err.message)
     case 'offline': return errors.deviceOffline(err.message)
-    case 'queue-full': return errors.commandQueueFull(err.message)
+    case 'busy': return errors.deviceBusy(err.message)
   }
 }
 
