@@ -11,18 +11,9 @@ import { openPglite, type SqlClient } from './registry/sql.js'
 import { StateStore } from './state/state.js'
 import { TelemetryStore } from './store/telemetry.js'
 import { PointWriter, type PointWriterOptions } from './store/writer.js'
-import { CommandLog } from './commands/command-log.js'
-import { CommandService, type CommandServiceOptions } from './commands/service.js'
-import { PresenceMonitor, type PresenceMonitorOptions } from './presence/presence.js'
-import { LiveStreams, type LiveStreamsOptions } from './stream/live.js'
-import { ScheduleStore } from './schedules/schedule-store.js'
-import { Scheduler, type SchedulerOptions } from './schedules/scheduler.js'
-import { commandRoutes, commandView } from './api/routes/commands.js'
-import { presenceRoutes } from './api/routes/presence.js'
-import { scheduleRoutes } from './api/routes/schedules.js'
-import { streamRoutes } from './api/routes/stream.js'
+import { buildControl, type Control, type ControlOptions } from './control.js'
 
-export interface HubOptions {
+export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
   influxUrl: string
   /** InfluxDB database. Default `trellis`. */
@@ -36,14 +27,6 @@ export interface HubOptions {
   api?: ApiOptions
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
-  /** Ack waits, late acks and the offline queue; defaults in CommandServiceOptions. */
-  commands?: Pick<CommandServiceOptions, 'defaultWaitMs' | 'lateAckWindowMs' | 'defaultQueueTtlMs' | 'maxPendingPerDevice' | 'queueSweepMs' | 'retentionMs'>
-  /** Staleness sweep and heartbeat allowances; defaults in PresenceMonitorOptions. */
-  presence?: Pick<PresenceMonitorOptions, 'sweepCron' | 'defaultAllowanceMs' | 'allowanceFor'>
-  /** Live stream heartbeats and limits; defaults in LiveStreamsOptions. */
-  stream?: Pick<LiveStreamsOptions, 'heartbeatMs' | 'maxPerOwner' | 'maxBufferedBytes'>
-  /** Schedule limits and run history; defaults in SchedulerOptions. */
-  schedules?: Pick<SchedulerOptions, 'maxPerOwner' | 'runsKept'>
 }
 
 export interface Hub {
@@ -57,10 +40,8 @@ export interface Hub {
   readonly metrics: HubMetrics
   readonly api: Api
   readonly log: Logger
-  readonly commands: CommandService
-  readonly presence: PresenceMonitor
-  readonly streams: LiveStreams
-  readonly scheduler: Scheduler
+  /** Commands, presence, the live stream and schedules. */
+  readonly control: Control
   /** Starts the HTTP API and the MQTT listener; port 0 picks a free port. */
   listen (opts: { httpPort: number, mqttPort: number, host?: string }): Promise<{ httpUrl: string, mqttUrl: string }>
   /** Stops accepting, flushes pending points, persists state, closes everything. */
@@ -91,22 +72,9 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
   })
-  const commands = await CommandService.start({
-    ...opts.commands,
-    aedes: broker.aedes,
-    directory,
-    state,
-    writer,
-    deadLetters,
-    metrics,
-    commandLog: await CommandLog.open(sql),
-    log: log.child({ component: 'commands' }),
-  })
-  const presence = new PresenceMonitor({ ...opts.presence, state, directory, writer, store, log: log.child({ component: 'presence' }) })
-  const streams = new LiveStreams({ ...opts.stream, state, commands, directory, commandView, log: log.child({ component: 'stream' }) })
-  const scheduler = await Scheduler.start({ ...opts.schedules, store: await ScheduleStore.open(sql), commands, directory, log: log.child({ component: 'schedules' }) })
+  const control = await buildControl({ sql, aedes: broker.aedes, directory, state, store, writer, deadLetters, metrics, log }, opts)
   const ingest = await attachIngest({
-    onAck: (deviceId, payload) => commands.handleAck(deviceId, payload),
+    onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
     aedes: broker.aedes,
     directory,
     state,
@@ -138,7 +106,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     deadLetters,
     metrics,
     log,
-    commands,
+    commands: control.commands,
     async makerName (id) {
       let name = makerNames.get(id)
       if (name === undefined) {
@@ -148,20 +116,11 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       return name
     },
   }
-  const api = buildApi(apiContext, log, {
-    ...opts.api,
-    extraRoutes: (ctx) => [
-      ...commandRoutes(ctx, commands),
-      ...presenceRoutes(ctx, presence),
-      ...scheduleRoutes(ctx, scheduler),
-      ...streamRoutes(streams),
-      ...(opts.api?.extraRoutes?.(ctx) ?? []),
-    ],
-  })
+  const api = buildApi(apiContext, log, { ...opts.api, extraRoutes: (ctx) => [...control.routes(ctx), ...(opts.api?.extraRoutes?.(ctx) ?? [])] })
 
   let closed = false
   return {
-    registry, directory, broker, state, store, writer, deadLetters, metrics, api, log, commands, presence, streams, scheduler,
+    registry, directory, broker, state, store, writer, deadLetters, metrics, api, log, control,
     async listen ({ httpPort, mqttPort, host = '127.0.0.1' }) {
       const mqtt = await broker.listen({ port: mqttPort, host })
       await api.app.listen({ port: httpPort, host })
@@ -173,12 +132,10 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     async close () {
       if (closed) return
       closed = true
-      scheduler.close()
-      presence.close()
       // Open event streams would hold the HTTP server open; end them first.
-      streams.close()
+      control.stopAccepting()
       await api.app.close()
-      await commands.close()
+      await control.close()
       await broker.close()
       await ingest.detach()
       await writer.close()

@@ -10,3 +10,4 @@ export { CommandService, CommandRefused, CommandLog, CommandRequest, commandProb
 export { PresenceMonitor, uptime, PRESENCE_MEASUREMENT } from './presence/presence.js'
 export { LiveStreams } from './stream/live.js'
 export { Scheduler, scheduleProblem } from './schedules/scheduler.js'
+export { buildControl, type Control, type ControlOptions } from './control.js'

@@ -118,7 +118,7 @@ describe('after a hub restart', () => {
       const third = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
       expect(third.status).toBe(429)
       second.close()
-      await eventually(() => stack.hub.streams.size, (n) => n === 1, { what: 'the closed stream to be dropped' })
+      await eventually(() => stack.hub.control.streams.size, (n) => n === 1, { what: 'the closed stream to be dropped' })
 
       await stack.close()
       await first.ended
