@@ -350,6 +350,13 @@ describe('owners schedule commands', () => {
     const ok = await post({})
     expect(ok.status).toBe(201)
     expect(ok.body.timezone).toBe('UTC')
+    expect(ok.body.nextRun).toMatch(/T23:00:00\.000Z$/)
+    // 23:00 in Berlin is 22:00 UTC in winter (CET) and 21:00 UTC in summer (CEST).
+    const berlin = await post({ timezone: 'Europe/Berlin' })
+    const next = new Date(berlin.body.nextRun)
+    const offsetHours = new Intl.DateTimeFormat('en', { timeZone: 'Europe/Berlin', timeZoneName: 'shortOffset' }).formatToParts(next).find((p) => p.type === 'timeZoneName')!.value === 'GMT+2' ? 2 : 1
+    expect(next.getUTCHours()).toBe(23 - offsetHours)
+    expect(next.getUTCMinutes()).toBe(0)
     expect((await api.get(`/v1/schedules/${ok.body.id}`, theirs.ownerToken)).status).toBe(404)
     expect((await api.delete(`/v1/schedules/${ok.body.id}`, theirs.ownerToken)).status).toBe(404)
   })
