@@ -7,12 +7,14 @@ import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 import { openSse, type SseStream } from '../support/sse.js'
+import { canonicalSimulators, seededRng, type RunningDevice } from '@trellis/simulators'
 
 let influx: TestInflux
 let stack: TestStack
 let api: ApiClient
 const devices: Device[] = []
 const streams: SseStream[] = []
+const simulated: RunningDevice[] = []
 
 const thermostat = { name: 'thermo-1', capabilities: ['temperature', 'targetTemperature', 'power', 'humidity', { name: 'mode', enum: ['eco', 'comfort'] }] }
 
@@ -24,6 +26,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of streams) s.close()
+  await Promise.all(simulated.map((d) => d.stop().catch(() => {})))
   await Promise.all(devices.map((d) => d.close().catch(() => {})))
   await stack?.close()
   await influx?.dispose()
@@ -374,5 +377,31 @@ describe('the API documents what it serves', () => {
     expect(paths['/v1/devices/{id}/commands'].post.parameters.map((p: { name: string }) => p.name)).toEqual(['id', 'wait', 'queue', 'ttl'])
     const metrics = await api.get('/metrics')
     expect(metrics.body).toMatch(/trellis_commands_total\{status="ok"\} [1-9]/)
+  })
+})
+
+describe('simulated appliances obey commands', () => {
+  it('a plug turned off reports 0 W, a thermostat takes its new setpoint', async () => {
+    for (const kind of ['plug', 'thermostat']) {
+      const simulator = canonicalSimulators.find((s) => s.kind === kind)!
+      const fleet = await seedFleet(api, { model: simulator.model as never, makerName: simulator.brand })
+      const [d] = fleet.devices
+      // A long interval: after the first report, what it reports is what the command caused.
+      simulated.push(await simulator.start({ url: stack.mqttUrl, deviceId: d.id, secret: d.secret, rng: seededRng(7), intervalMs: 600_000 }))
+      await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true)
+      if (kind === 'plug') {
+        const off = await api.post(`/v1/devices/${d.id}/commands`, { set: { power: false } }, fleet.ownerToken)
+        expect(off.body).toMatchObject({ status: 'ok', state: { power: false, powerDraw: 0, current: 0 } })
+        const view = await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => Date.parse(r.body.state.energy?.ts) >= Date.parse(off.body.sentAt), { what: 'the report after the command' })
+        expect(view.body.state.powerDraw.value).toBe(0)
+        expect(view.body.state.power.value).toBe(false)
+      } else {
+        const set = await api.post(`/v1/devices/${d.id}/commands`, { set: { targetTemperature: 25 } }, fleet.ownerToken)
+        expect(set.body).toMatchObject({ status: 'ok', state: { targetTemperature: 25 } })
+        const eco = await api.post(`/v1/devices/${d.id}/commands`, { set: { mode: 'eco' } }, fleet.ownerToken)
+        expect(eco.body).toMatchObject({ status: 'ok', state: { mode: 'eco', targetTemperature: 18 } })
+        expect((await api.get(`/v1/devices/${d.id}`, fleet.ownerToken)).body.state.targetTemperature.value).toBe(18)
+      }
+    }
   })
 })
