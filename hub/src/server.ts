@@ -28,7 +28,7 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
   }
   try {
     const sql = await openPglite(path.join(config.DATA_DIR, 'registry'))
-    const hub = await buildHub({ influxUrl, database: config.INFLUX_DB, sql, logger: log })
+    const hub = await buildHub({ influxUrl, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR })
     const { httpUrl, mqttUrl } = await hub.listen({ httpPort: config.PORT, mqttPort: config.MQTT_PORT, host: config.HOST })
     let stopping: Promise<void> | null = null
     return {
