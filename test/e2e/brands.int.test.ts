@@ -8,7 +8,7 @@ import { startTestInflux, influxQuery, type TestInflux } from '../support/influx
 import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
 import { eventually } from '../support/wait.js'
-import { commandThroughDialect } from '../support/commands.js'
+import { commandThroughApi } from '../support/commands.js'
 
 let influx: TestInflux
 let stack: TestStack
@@ -64,10 +64,12 @@ describe.each(brands.map((b, i) => [b.model.name, b, i] as const))('a simulated 
     expect((await api.get(`/v1/models/${fleet.modelId}/rejections`, fleet.makerToken)).body.rejections).toEqual([])
 
     const { set, then } = commandFor[brand.model.name]
-    const { ack } = await commandThroughDialect(stack, d.id, { id: `cmd-${index}`, set })
-    // Voltwise echoes its relay in the ack (ack.state in its mapping); the others ack bare.
-    const echoed = brand.model.name === 'voltwise-p1' ? { state: { power: false } } : {}
-    expect(ack).toEqual({ ok: true, ack: { id: `cmd-${index}`, status: 'ok', ...echoed } })
+    const command = await commandThroughApi(stack, api, fleet.ownerToken, d.id, { set })
+    expect(command.status).toBe(200)
+    expect(command.answer).toMatchObject({ status: 'ok' })
+    // The hub spoke the brand's dialect, not canonical JSON, and named the command so the ack finds it.
+    expect(command.sent).toContain(command.answer.id)
+    expect(command.sent).not.toBe(JSON.stringify({ id: command.answer.id, set }))
     // The appliance reports its new state right after acking.
     await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken),
       (r) => hasReadings(r.body.state, then), { what: `the state of ${brand.model.name} after the command` })
@@ -81,19 +83,21 @@ describe('actions in a dialect', () => {
     const [d] = fleet.devices
     const sim = await washer.start({ url: stack.mqttUrl, deviceId: d.id, secret: d.secret, rng: seededRng(42), intervalMs: 3_600_000 })
     simulators.push(sim)
-    const started = await commandThroughDialect(stack, d.id, { id: 'start-1', action: 'start', params: { programme: 'cotton' } })
-    expect(started).toEqual({ sent: '{"cid":"start-1","cmd":{"op":"START","prog":"cotton"}}', ack: { ok: true, ack: { id: 'start-1', status: 'ok' } } })
+    const started = await commandThroughApi(stack, api, fleet.ownerToken, d.id, { action: 'start', params: { programme: 'cotton' } })
+    expect(started.answer).toMatchObject({ status: 'ok' })
+    expect(JSON.parse(started.sent)).toEqual({ cid: started.answer.id, cmd: { op: 'START', prog: 'cotton' } })
     await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.state?.cyclePhase?.value === 'fill')
-    const paused = await commandThroughDialect(stack, d.id, { id: 'pause-1', action: 'pause' })
-    expect(paused.ack).toEqual({ ok: true, ack: { id: 'pause-1', status: 'ok' } })
+    const paused = await commandThroughApi(stack, api, fleet.ownerToken, d.id, { action: 'pause' })
+    expect(paused.answer).toMatchObject({ status: 'ok' })
     const view = await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.state?.cyclePhase?.value === 'paused')
     expect(view.body.state.lock.value).toBe(true)
     expect(view.body.state.remainingTime.value).toBeGreaterThan(3000)
     // Switched off, it has nothing to pause, and says so in its dialect.
-    const stopped = await commandThroughDialect(stack, d.id, { id: 'off-1', set: { power: false } })
-    expect(stopped.ack).toEqual({ ok: true, ack: { id: 'off-1', status: 'ok' } })
-    const refused = await commandThroughDialect(stack, d.id, { id: 'pause-2', action: 'pause' })
-    expect(refused.ack).toEqual({ ok: true, ack: { id: 'pause-2', status: 'error', error: 'nothing is running' } })
+    const stopped = await commandThroughApi(stack, api, fleet.ownerToken, d.id, { set: { power: false } })
+    expect(stopped.answer).toMatchObject({ status: 'ok' })
+    const refused = await commandThroughApi(stack, api, fleet.ownerToken, d.id, { action: 'pause' })
+    expect(refused.status).toBe(200)
+    expect(refused.answer).toMatchObject({ status: 'error', error: 'nothing is running' })
   })
 })
 

@@ -1,34 +1,26 @@
 import type { AedesPublishPacket } from 'aedes'
-import { topics, type Command } from '@trellis/device-sdk'
+import { topics } from '@trellis/device-sdk'
 import type { TestStack } from './stack.js'
-import { encodeCommand, decodeAck, type DecodedAck } from '../../hub/src/normalize/commands.js'
+import type { ApiClient } from './api.js'
 
 /**
- * Sends a canonical command to a device in its model's dialect, through the
- * hub's broker, and resolves with the device's ack decoded by the same model.
- * Stands in for the commands API, which is built on the same two functions.
+ * Sends a command through the owner API (`POST /v1/devices/{id}/commands`)
+ * and captures the payload the hub put on the device's commands topic, in
+ * the model's dialect, with an in-process subscription on the broker.
  */
-export async function commandThroughDialect (stack: TestStack, deviceId: string, command: Command, timeoutMs = 10_000): Promise<{ sent: string, ack: DecodedAck }> {
+export async function commandThroughApi (stack: TestStack, api: ApiClient, token: string, deviceId: string, body: Record<string, unknown>): Promise<{ sent: string, status: number, answer: any }> {
   const { aedes } = stack.hub.broker
-  const ctx = await stack.hub.directory.get(deviceId)
-  if (!ctx) throw new Error(`no device ${deviceId}`)
-  const payload = encodeCommand(ctx.model, command)
-  const filter = topics.acks(deviceId)
-  let deliver: (packet: AedesPublishPacket, done: () => void) => void = () => {}
-  const acked = new Promise<Buffer>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ack from ${deviceId} within ${timeoutMs} ms`)), timeoutMs)
-    deliver = (packet, done) => {
-      done()
-      clearTimeout(timer)
-      resolve(packet.payload as Buffer)
-    }
-  })
-  await new Promise<void>((resolve) => aedes.subscribe(filter, deliver as never, resolve))
+  const filter = topics.commands(deviceId)
+  const seen: string[] = []
+  const spy = (packet: AedesPublishPacket, done: () => void) => {
+    seen.push((packet.payload as Buffer).toString('utf8'))
+    done()
+  }
+  await new Promise<void>((resolve) => aedes.subscribe(filter, spy as never, resolve))
   try {
-    await new Promise<void>((resolve, reject) => aedes.publish({ cmd: 'publish', topic: topics.commands(deviceId), payload, qos: 1, retain: false, dup: false } as never, (err?: Error) => err ? reject(err) : resolve()))
-    const ack = await acked
-    return { sent: payload.toString('utf8'), ack: decodeAck(ctx.model, ack) }
+    const res = await api.post(`/v1/devices/${deviceId}/commands?wait=10s`, body, token)
+    return { sent: seen[0] ?? '', status: res.status, answer: res.body }
   } finally {
-    await new Promise<void>((resolve) => aedes.unsubscribe(filter, deliver as never, resolve))
+    await new Promise<void>((resolve) => aedes.unsubscribe(filter, spy as never, resolve))
   }
 }

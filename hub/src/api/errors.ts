@@ -33,6 +33,12 @@ export const errors = {
   modelNameTaken: (name: string) => new ApiError(409, 'MODEL_NAME_TAKEN', `you already have a model named ${name}`),
   payloadTooLarge: (limit: number) => new ApiError(413, 'PAYLOAD_TOO_LARGE', `request body is over the ${limit}-byte limit`),
   unsupportedMediaType: () => new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON with "Content-Type: application/json"'),
+  invalidCommand: (message: string) => new ApiError(422, 'INVALID_COMMAND', message),
+  deviceOffline: (message: string) => new ApiError(409, 'DEVICE_OFFLINE', message),
+  deviceBusy: (message: string) => new ApiError(429, 'DEVICE_BUSY', message),
+  invalidSchedule: (message: string) => new ApiError(422, 'INVALID_SCHEDULE', message),
+  scheduleLimit: (limit: number) => new ApiError(409, 'SCHEDULE_LIMIT', `you have ${limit} schedules, the limit; delete one first`),
+  tooManyStreams: (limit: number) => new ApiError(429, 'TOO_MANY_STREAMS', `you have ${limit} live streams open, the limit; close one first`),
   storageUnavailable: (message: string) => new ApiError(503, 'STORAGE_UNAVAILABLE', message),
   internal: () => new ApiError(500, 'INTERNAL', 'something went wrong on our side; it has been logged'),
 } as const
