@@ -1,9 +1,23 @@
 import net from 'node:net'
+import tls from 'node:tls'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { pino, type Logger } from 'pino'
 import { isDeviceId } from '@trellis/device-sdk'
 import { canReceive, publishDenial, subscribeDenial, type Principal } from './policy.js'
+import { KeyedBuckets, type Rate } from './limits.js'
+
+/** Something a device or a would-be device did that the audit log should know of. */
+export interface SecurityEvent {
+  type: 'auth-failed' | 'acl-violation' | 'rate-limited' | 'packet-too-large'
+  /** The device id it claimed or was authenticated as; null when it gave none. */
+  deviceId: string | null
+  /** Remote address of the connection. */
+  address: string | null
+  detail: string
+}
 
 export interface BrokerOptions {
   /** Checks a device's secret; resolves true when it is the device's current secret. */
@@ -19,21 +33,65 @@ export interface BrokerOptions {
   drainTimeoutMs?: number
   /** Refuse connections beyond this many. Default 50000. */
   maxConnections?: number
+  /**
+   * Largest MQTT packet accepted, in bytes, judged by the length its fixed
+   * header declares, before the body is read. Default 65536.
+   */
+  maxPacketBytes?: number
+  /** Publishes a device may make: beyond this they are dropped and counted. Default 50/s, burst 200. */
+  publishRate?: Rate
+  /**
+   * Dropped publishes a device may accumulate before it is disconnected: a
+   * device dropping faster than `perSecond` for `burst / perSecond` seconds is
+   * abusive, not bursty. Default 20/s, burst 400.
+   */
+  publishAbuse?: Rate
+  /**
+   * Keepalive granted, in seconds: a CONNECT asking for none (0) or for more
+   * gets this, so a dead connection is noticed within 1.5 times it. Default 600.
+   */
+  maxKeepaliveSeconds?: number
+  /** Failed authentications allowed per client id before it is refused unchecked. Default 0.2/s, burst 10. */
+  authFailuresPerClientId?: Rate
+  /** Failed authentications allowed per remote address before it is refused unchecked. Default 5/s, burst 100. */
+  authFailuresPerAddress?: Rate
+  /** QoS 2 publishes a client may hold awaiting PUBREL before it is cut off. Default 16 (aedes: 1000). */
+  maxInflightInbound?: number
+  /** Told of each security event (the hub records them in its audit log). Default: none. */
+  onSecurityEvent?: (event: SecurityEvent) => void
   logger?: Logger
 }
 
 export interface BrokerStats {
   connections: number
   authFailures: number
+  /** Connection attempts refused without checking the secret, because of too many recent failures. */
+  authThrottled: number
   publishDenied: number
   subscribeDenied: number
+  /** Publishes dropped by the rate limit. */
+  publishDropped: number
+  /** Devices disconnected for sustained publishing beyond the rate limit. */
+  rateLimitDisconnects: number
+  /** Connections cut for declaring a packet over `maxPacketBytes`. */
+  oversizedPackets: number
+}
+
+export interface ListenOptions {
+  port: number
+  /** Default 127.0.0.1. */
+  host?: string
+  /** PEM certificate and key: listens for MQTT over TLS instead of plain TCP. Default: plain TCP. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
 }
 
 export interface Broker {
   readonly aedes: Aedes
   readonly stats: BrokerStats
-  /** Listens for MQTT over TCP; resolves with the bound port. Port 0 picks a free one. */
-  listen (opts: { port: number, host?: string }): Promise<{ port: number, host: string }>
+  /** Listens for MQTT over TCP (or TLS); resolves with the bound port. Port 0 picks a free one. */
+  listen (opts: ListenOptions): Promise<{ port: number, host: string }>
+  /** Serves one connection from any duplex stream (a WebSocket, say), with the same auth and limits. */
+  handle (stream: Duplex, req?: IncomingMessage): void
   /** Closes every connection of a device (after a secret rotation, say). */
   disconnect (deviceId: string): void
   close (): Promise<void>
@@ -42,52 +100,105 @@ export interface Broker {
 declare module 'aedes' {
   interface Client {
     principal?: Principal
+    /** The client id and session flag as the CONNECT sent them (aedes replaces an empty id). */
+    requested?: { clientId: string, clean: boolean }
   }
 }
 
+/** The parts of mqtt-packet's parser that the packet guard hooks; checked at each connection. */
+interface PacketParser {
+  packet: { length: number }
+  _parseLength (): boolean
+  _emitError (err: Error): void
+  listeners (event: 'packet'): Array<(packet: unknown) => void>
+  removeListener (event: 'packet', fn: (packet: unknown) => void): unknown
+  on (event: 'packet', fn: (packet: unknown) => void): unknown
+}
+
 /**
- * Builds the MQTT broker: aedes with device authentication and the per-device
- * topic policy of `policy.ts`. It does not listen until `listen()`.
+ * Builds the MQTT broker: aedes with device authentication, the per-device
+ * topic policy of `policy.ts` and the limits above. It does not listen until
+ * `listen()`.
  */
 export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'broker' })
-  const stats: BrokerStats = { connections: 0, authFailures: 0, publishDenied: 0, subscribeDenied: 0 }
+  const stats: BrokerStats = {
+    connections: 0, authFailures: 0, authThrottled: 0, publishDenied: 0, subscribeDenied: 0,
+    publishDropped: 0, rateLimitDisconnects: 0, oversizedPackets: 0,
+  }
   const serviceHash = opts.service && sha256(opts.service.secret)
   const maxConnections = opts.maxConnections ?? 50_000
+  const maxPacketBytes = opts.maxPacketBytes ?? 64 * 1024
+  const maxKeepalive = opts.maxKeepaliveSeconds ?? 600
+  const publishBudget = new KeyedBuckets(opts.publishRate ?? { perSecond: 50, burst: 200 })
+  const abuseBudget = new KeyedBuckets(opts.publishAbuse ?? { perSecond: 20, burst: 400 })
+  const failuresById = new KeyedBuckets(opts.authFailuresPerClientId ?? { perSecond: 0.2, burst: 10 })
+  const failuresByAddress = new KeyedBuckets(opts.authFailuresPerAddress ?? { perSecond: 5, burst: 100 })
+  const report = (event: SecurityEvent) => {
+    try {
+      opts.onSecurityEvent?.(event)
+    } catch (err) {
+      log.error({ err }, 'security event sink failed')
+    }
+  }
+  const deviceOf = (client: Client | null | undefined): string | null =>
+    client?.principal?.kind === 'device' ? client.principal.deviceId : null
 
   const aedesOpts: AedesOptions = {
     connectTimeout: opts.connectTimeoutMs ?? 5_000,
     drainTimeout: opts.drainTimeoutMs ?? 15_000,
     maxClientsIdLength: 64,
+    // aedes' own ceiling (qlobber throws past 100 levels) answers with a disconnect; the policy refuses
+    // anything deeper than MAX_TOPIC_LEVELS before that, politely, with SUBACK 0x80.
+    maxTopicLevels: 100,
+    maxInflightInbound: opts.maxInflightInbound ?? 16,
     preConnect: (client, packet, done) => {
       if (stats.connections >= maxConnections) {
         log.warn({ connections: stats.connections }, 'connection refused: broker is at its connection limit')
         return done(Object.assign(new Error('server unavailable'), { returnCode: 3 }), false)
       }
+      client.requested = { clientId: packet.clientId ?? '', clean: packet.clean !== false }
+      // MQTT 3.1.1 lets only the client choose its keepalive; granting it as asked would let a silent socket live forever.
+      if (!packet.keepalive || packet.keepalive > maxKeepalive) packet.keepalive = maxKeepalive
       done(null, true)
     },
     authenticate: (client, username, password, done) => {
+      const address = remoteAddress(client)
+      const claimed = client.requested?.clientId ?? ''
       const refuse = (reason: string, returnCode = 4) => {
+        log.debug({ clientId: claimed.slice(0, 64), address, reason }, 'connection refused')
+        done(Object.assign(new Error(reason), { returnCode }), false)
+      }
+      const fail = (reason: string, returnCode = 4) => {
         stats.authFailures++
-        log.debug({ clientId: client.id, reason }, 'connection refused')
-        const err = Object.assign(new Error(reason), { returnCode })
-        done(err, false)
+        failuresById.take(claimed)
+        if (address) failuresByAddress.take(address)
+        report({ type: 'auth-failed', deviceId: claimed || null, address, detail: reason })
+        refuse(reason, returnCode)
+      }
+      // aedes would invent an id for an empty one and, with clean=false, keep a session under it (MQTT-3.1.3-8).
+      if (claimed === '') return fail('a client id (the device id) is required', 2)
+      if (/[+#/\u0000]/.test(claimed) || /[+#/\u0000]/.test(username ?? '')) return fail('client id and username may not contain +, #, / or NUL', 2)
+      if (!failuresById.has(claimed) || (address !== null && !failuresByAddress.has(address))) {
+        // Refused unchecked: a guessing flood costs neither a lookup nor a hash, nor an audit row each.
+        stats.authThrottled++
+        return refuse('too many failed attempts; try again later', 3)
       }
       const secret = password?.toString('utf8') ?? ''
       if (opts.service && username === opts.service.username) {
-        if (!safeEqual(sha256(secret), serviceHash!)) return refuse('bad service credentials')
+        if (!safeEqual(sha256(secret), serviceHash!)) return fail('bad service credentials')
         client.principal = { kind: 'service', name: username }
         return done(null, true)
       }
-      if (!username || client.id !== username) return refuse('client id must equal the username (the device id)', 2)
-      if (!isDeviceId(username)) return refuse('not a device id', 2)
+      if (!username || claimed !== username) return fail('client id must equal the username (the device id)', 2)
+      if (!isDeviceId(username)) return fail('not a device id', 2)
       Promise.resolve(opts.authenticateDevice(username, secret)).then((ok) => {
-        if (!ok) return refuse('bad device id or secret')
+        if (!ok) return fail('bad device id or secret')
         client.principal = { kind: 'device', deviceId: username }
         done(null, true)
       }, (err: Error) => {
-        log.error({ err, clientId: client.id }, 'device authentication failed')
-        done(Object.assign(new Error('server unavailable'), { returnCode: 3 }), false)
+        log.error({ err, clientId: username }, 'device authentication failed')
+        refuse('server unavailable', 3)
       })
     },
     authorizePublish: (client, packet, done) => {
@@ -97,8 +208,10 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       const denial = principal ? publishDenial(principal, packet.topic, packet.retain) : 'not-own-topic'
       if (denial) {
         stats.publishDenied++
-        log.warn({ clientId: client.id, topic: packet.topic.slice(0, 256), denial }, 'publish denied; disconnecting')
-        return done(new Error(`publish to ${packet.topic.slice(0, 256)} denied: ${denial}`))
+        const topic = printable(packet.topic)
+        log.warn({ clientId: client.id, topic, denial }, 'publish denied; disconnecting')
+        report({ type: 'acl-violation', deviceId: deviceOf(client), address: remoteAddress(client), detail: `publish to ${topic} denied (${denial}); disconnected` })
+        return done(new Error(`publish to ${topic} denied: ${denial}`))
       }
       done(null)
     },
@@ -107,7 +220,9 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       const denial = principal ? subscribeDenial(principal, sub.topic) : 'not-own-topic'
       if (denial) {
         stats.subscribeDenied++
-        log.warn({ clientId: client.id, topic: sub.topic.slice(0, 256), denial }, 'subscription denied')
+        const topic = printable(sub.topic)
+        log.warn({ clientId: client.id, topic, denial }, 'subscription denied')
+        report({ type: 'acl-violation', deviceId: deviceOf(client), address: remoteAddress(client), detail: `subscription to ${topic} denied (${denial})` })
         // A null subscription answers SUBACK 0x80 for this filter and keeps the connection.
         return done(null, null)
       }
@@ -124,19 +239,76 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
   aedes.on('connectionError', (client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))
 
+  /**
+   * Hooks the connection's packet parser, before any byte is read: a declared
+   * length over the limit cuts the connection before the body is buffered
+   * (aedes has no limit and would buffer it whole), and a device's publishes
+   * pass its rate limit before aedes sees them.
+   */
+  const guard = (client: Client) => {
+    const parser = (client as unknown as { _parser: PacketParser })._parser
+    const listeners = parser.listeners('packet')
+    if (typeof parser._parseLength !== 'function' || typeof parser._emitError !== 'function' || listeners.length !== 1) {
+      throw new Error('the aedes/mqtt-packet parser is not the one the packet guard was written for; check maxPacketBytes before upgrading')
+    }
+    const parseLength = parser._parseLength
+    parser._parseLength = function (this: PacketParser) {
+      if (!parseLength.call(this)) return false
+      if (this.packet.length <= maxPacketBytes) return true
+      stats.oversizedPackets++
+      const detail = `packet declaring ${this.packet.length} bytes cut off; the limit is ${maxPacketBytes}`
+      log.warn({ clientId: client.id, declared: this.packet.length }, 'oversized packet; disconnecting')
+      report({ type: 'packet-too-large', deviceId: deviceOf(client), address: remoteAddress(client), detail })
+      this._emitError(new Error(detail))
+      return false
+    }
+    const enqueue = listeners[0]
+    parser.removeListener('packet', enqueue)
+    parser.on('packet', function (this: unknown, packet) {
+      const deviceId = deviceOf(client)
+      if (deviceId !== null && (packet as { cmd: string }).cmd === 'publish' && !publishBudget.take(deviceId)) {
+        // Dropped unacknowledged: a QoS 1 sender keeps it and may retry, slower.
+        stats.publishDropped++
+        if (!abuseBudget.take(deviceId) && !client.closed) {
+          stats.rateLimitDisconnects++
+          log.warn({ deviceId }, 'sustained publishing over the rate limit; disconnecting')
+          report({ type: 'rate-limited', deviceId, address: remoteAddress(client), detail: 'sustained publishing over the rate limit; disconnected' })
+          client.close()
+        }
+        return
+      }
+      enqueue.call(this, packet)
+    })
+  }
+
+  const handle = (stream: Duplex, req?: IncomingMessage) => {
+    const client = (aedes.handle as unknown as (s: Duplex, r?: IncomingMessage) => Client)(stream, req)
+    try {
+      guard(client)
+    } catch (err) {
+      log.error({ err }, 'connection refused: cannot enforce limits')
+      stream.destroy()
+    }
+  }
+
   const servers: net.Server[] = []
   return {
     aedes,
     stats,
-    async listen ({ port, host = '127.0.0.1' }) {
-      const server = net.createServer(aedes.handle as (socket: net.Socket) => void)
+    handle,
+    async listen ({ port, host = '127.0.0.1', tls: tlsOpts }) {
+      const server = tlsOpts
+        ? tls.createServer({ cert: tlsOpts.cert, key: tlsOpts.key }, (socket) => handle(socket))
+        : net.createServer((socket) => handle(socket))
+      // Refused by the kernel-facing server before aedes allocates anything; sockets awaiting CONNECT count too.
+      server.maxConnections = maxConnections
       servers.push(server)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(port, host, () => { server.off('error', reject); resolve() })
       })
       const address = server.address() as net.AddressInfo
-      log.info({ host, port: address.port }, 'MQTT listening')
+      log.info({ host, port: address.port, tls: Boolean(tlsOpts) }, 'MQTT listening')
       return { port: address.port, host }
     },
     disconnect (deviceId) {
@@ -152,6 +324,18 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       })))
     },
   }
+}
+
+function remoteAddress (client: Client): string | null {
+  const conn = (client as unknown as { conn?: { remoteAddress?: string } }).conn
+  const req = (client as unknown as { req?: IncomingMessage }).req
+  return conn?.remoteAddress ?? req?.socket?.remoteAddress ?? null
+}
+
+/** A topic fit for a log line: bounded, control characters escaped. */
+function printable (topic: string): string {
+  // eslint-disable-next-line no-control-regex
+  return topic.slice(0, 256).replace(/[\u0000-\u001f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 function sha256 (s: string): Buffer {

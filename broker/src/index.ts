@@ -1,2 +1,3 @@
 export * from './policy.js'
+export * from './limits.js'
 export * from './broker.js'
