@@ -5,6 +5,7 @@ import type { ApiContext } from './api/context.js'
 import { attachIngest } from './ingest/ingest.js'
 import { DeadLetters } from './ingest/dead-letters.js'
 import { HubMetrics } from './metrics.js'
+import { AuditLog } from './audit/audit-log.js'
 import { DeviceDirectory } from './registry/directory.js'
 import { Registry } from './registry/registry.js'
 import { openPglite, type SqlClient } from './registry/sql.js'
@@ -37,6 +38,7 @@ export interface Hub {
   readonly writer: PointWriter
   readonly deadLetters: DeadLetters
   readonly metrics: HubMetrics
+  readonly audit: AuditLog
   readonly api: Api
   readonly log: Logger
   /** Starts the HTTP API and the MQTT listener; port 0 picks a free port. */
@@ -64,11 +66,15 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
   await state.load()
 
+  const audit = new AuditLog(registry, log.child({ component: 'audit' }))
   const broker = await createBroker({
     ...opts.broker,
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
+    onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
+  // A rotated secret or a disabled device must not keep a session opened with the old credentials.
+  registry.on('credentials-changed', (deviceId: string) => broker.disconnect(deviceId))
   const ingest = await attachIngest({
     aedes: broker.aedes,
     directory,
@@ -90,9 +96,14 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker.stats.authFailures)
   metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker.stats.publishDenied)
   metrics.gauge('trellis_broker_subscribe_denied', 'Subscriptions refused by the topic policy.', () => broker.stats.subscribeDenied)
+  metrics.gauge('trellis_broker_auth_throttled', 'MQTT connections refused unchecked after too many failed authentications.', () => broker.stats.authThrottled)
+  metrics.gauge('trellis_broker_publish_dropped', 'Device publishes dropped by the rate limit.', () => broker.stats.publishDropped)
+  metrics.gauge('trellis_broker_rate_limit_disconnects', 'Devices disconnected for sustained publishing over the rate limit.', () => broker.stats.rateLimitDisconnects)
+  metrics.gauge('trellis_broker_oversized_packets', 'MQTT connections cut for declaring a packet over the size limit.', () => broker.stats.oversizedPackets)
+  metrics.gauge('trellis_audit_dropped', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
   const makerNames = new Map<string, string>()
-  const apiContext: ApiContext = {
+  const apiContext: Omit<ApiContext, 'throttle'> = {
     registry,
     directory,
     state,
@@ -101,6 +112,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     deadLetters,
     metrics,
     log,
+    audit,
     async makerName (id) {
       let name = makerNames.get(id)
       if (name === undefined) {
@@ -114,7 +126,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
 
   let closed = false
   return {
-    registry, directory, broker, state, store, writer, deadLetters, metrics, api, log,
+    registry, directory, broker, state, store, writer, deadLetters, metrics, audit, api, log,
     async listen ({ httpPort, mqttPort, host = '127.0.0.1' }) {
       const mqtt = await broker.listen({ port: mqttPort, host })
       await api.app.listen({ port: httpPort, host })
@@ -131,6 +143,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await ingest.detach()
       await writer.close()
       await state.close()
+      await audit.flush()
       await registry.close()
     },
   }

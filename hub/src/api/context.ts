@@ -6,7 +6,9 @@ import type { TelemetryStore } from '../store/telemetry.js'
 import type { DeadLetters } from '../ingest/dead-letters.js'
 import type { HubMetrics } from '../metrics.js'
 import type { PointWriter } from '../store/writer.js'
+import type { AuditLog } from '../audit/audit-log.js'
 import type { Caller } from './route.js'
+import type { RequestThrottle } from './throttle.js'
 import { errors } from './errors.js'
 
 /** What route handlers work with. */
@@ -19,6 +21,9 @@ export interface ApiContext {
   deadLetters: DeadLetters
   metrics: HubMetrics
   log: Logger
+  audit: AuditLog
+  /** Rate limits on sign-up, login and claim. */
+  throttle: RequestThrottle
   /** Maker display names by id, cached. */
   makerName (id: string): Promise<string>
 }
@@ -34,4 +39,10 @@ export async function visibleDevice (api: ApiContext, caller: Caller, id: string
     if (caller.scope === 'maker' && allow.includes('maker') && ctx.makerId === caller.subject) return ctx
   }
   throw errors.notFound('device', id)
+}
+
+/** The audit log's name for a caller. */
+export function actorOf (caller: Caller | null): string {
+  if (!caller) return 'anonymous'
+  return caller.scope === 'admin' ? 'admin' : `${caller.scope}:${caller.subject}`
 }

@@ -32,6 +32,7 @@ export const errors = {
   modelNameTaken: (name: string) => new ApiError(409, 'MODEL_NAME_TAKEN', `you already have a model named ${name}`),
   payloadTooLarge: (limit: number) => new ApiError(413, 'PAYLOAD_TOO_LARGE', `request body is over the ${limit}-byte limit`),
   unsupportedMediaType: () => new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON with "Content-Type: application/json"'),
+  rateLimited: (what: string, retryAfterSeconds: number) => new ApiError(429, 'RATE_LIMITED', `too many ${what}; try again in ${retryAfterSeconds} s`, { 'retry-after': String(retryAfterSeconds) }),
   storageUnavailable: (message: string) => new ApiError(503, 'STORAGE_UNAVAILABLE', message),
   internal: () => new ApiError(500, 'INTERNAL', 'something went wrong on our side; it has been logged'),
 } as const

@@ -39,9 +39,11 @@ export class DeviceDirectory {
   private readonly devices = new Map<string, DeviceContext>()
   private readonly models = new Map<string, CompiledModel>()
   private readonly loading = new Map<string, Promise<DeviceContext | null>>()
+  /** Bumped on each change, so a load that read the row before the change does not cache it after. */
+  private readonly generations = new Map<string, number>()
 
   constructor (private readonly registry: Registry, private readonly compile: ModelCompiler = compileCanonical) {
-    registry.on('device-changed', (id: string) => this.devices.delete(id))
+    registry.on('device-changed', (id: string) => this.invalidateDevice(id))
     registry.on('model-changed', (id: string) => {
       this.models.delete(id)
       for (const [deviceId, ctx] of this.devices) if (ctx.model.id === id) this.devices.delete(deviceId)
@@ -81,9 +83,14 @@ export class DeviceDirectory {
     return safeEqualHex(sha256Hex(secret), ctx.secretHash)
   }
 
-  invalidateDevice (id: string): void { this.devices.delete(id) }
+  invalidateDevice (id: string): void {
+    this.devices.delete(id)
+    this.loading.delete(id)
+    this.generations.set(id, (this.generations.get(id) ?? 0) + 1)
+  }
 
   private async load (id: string): Promise<DeviceContext | null> {
+    const generation = this.generations.get(id)
     const [device, credentials] = await Promise.all([this.registry.getDevice(id), this.registry.deviceCredentials(id)])
     if (!device || !credentials) return null
     const model = await this.model(device.modelId)
@@ -96,7 +103,7 @@ export class DeviceDirectory {
       secretHash: credentials.secretHash,
       disabled: device.disabled,
     }
-    this.devices.set(id, ctx)
+    if (this.generations.get(id) === generation) this.devices.set(id, ctx)
     return ctx
   }
 }

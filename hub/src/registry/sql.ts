@@ -72,6 +72,16 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE INDEX IF NOT EXISTS devices_owner ON devices (owner_id);
 CREATE INDEX IF NOT EXISTS devices_maker ON devices (maker_id);
+CREATE TABLE IF NOT EXISTS audit_log (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  actor text NOT NULL,
+  action text NOT NULL,
+  device_id text,
+  address text,
+  detail text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_device ON audit_log (device_id, id);
 CREATE TABLE IF NOT EXISTS device_state (
   device_id text PRIMARY KEY REFERENCES devices (id),
   online boolean NOT NULL DEFAULT false,

@@ -4,7 +4,7 @@ import type { DeviceContext } from '../../registry/directory.js'
 import type { Aggregate } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
-import { visibleDevice, type ApiContext } from '../context.js'
+import { actorOf, visibleDevice, type ApiContext } from '../context.js'
 
 export const ProvisionRequest = z.strictObject({
   model: z.string().min(1).max(64),
@@ -96,10 +96,17 @@ export function deviceRoutes (api: ApiContext) {
       access: 'owner',
       body: ClaimRequest,
       response: DeviceView,
-      handler: async ({ body, caller }) => {
+      handler: async ({ body, caller, request }) => {
+        const keys = [request.ip, caller.subject]
+        api.throttle.check('failedClaim', keys)
         const device = await api.registry.claimDevice(caller.subject, body.claimCode)
-        if (!device) throw errors.invalidClaimCode()
+        if (!device) {
+          api.throttle.spend('failedClaim', keys)
+          api.audit.record({ actor: actorOf(caller), action: 'claim-failed', address: request.ip, detail: 'no unclaimed device has the claim code given' })
+          throw errors.invalidClaimCode()
+        }
         api.log.info({ ownerId: caller.subject, deviceId: device.id }, 'device claimed')
+        api.audit.record({ actor: actorOf(caller), action: 'device-claimed', deviceId: device.id, address: request.ip, detail: 'claimed with its claim code' })
         return await view((await api.directory.get(device.id))!, false)
       },
     }),
