@@ -70,6 +70,8 @@ export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger,
     reply.header('x-frame-options', 'DENY')
     reply.header('referrer-policy', 'no-referrer')
     reply.header('cache-control', 'no-store')
+    // The API serves JSON only: nothing in a response may run, load or be framed.
+    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
     return payload
   })
 
