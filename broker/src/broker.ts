@@ -38,7 +38,10 @@ export interface BrokerOptions {
    * header declares, before the body is read. Default 65536.
    */
   maxPacketBytes?: number
-  /** Publishes a device may make: beyond this they are dropped and counted. Default 50/s, burst 200. */
+  /**
+   * Publishes a device may make: beyond this they are acknowledged, dropped and counted.
+   * Default 50/s, burst 200.
+   */
   publishRate?: Rate
   /**
    * Dropped publishes a device may accumulate before it is disconnected: a
@@ -266,9 +269,14 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     parser.removeListener('packet', enqueue)
     parser.on('packet', function (this: unknown, packet) {
       const deviceId = deviceOf(client)
-      if (deviceId !== null && (packet as { cmd: string }).cmd === 'publish' && !publishBudget.take(deviceId)) {
-        // Dropped unacknowledged: a QoS 1 sender keeps it and may retry, slower.
+      const publish = packet as { cmd: string, qos?: number, messageId?: number }
+      if (deviceId !== null && publish.cmd === 'publish' && !publishBudget.take(deviceId)) {
         stats.publishDropped++
+        // Acknowledged and discarded: MQTT 3.1.1 has no "too fast" reason code, and an unacknowledged
+        // QoS 1 publish would leave a well-behaved client waiting for a PUBACK until it reconnects.
+        if (publish.qos && publish.messageId !== undefined && !client.closed) {
+          client.conn.write(Buffer.from([publish.qos === 1 ? 0x40 : 0x50, 0x02, publish.messageId >> 8, publish.messageId & 0xff]))
+        }
         if (!abuseBudget.take(deviceId) && !client.closed) {
           stats.rateLimitDisconnects++
           log.warn({ deviceId }, 'sustained publishing over the rate limit; disconnecting')
