@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino'
-import { createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
+import { attachWebSocketListener, createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'
 import { attachIngest } from './ingest/ingest.js'
@@ -27,6 +27,11 @@ export interface HubOptions {
   api?: ApiOptions
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
+  /**
+   * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
+   * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
+   */
+  tls?: { cert: string | Buffer, key: string | Buffer }
 }
 
 export interface Hub {
@@ -41,8 +46,11 @@ export interface Hub {
   readonly audit: AuditLog
   readonly api: Api
   readonly log: Logger
-  /** Starts the HTTP API and the MQTT listener; port 0 picks a free port. */
-  listen (opts: { httpPort: number, mqttPort: number, host?: string }): Promise<{ httpUrl: string, mqttUrl: string }>
+  /**
+   * Starts the HTTP API (with MQTT over WebSocket at `/mqtt`) and the MQTT
+   * listener, plus MQTT over TLS when `mqttsPort` is given (needs `tls`); port 0 picks a free port.
+   */
+  listen (opts: { httpPort: number, mqttPort: number, mqttsPort?: number, host?: string }): Promise<{ httpUrl: string, mqttUrl: string, wsUrl: string, mqttsUrl?: string }>
   /** Stops accepting, flushes pending points, persists state, closes everything. */
   close (): Promise<void>
 }
@@ -122,22 +130,32 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       return name
     },
   }
-  const api = buildApi(apiContext, log, opts.api)
+  const api = buildApi(apiContext, log, { ...opts.api, ...(opts.tls && { https: opts.tls }) })
+  const webSocket = attachWebSocketListener(api.app.server, broker, { maxPayload: (opts.broker?.maxPacketBytes ?? 64 * 1024) + 1024 })
 
   let closed = false
   return {
     registry, directory, broker, state, store, writer, deadLetters, metrics, audit, api, log,
-    async listen ({ httpPort, mqttPort, host = '127.0.0.1' }) {
+    async listen ({ httpPort, mqttPort, mqttsPort, host = '127.0.0.1' }) {
+      if (mqttsPort !== undefined && !opts.tls) throw new Error('mqttsPort needs the tls option (a certificate and key)')
       const mqtt = await broker.listen({ port: mqttPort, host })
+      const mqtts = mqttsPort === undefined ? undefined : await broker.listen({ port: mqttsPort, host, tls: opts.tls })
       await api.app.listen({ port: httpPort, host })
       const address = api.app.server.address()
       const port = typeof address === 'object' && address ? address.port : httpPort
       const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
-      return { httpUrl: `http://${shown}:${port}`, mqttUrl: `mqtt://${shown}:${mqtt.port}` }
+      const secure = Boolean(opts.tls)
+      return {
+        httpUrl: `${secure ? 'https' : 'http'}://${shown}:${port}`,
+        mqttUrl: `mqtt://${shown}:${mqtt.port}`,
+        wsUrl: `${secure ? 'wss' : 'ws'}://${shown}:${port}/mqtt`,
+        ...(mqtts && { mqttsUrl: `mqtts://${shown}:${mqtts.port}` }),
+      }
     },
     async close () {
       if (closed) return
       closed = true
+      webSocket.close()
       await api.app.close()
       await broker.close()
       await ingest.detach()

@@ -22,6 +22,8 @@ export interface ApiOptions {
    * Default: none, so no caller is admin.
    */
   adminToken?: string
+  /** PEM certificate and key: serve HTTPS. Default: plain HTTP. */
+  https?: { cert: string | Buffer, key: string | Buffer }
   /** Rate limits on sign-up, login and claim. Defaults in `ApiRateLimits`. */
   rateLimits?: ApiRateLimits
   /** More routes (from other modules) to serve and document. */
@@ -39,6 +41,7 @@ export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger,
   const api: ApiContext = { ...context, throttle: new RequestThrottle(opts.rateLimits) }
   const bodyLimit = opts.bodyLimit ?? 1024 * 1024
   const app = Fastify({
+    ...(opts.https && { https: { cert: opts.https.cert, key: opts.https.key } }),
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
