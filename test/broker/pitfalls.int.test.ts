@@ -165,6 +165,16 @@ describe('aedes pitfalls, closed', () => {
     expect(events).toContainEqual(expect.objectContaining({ type: 'acl-violation', deviceId: 'dev-alpha', detail: expect.stringContaining('$SYS/broker/uptime') }))
   })
 
+  it('accepts a retained message on presence only', async () => {
+    await start()
+    const a = await device('dev-alpha')
+    await a.publishAsync(topics.presence('dev-alpha'), 'online', { qos: 1, retain: true })
+    const gone = new Promise<void>((resolve) => a.stream.once('close', () => resolve()))
+    a.publish(topics.telemetry('dev-alpha'), '{"readings":{}}', { qos: 1, retain: true })
+    await gone
+    expect(events).toContainEqual(expect.objectContaining({ type: 'acl-violation', detail: expect.stringContaining('retain-not-allowed') }))
+  })
+
   it('drops a client that never sends CONNECT after the connect timeout', async () => {
     await start({ connectTimeoutMs: 300 })
     const raw = await rawConnection(port)

@@ -212,6 +212,16 @@ describe('limits under load', () => {
     const fleet = await seedFleet(api, { count: 3 })
     const [flooder, ...others] = fleet.devices
     const healthy = await Promise.all(others.map((d) => device(d)))
+    const base = Date.now() - 60_000
+    const reportAll = async (round: number, into: number[]) => {
+      for (const h of healthy) {
+        const t0 = performance.now()
+        await h.report({ temperature: round }, base + round)
+        into.push(performance.now() - t0)
+      }
+    }
+    const baseline: number[] = []
+    for (let i = 0; i < 20; i++) await reportAll(i, baseline)
     const flood = await client(flooder.id, flooder.id, flooder.secret)
     const floodClosed = new Promise<void>((resolve) => flood.once('close', () => resolve()))
     const before = stack.hub.broker.stats.publishDropped
@@ -220,26 +230,19 @@ describe('limits under load', () => {
     const started = Date.now()
     // Bounded: 5000 publishes, as fast as the socket takes them.
     for (let i = 0; i < 5000 && flood.connected; i++) flood.publish(topics.telemetry(flooder.id), `{"readings":{"temperature":${i % 100}}}`, { qos: 0 })
-    const base = Date.now() - 60_000
-    for (let i = 0; i < 20; i++) {
-      for (const h of healthy) {
-        const t0 = performance.now()
-        await h.report({ temperature: i }, base + i)
-        latencies.push(performance.now() - t0)
-      }
-    }
+    for (let i = 20; i < 40; i++) await reportAll(i, latencies)
     await floodClosed
     const dropped = stack.hub.broker.stats.publishDropped - before
     // The flooder is cut off once it has dropped its abuse budget (400), well before it sends all 5000.
     expect(dropped).toBeGreaterThanOrEqual(400)
     expect(stack.hub.broker.stats.rateLimitDisconnects).toBeGreaterThanOrEqual(1)
     for (const h of others) {
-      await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "device" = '${h.id}'`), (r) => r[0]?.count === 20, { what: `all 20 readings of ${h.id}` })
+      await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "device" = '${h.id}'`), (r) => r[0]?.count === 40, { what: `all 40 readings of ${h.id}` })
     }
     const stored = await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "device" = '${flooder.id}'`), () => true)
-    latencies.sort((x, y) => x - y)
-    const p99 = latencies[Math.floor(latencies.length * 0.99) - 1]
-    console.info(`flood: ${dropped} of 5000 dropped, flooder stored ${JSON.stringify(stored[0]?.count ?? 0)} points (timestamps collapse duplicates), healthy report p50 ${latencies[latencies.length >> 1].toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, ${Date.now() - started} ms overall`)
+    const pct = (xs: number[], q: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * q))]
+    const p99 = pct(latencies, 0.99)
+    console.info(`flood: ${dropped} of 5000 dropped before the flooder was cut off, flooder stored ${JSON.stringify(stored[0]?.count ?? 0)} points; healthy report latency without flood p50 ${pct(baseline, 0.5).toFixed(1)} ms p99 ${pct(baseline, 0.99).toFixed(1)} ms, during flood p50 ${pct(latencies, 0.5).toFixed(1)} ms p99 ${p99.toFixed(1)} ms; ${Date.now() - started} ms overall`)
     expect(p99).toBeLessThan(2000)
     const audit = await api.get(`/v1/audit?device=${flooder.id}`, ADMIN_TOKEN)
     expect(audit.body.records).toContainEqual(expect.objectContaining({ action: 'rate-limited' }))
@@ -263,6 +266,7 @@ describe('limits under load', () => {
       }
       return i
     })()
+    const connectionsBefore = stack.hub.broker.stats.connections
     const heapBefore = process.memoryUsage().heapUsed
     const rssBefore = process.memoryUsage().rss
     const started = performance.now()
@@ -289,7 +293,9 @@ describe('limits under load', () => {
     console.info(`auth burst: 2000 bad connects in ${burstMs.toFixed(0)} ms, CONNACK codes ${JSON.stringify([...codes])}, heap +${(heapGrowth / 1e6).toFixed(1)} MB, rss +${(rssGrowth / 1e6).toFixed(1)} MB, good device ${latencies.length} reports, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`)
     expect([...codes.keys()].every((c) => c === 4 || c === 3)).toBe(true)
     expect(stack.hub.broker.stats.authThrottled).toBeGreaterThan(1500)
+    // heapUsed is measured without forcing a GC, so it carries garbage not yet collected: the bound is loose.
     expect(heapGrowth).toBeLessThan(40e6)
+    expect(stack.hub.broker.stats.connections).toBe(connectionsBefore)
     expect(latencies.length).toBeGreaterThan(10)
     // Every reading the good device sent during the burst is stored.
     await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "device" = '${good.id}'`), (r) => r[0]?.count === reported, { what: `all ${reported} readings of the good device` })

@@ -76,7 +76,7 @@ describe('transport security', () => {
     await eventually(() => influxQuery(influx.url, `SELECT "value" FROM "temperature" WHERE "device" = '${d.id}'`), (r) => r.length === 1 && r[0].value === 18.5)
     const bad = mqtt.connect(urls.mqttsUrl!, { clientId: d.id, username: d.id, password: 'wrong', ca: cert, reconnectPeriod: 0 })
     open.push({ close: () => bad.endAsync(true) })
-    const err = await new Promise<{ code?: number }>((resolve) => bad.once('error', resolve))
+    const err = await new Promise<{ code?: number }>((resolve) => bad.once('error', (e) => resolve(e as { code?: number })))
     expect(err.code).toBe(4)
   })
 
@@ -95,7 +95,7 @@ describe('transport security', () => {
 
     const bad = mqtt.connect(urls.wsUrl, { clientId: other.id, username: other.id, password: 'wrong', ca: cert, reconnectPeriod: 0 })
     open.push({ close: () => bad.endAsync(true) })
-    const err = await new Promise<{ code?: number }>((resolve) => bad.once('error', resolve))
+    const err = await new Promise<{ code?: number }>((resolve) => bad.once('error', (e) => resolve(e as { code?: number })))
     expect(err.code).toBe(4)
   })
 })
