@@ -155,6 +155,9 @@ describe('credentials lifecycle', () => {
   it('an owner releases a device: it leaves their view and can be claimed again with the new code only', async () => {
     const fleet = await seedFleet(api)
     const [d] = fleet.devices
+    const dev = await device(d)
+    await dev.report({ temperature: 30 }, Date.now() - 5000)
+    await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.state?.temperature?.value === 30)
     const released = await api.post(`/v1/devices/${d.id}/release`, {}, fleet.ownerToken)
     expect(released.status).toBe(200)
     expect((await api.get(`/v1/devices/${d.id}`, fleet.ownerToken)).status).toBe(404)
@@ -163,6 +166,15 @@ describe('credentials lifecycle', () => {
     const claimed = await api.post('/v1/devices/claim', { claimCode: released.body.claimCode }, next.body.token)
     expect(claimed.status).toBe(200)
     expect(claimed.body.id).toBe(d.id)
+    // What the device reported for its previous owner is not the next owner's.
+    expect(claimed.body.state).toEqual({})
+    const from = new Date(Date.now() - 3_600_000).toISOString()
+    const history = await api.get(`/v1/devices/${d.id}/telemetry?capability=temperature&from=${from}`, next.body.token)
+    expect(history.status).toBe(200)
+    expect(history.body.points).toEqual([])
+    await dev.report({ temperature: 31 })
+    const fresh = await eventually(() => api.get(`/v1/devices/${d.id}/telemetry?capability=temperature&from=${from}`, next.body.token), (r) => r.body.points?.length === 1)
+    expect(fresh.body.points[0].value).toBe(31)
   })
 
   it('lists tokens without their secrets, and a revoked token stops working at once', async () => {

@@ -75,6 +75,7 @@ export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger,
     reply.header('cache-control', 'no-store')
     // The API serves JSON only: nothing in a response may run, load or be framed.
     reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+    if (opts.https) reply.header('strict-transport-security', 'max-age=31536000')
     return payload
   })
 

@@ -19,6 +19,8 @@ export interface DeviceContext {
   readonly model: CompiledModel
   readonly secretHash: string
   readonly disabled: boolean
+  /** Epoch ms of its last release by an owner; an owner sees nothing from before it. */
+  readonly releasedAt: number | null
 }
 
 export type ModelCompiler = (model: Model) => CompiledModel
@@ -102,6 +104,7 @@ export class DeviceDirectory {
       model,
       secretHash: credentials.secretHash,
       disabled: device.disabled,
+      releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
     }
     if (this.generations.get(id) === generation) this.devices.set(id, ctx)
     return ctx

@@ -31,6 +31,8 @@ export interface DeviceRecord {
   disabled: boolean
   createdAt: string
   claimedAt: string | null
+  /** When its last owner released it: what it reported before is not its next owner's. */
+  releasedAt: string | null
 }
 
 export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, revokedAt: string | null }
@@ -62,7 +64,7 @@ export interface StoredState {
 }
 
 interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, created_at: Date, updated_at: Date }
-interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null }
+interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null }
 
 const iso = (d: Date | string | null): string | null => d === null ? null : new Date(d).toISOString()
 
@@ -88,6 +90,7 @@ function toDevice (r: DeviceRow): DeviceRecord {
     disabled: r.disabled,
     createdAt: iso(r.created_at)!,
     claimedAt: iso(r.claimed_at),
+    releasedAt: iso(r.released_at),
   }
 }
 
@@ -289,7 +292,7 @@ export class Registry extends EventEmitter {
   async releaseDevice (ownerId: string, deviceId: string): Promise<{ claimCode: string } | null> {
     const claimCode = newClaimCode()
     const rows = await this.db.query<{ id: string }>(
-      `UPDATE devices SET owner_id = NULL, claimed_at = NULL, claim_hash = $3
+      `UPDATE devices SET owner_id = NULL, claimed_at = NULL, released_at = now(), claim_hash = $3
        WHERE id = $1 AND owner_id = $2 RETURNING id`, [deviceId, ownerId, sha256Hex(normalizeClaimCode(claimCode))])
     if (!rows[0]) return null
     this.emit('device-changed', deviceId)

@@ -68,8 +68,10 @@ CREATE TABLE IF NOT EXISTS devices (
   owner_id text REFERENCES owners (id),
   disabled boolean NOT NULL DEFAULT false,
   created_at timestamptz NOT NULL DEFAULT now(),
-  claimed_at timestamptz
+  claimed_at timestamptz,
+  released_at timestamptz
 );
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS released_at timestamptz;
 CREATE INDEX IF NOT EXISTS devices_owner ON devices (owner_id);
 CREATE INDEX IF NOT EXISTS devices_maker ON devices (maker_id);
 CREATE TABLE IF NOT EXISTS audit_log (

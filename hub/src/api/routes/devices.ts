@@ -55,7 +55,9 @@ export function deviceRoutes (api: ApiContext) {
   const view = async (ctx: DeviceContext, forMaker: boolean) => {
     const s = api.state.get(ctx.id)
     const state: Record<string, { value: unknown, ts: string }> = {}
-    if (s) for (const [cap, v] of s.readings) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
+    // An owner never sees what the device reported for its previous owner.
+    const since = forMaker ? null : ctx.releasedAt
+    if (s) for (const [cap, v] of s.readings) if (since === null || v.ts > since) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
     return {
       id: ctx.id,
       model: ctx.model.id,
@@ -152,8 +154,11 @@ export function deviceRoutes (api: ApiContext) {
         const cap = ctx.model.capabilities.get(query.capability)
         if (!cap) throw errors.unknownCapability(query.capability, ctx.model.name)
         const to = query.to ? new Date(query.to) : new Date()
-        const from = query.from ? new Date(query.from) : new Date(to.getTime() - 3_600_000)
+        let from = query.from ? new Date(query.from) : new Date(to.getTime() - 3_600_000)
         if (from > to) throw errors.badRequest('from is after to')
+        // History from before the device's last release belongs to its previous owner.
+        const allHidden = ctx.releasedAt !== null && to.getTime() <= ctx.releasedAt
+        if (ctx.releasedAt !== null && !allHidden && from.getTime() <= ctx.releasedAt) from = new Date(ctx.releasedAt + 1)
         if ((query.every === undefined) !== (query.agg === undefined)) throw errors.badRequest('every and agg go together: every=1m&agg=mean')
         if (query.agg && cap.kind !== 'number' && query.agg !== 'last') {
           throw errors.badRequest(`${cap.name} is a ${cap.kind}; only agg=last applies to it`)
@@ -163,8 +168,8 @@ export function deviceRoutes (api: ApiContext) {
           const buckets = (to.getTime() - from.getTime()) / (Number(m[1]) * durationMs[m[2]])
           if (buckets > 10_000) throw errors.badRequest(`every=${query.every} over this range makes ${Math.ceil(buckets)} intervals; the limit is 10000`)
         }
-        let points
-        try {
+        let points: Awaited<ReturnType<typeof api.store.history>> = []
+        if (!allHidden) try {
           points = await api.store.history({
             deviceId: ctx.id,
             capability: cap.name,
