@@ -58,6 +58,12 @@ export interface BrokerOptions {
   authFailuresPerClientId?: Rate
   /** Failed authentications allowed per remote address before it is refused unchecked. Default 5/s, burst 100. */
   authFailuresPerAddress?: Rate
+  /**
+   * QoS 1/2 messages queued for one client (offline with a persistent session,
+   * or online and not acknowledging); beyond this, new ones are dropped and
+   * counted. Default 1000 (aedes: unbounded).
+   */
+  maxQueuedPerClient?: number
   /** QoS 2 publishes a client may hold awaiting PUBREL before it is cut off. Default 16 (aedes: 1000). */
   maxInflightInbound?: number
   /** Told of each security event (the hub records them in its audit log). Default: none. */
@@ -78,6 +84,8 @@ export interface BrokerStats {
   rateLimitDisconnects: number
   /** Connections cut for declaring a packet over `maxPacketBytes`. */
   oversizedPackets: number
+  /** Messages not queued for a client because its queue was full. */
+  queueDropped: number
 }
 
 export interface ListenOptions {
@@ -127,7 +135,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'broker' })
   const stats: BrokerStats = {
     connections: 0, authFailures: 0, authThrottled: 0, publishDenied: 0, subscribeDenied: 0,
-    publishDropped: 0, rateLimitDisconnects: 0, oversizedPackets: 0,
+    publishDropped: 0, rateLimitDisconnects: 0, oversizedPackets: 0, queueDropped: 0,
   }
   const serviceHash = opts.service && sha256(opts.service.secret)
   const maxConnections = opts.maxConnections ?? 50_000
@@ -237,6 +245,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     },
   }
   const aedes = await Aedes.createBroker(aedesOpts)
+  boundOutgoingQueues(aedes, opts.maxQueuedPerClient ?? 1000, stats)
   aedes.on('client', () => { stats.connections++ })
   aedes.on('clientDisconnect', () => { stats.connections-- })
   aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
@@ -331,6 +340,50 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
         s.close(() => resolve())
       })))
     },
+  }
+}
+
+interface OutgoingPersistence {
+  outgoingEnqueue (sub: { clientId: string }, packet: unknown): Promise<void>
+  outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: unknown): Promise<void>
+  outgoingClearMessageId (client: { id: string }, packet: unknown): Promise<unknown>
+}
+
+/**
+ * aedes' persistence queues QoS 1/2 messages per client without limit. Every
+ * message enters through `outgoingEnqueue*` and leaves through
+ * `outgoingClearMessageId`, so counting at those two doors bounds the queue.
+ */
+function boundOutgoingQueues (aedes: Aedes, max: number, stats: BrokerStats): void {
+  const persistence = (aedes as unknown as { persistence: OutgoingPersistence }).persistence
+  const queued = new Map<string, number>()
+  const admit = (clientId: string): boolean => {
+    const n = queued.get(clientId) ?? 0
+    if (n >= max) {
+      stats.queueDropped++
+      return false
+    }
+    queued.set(clientId, n + 1)
+    return true
+  }
+  const enqueue = persistence.outgoingEnqueue.bind(persistence)
+  const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence)
+  const clear = persistence.outgoingClearMessageId.bind(persistence)
+  persistence.outgoingEnqueue = async (sub, packet) => {
+    if (admit(sub.clientId)) await enqueue(sub, packet)
+  }
+  persistence.outgoingEnqueueCombi = async (subs, packet) => {
+    const admitted = subs.filter((sub) => admit(sub.clientId))
+    if (admitted.length > 0) await enqueueCombi(admitted, packet)
+  }
+  persistence.outgoingClearMessageId = async (client, packet) => {
+    const removed = await clear(client, packet)
+    if (removed) {
+      const n = (queued.get(client.id) ?? 1) - 1
+      if (n > 0) queued.set(client.id, n)
+      else queued.delete(client.id)
+    }
+    return removed
   }
 }
 

@@ -108,6 +108,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   metrics.gauge('trellis_broker_publish_dropped', 'Device publishes dropped by the rate limit.', () => broker.stats.publishDropped)
   metrics.gauge('trellis_broker_rate_limit_disconnects', 'Devices disconnected for sustained publishing over the rate limit.', () => broker.stats.rateLimitDisconnects)
   metrics.gauge('trellis_broker_oversized_packets', 'MQTT connections cut for declaring a packet over the size limit.', () => broker.stats.oversizedPackets)
+  metrics.gauge('trellis_broker_queue_dropped', 'Messages not queued for a client whose queue was full.', () => broker.stats.queueDropped)
   metrics.gauge('trellis_audit_dropped', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
   const makerNames = new Map<string, string>()

@@ -5,7 +5,7 @@ import { createBroker, type Broker, type BrokerOptions, type SecurityEvent } fro
 import { topics } from '@trellis/device-sdk'
 import { testLogger } from '../support/stack.js'
 import { rawConnection, rawPackets, subackCodes } from '../support/mqtt.js'
-import { nextEvent } from '../support/wait.js'
+import { eventually, nextEvent } from '../support/wait.js'
 
 // The known aedes 1.2 pitfalls, each reproduced against the real broker over TCP.
 const secrets = new Map([['dev-alpha', 'alpha-secret'], ['dev-bravo', 'bravo-secret'], ['dev-frozen', 'frozen-secret']])
@@ -173,6 +173,30 @@ describe('aedes pitfalls, closed', () => {
     a.publish(topics.telemetry('dev-alpha'), '{"readings":{}}', { qos: 1, retain: true })
     await gone
     expect(events).toContainEqual(expect.objectContaining({ type: 'acl-violation', detail: expect.stringContaining('retain-not-allowed') }))
+  })
+
+  it('bounds the queue of a device that is away with a persistent session', async () => {
+    await start({ maxQueuedPerClient: 10 })
+    const away = await device('dev-alpha', { clean: false })
+    expect(await subackCodes(away, [topics.commands('dev-alpha')])).toEqual([1])
+    await away.endAsync()
+    await new Promise<void>((resolve) => {
+      let left = 50
+      for (let i = 0; i < 50; i++) {
+        broker.aedes.publish({ cmd: 'publish', topic: topics.commands('dev-alpha'), payload: Buffer.from(`{"id":"c${i}"}`), qos: 1, retain: false, dup: false }, () => { if (--left === 0) resolve() })
+      }
+    })
+    expect(broker.stats.queueDropped).toBe(40)
+    const received: string[] = []
+    const back = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId: 'dev-alpha', username: 'dev-alpha', password: 'alpha-secret', clean: false, reconnectPeriod: 0 })
+    clients.push(back)
+    back.on('message', (_t, p) => received.push(p.toString()))
+    await eventually(() => received.length, (n) => n === 10, { what: 'the 10 queued commands' })
+    expect(received[0]).toBe('{"id":"c0"}')
+    // Acknowledged messages leave the queue: there is room again.
+    broker.aedes.publish({ cmd: 'publish', topic: topics.commands('dev-alpha'), payload: Buffer.from('{"id":"after"}'), qos: 1, retain: false, dup: false }, () => {})
+    await eventually(() => received, (r) => r.includes('{"id":"after"}'), { what: 'a command after the queue drained' })
+    expect(broker.stats.queueDropped).toBe(40)
   })
 
   it('drops a client that never sends CONNECT after the connect timeout', async () => {
