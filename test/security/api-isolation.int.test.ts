@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { route, type RouteDef } from '../../hub/src/api/route.js'
+import { route, type RouteDef } from '@trellis/hub'
 import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
