@@ -90,11 +90,26 @@ describe('one device cannot read, spoof or take over another', () => {
     await victim.report({ temperature: 21 })
     await eventually(() => influxQuery(influx.url, `SELECT "value" FROM "temperature" WHERE "device" = '${b.id}'`), (r) => r.length === 1)
 
-    const attacker = await client(a.id, a.id, a.secret)
-    const gone = new Promise<void>((resolve) => attacker.once('close', () => resolve()))
-    attacker.publish(topics.telemetry(b.id), JSON.stringify({ readings: { temperature: 99 } }), { qos: 1 })
-    attacker.publish(topics.presence(b.id), 'offline', { qos: 1, retain: true })
-    await gone
+    const commandsOfB: string[] = []
+    victim.client.on('message', (topic, payload) => { if (topic === topics.commands(b.id)) commandsOfB.push(payload.toString()) })
+    // Each attempt costs the attacker its connection, so each gets a fresh one.
+    const spoofs: Array<[string, string, boolean]> = [
+      [topics.telemetry(b.id), JSON.stringify({ readings: { temperature: 99 } }), false],
+      [topics.presence(b.id), 'offline', true],
+      [topics.commands(b.id), JSON.stringify({ id: 'spoofed', set: { power: false } }), false],
+      [topics.acks(b.id), JSON.stringify({ id: 'x', status: 'ok' }), false],
+    ]
+    for (const [topic, payload, retain] of spoofs) {
+      const attacker = await client(a.id, a.id, a.secret)
+      const gone = new Promise<void>((resolve) => attacker.once('close', () => resolve()))
+      attacker.publish(topic, payload, { qos: 1, retain })
+      await gone
+    }
+    expect(stack.hub.broker.stats.publishDenied).toBeGreaterThanOrEqual(4)
+    const genuine = new Promise<void>((resolve) => victim.client.on('message', (_t, p) => { if (p.toString().includes('genuine')) resolve() }))
+    sendCommand(b.id, 'genuine')
+    await genuine
+    expect(commandsOfB.map((c) => JSON.parse(c).id)).toEqual(['genuine'])
     // Flushed past the attack: a later genuine reading of B lands, and it is still the only other one.
     await victim.report({ temperature: 22 })
     const rows = await eventually(() => influxQuery(influx.url, `SELECT "value" FROM "temperature" WHERE "device" = '${b.id}'`), (r) => r.length === 2)
@@ -102,6 +117,7 @@ describe('one device cannot read, spoof or take over another', () => {
     const view = await api.get(`/v1/devices/${b.id}`, fleet.ownerToken)
     expect(view.body).toMatchObject({ online: true, state: { temperature: { value: 22 } } })
     const audit = await api.get(`/v1/audit?device=${a.id}`, fleet.makerToken)
+    expect(audit.body.records.filter((r: { action: string }) => r.action === 'acl-violation')).toHaveLength(4)
     expect(audit.body.records).toContainEqual(expect.objectContaining({ action: 'acl-violation', actor: `device:${a.id}`, address: expect.stringContaining('127.0.0.1') }))
   })
 
