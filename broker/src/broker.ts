@@ -175,9 +175,10 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     },
     authenticate: (client, username, password, done) => {
       const address = remoteAddress(client)
-      const claimed = client.requested?.clientId ?? ''
+      // MQTT 3.1.1 allows 65535-byte client ids; only a device id's 64 characters are ever kept (throttle keys, audit).
+      const claimed = (client.requested?.clientId ?? '').slice(0, 65)
       const refuse = (reason: string, returnCode = 4) => {
-        log.debug({ clientId: claimed.slice(0, 64), address, reason }, 'connection refused')
+        log.debug({ clientId: claimed, address, reason }, 'connection refused')
         done(Object.assign(new Error(reason), { returnCode }), false)
       }
       const fail = (reason: string, returnCode = 4) => {
@@ -190,6 +191,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       // aedes would invent an id for an empty one and, with clean=false, keep a session under it (MQTT-3.1.3-8).
       if (claimed === '') return fail('a client id (the device id) is required', 2)
       if (/[+#/\u0000]/.test(claimed) || /[+#/\u0000]/.test(username ?? '')) return fail('client id and username may not contain +, #, / or NUL', 2)
+      if (claimed.length > 64) return fail('a client id is at most 64 characters (a device id)', 2)
       if (!failuresById.has(claimed) || (address !== null && !failuresByAddress.has(address))) {
         // Refused unchecked: a guessing flood costs neither a lookup nor a hash, nor an audit row each.
         stats.authThrottled++
@@ -395,7 +397,6 @@ function remoteAddress (client: Client): string | null {
 
 /** A topic fit for a log line: bounded, control characters escaped. */
 function printable (topic: string): string {
-  // eslint-disable-next-line no-control-regex
   return topic.slice(0, 256).replace(/[\u0000-\u001f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
