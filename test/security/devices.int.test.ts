@@ -243,6 +243,9 @@ describe('audit log', () => {
     const makers = await api.get('/v1/audit?limit=1000', mine.makerToken)
     const devices = new Set(makers.body.records.map((r: { deviceId: string }) => r.deviceId))
     expect(devices).toEqual(new Set([mine.devices[0].id]))
+    // The maker sees its device was claimed, not by whom nor from where.
+    expect(makers.body.records).toContainEqual(expect.objectContaining({ action: 'device-claimed', actor: 'owner', address: null }))
+    expect(JSON.stringify(makers.body)).not.toContain(mine.ownerId)
   })
 })
 

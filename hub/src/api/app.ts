@@ -45,6 +45,8 @@ export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger,
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
+    // A client gets 30 s to send its whole request, so slow senders cannot hold sockets open (Node's default: 300 s).
+    requestTimeout: 30_000,
     // Our route helper parses with zod; fastify's own validation is not used.
     ajv: { customOptions: { coerceTypes: false } },
   })

@@ -32,7 +32,11 @@ export function auditRoutes (api: ApiContext) {
           before: query.before,
           limit: query.limit,
         })
-        return { records, next: records.length === query.limit ? records[records.length - 1].id : null }
+        // A maker learns that its device was claimed or released, never by whom nor from where.
+        const shown = caller.scope === 'maker'
+          ? records.map((r) => r.actor.startsWith('owner:') ? { ...r, actor: 'owner', address: null } : r)
+          : records
+        return { records: shown, next: records.length === query.limit ? records[records.length - 1].id : null }
       },
     }),
   ]
