@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, writeFile, access } from 'node:fs/promises'
+import { mkdir, writeFile, access, readFile, rm } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -126,6 +126,11 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
 
   let port = opts.port ?? 0
   let child: ChildProcess | undefined
+  const pidFile = path.join(dir, 'influxd.pid')
+  await reapOrphan(pidFile, log)
+  // Whatever way this process ends, influxd must not outlive it.
+  const killOnExit = () => { child?.kill('SIGKILL') }
+  process.once('exit', killOnExit)
   let stopping = false
   let restarts = 0
   let readyPromise: Promise<void>
@@ -139,7 +144,10 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
       const confPath = path.join(dir, 'influxdb.conf')
       await writeFile(confPath, config(dir, httpPort, rpcPort))
       stderrTail = ''
-      const proc = spawn(binary, ['-config', confPath], { stdio: ['ignore', 'ignore', 'pipe'] })
+      // Its own process group: a Ctrl-C in the terminal must not stop influxd
+      // before the hub has flushed its last points into it.
+      const proc = spawn(binary, ['-config', confPath], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+      if (proc.pid) await writeFile(pidFile, String(proc.pid))
       proc.stderr!.on('data', (chunk: Buffer) => { stderrTail = (stderrTail + chunk.toString()).slice(-4000) })
       child = proc
       const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
@@ -192,15 +200,46 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
     kill (signal = 'SIGKILL') { child?.kill(signal) },
     async stop () {
       stopping = true
+      process.off('exit', killOnExit)
       const proc = child
-      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-        proc.once('exit', () => { clearTimeout(timer); resolve() })
-        proc.kill('SIGTERM')
-      })
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+          proc.once('exit', () => { clearTimeout(timer); resolve() })
+          proc.kill('SIGTERM')
+        })
+      }
+      await rm(pidFile, { force: true })
     },
   }
+}
+
+/**
+ * An influxd left running by a hub that was killed (SIGKILL gives no chance to
+ * clean up) still holds the data folder's locks: stop it before starting anew.
+ */
+async function reapOrphan (pidFile: string, log: Logger): Promise<void> {
+  let pid: number
+  try {
+    pid = Number(await readFile(pidFile, 'utf8'))
+  } catch {
+    return
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8')
+    if (!cmdline.includes('influxd') || !cmdline.includes(path.dirname(pidFile))) return
+  } catch {
+    return // not running any more
+  }
+  log.warn({ orphanPid: pid }, 'stopping an influxd left over from an earlier run')
+  try { process.kill(pid, 'SIGTERM') } catch { return }
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    try { process.kill(pid, 0) } catch { return }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  try { process.kill(pid, 'SIGKILL') } catch {}
 }
 
 async function waitForPing (url: string, timeoutMs: number): Promise<void> {
