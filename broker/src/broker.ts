@@ -3,7 +3,7 @@ import tls from 'node:tls'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { Aedes, type AedesOptions, type Client } from 'aedes'
+import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes'
 import { pino, type Logger } from 'pino'
 import { isDeviceId } from '@trellis/device-sdk'
 import { canReceive, publishDenial, subscribeDenial, type Principal } from './policy.js'
@@ -40,13 +40,15 @@ export interface BrokerOptions {
   maxPacketBytes?: number
   /**
    * Publishes a device may make: beyond this they are acknowledged, dropped and counted.
-   * Default 50/s, burst 200.
+   * An appliance reports well under once a second; the default leaves room for
+   * backfills and benches while keeping one runaway device from owning ingest.
+   * Default 1000/s, burst 5000.
    */
   publishRate?: Rate
   /**
    * Dropped publishes a device may accumulate before it is disconnected: a
    * device dropping faster than `perSecond` for `burst / perSecond` seconds is
-   * abusive, not bursty. Default 20/s, burst 400.
+   * abusive, not bursty. Default 200/s, burst 2000.
    */
   publishAbuse?: Rate
   /**
@@ -70,6 +72,15 @@ export interface BrokerOptions {
   onSecurityEvent?: (event: SecurityEvent) => void
   logger?: Logger
 }
+
+/**
+ * Makes a device's publish durable before the broker acknowledges it. aedes 1.x
+ * writes a QoS 1 PUBACK before delivering the message to subscribers, so the
+ * only place to hold the PUBACK is this step, which runs before it. An error
+ * closes the connection without PUBACK: the device keeps the message and
+ * re-sends it after reconnecting.
+ */
+export type BeforeAck = (deviceId: string, packet: PublishPacket, done: (err?: Error | null) => void) => void
 
 export interface BrokerStats {
   connections: number
@@ -99,6 +110,8 @@ export interface ListenOptions {
 export interface Broker {
   readonly aedes: Aedes
   readonly stats: BrokerStats
+  /** Set by the hub's ingest; default none: publishes are acknowledged on receipt. */
+  beforeAck: BeforeAck | null
   /** Listens for MQTT over TCP (or TLS); resolves with the bound port. Port 0 picks a free one. */
   listen (opts: ListenOptions): Promise<{ port: number, host: string }>
   /** Serves one connection from any duplex stream (a WebSocket, say), with the same auth and limits. */
@@ -141,8 +154,8 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const maxConnections = opts.maxConnections ?? 50_000
   const maxPacketBytes = opts.maxPacketBytes ?? 64 * 1024
   const maxKeepalive = opts.maxKeepaliveSeconds ?? 600
-  const publishBudget = new KeyedBuckets(opts.publishRate ?? { perSecond: 50, burst: 200 })
-  const abuseBudget = new KeyedBuckets(opts.publishAbuse ?? { perSecond: 20, burst: 400 })
+  const publishBudget = new KeyedBuckets(opts.publishRate ?? { perSecond: 1000, burst: 5000 })
+  const abuseBudget = new KeyedBuckets(opts.publishAbuse ?? { perSecond: 200, burst: 2000 })
   const failuresById = new KeyedBuckets(opts.authFailuresPerClientId ?? { perSecond: 0.2, burst: 10 })
   const failuresByAddress = new KeyedBuckets(opts.authFailuresPerAddress ?? { perSecond: 5, burst: 100 })
   const report = (event: SecurityEvent) => {
@@ -226,6 +239,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
         report({ type: 'acl-violation', deviceId: deviceOf(client), address: remoteAddress(client), detail: `publish to ${topic} denied (${denial}); disconnected` })
         return done(new Error(`publish to ${topic} denied: ${denial}`))
       }
+      if (principal?.kind === 'device' && broker.beforeAck) return broker.beforeAck(principal.deviceId, packet, done)
       done(null)
     },
     authorizeSubscribe: (client, sub, done) => {
@@ -311,10 +325,11 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   }
 
   const servers: net.Server[] = []
-  return {
+  const broker: Broker = {
     aedes,
     stats,
     handle,
+    beforeAck: null,
     async listen ({ port, host = '127.0.0.1', tls: tlsOpts }) {
       const server = tlsOpts
         ? tls.createServer({ cert: tlsOpts.cert, key: tlsOpts.key }, (socket) => handle(socket))
@@ -343,6 +358,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       })))
     },
   }
+  return broker
 }
 
 interface OutgoingPersistence {

@@ -11,7 +11,7 @@ export const HubConfig = z.object({
   MQTT_PORT: Port.default(1883),
   /** Address the HTTP and MQTT listeners bind; 0.0.0.0 to serve other machines. */
   HOST: z.string().min(1).default('127.0.0.1'),
-  /** Where the registry, the managed influxd and demo state live. */
+  /** Where the registry, the managed influxd, the spool of unwritten points and demo state live. */
   DATA_DIR: z.string().min(1).default('.data'),
   /** An existing InfluxDB 1.x; unset: start and supervise a managed influxd under DATA_DIR. */
   INFLUX_URL: z.url().optional(),

@@ -45,6 +45,9 @@ export class InfluxdMissingError extends Error {
   }
 }
 
+/** influxd that stayed up this long counts as healthy again. */
+const stableAfterMs = 60_000
+
 const searchPaths = ['/usr/bin/influxd', '/usr/sbin/influxd', '/usr/local/bin/influxd']
 
 export async function findInfluxd (): Promise<string> {
@@ -133,6 +136,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
   process.once('exit', killOnExit)
   let stopping = false
   let restarts = 0
+  let upSince = 0
   let readyPromise: Promise<void>
   let stderrTail = ''
 
@@ -157,6 +161,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
       ])
       if (up) {
         port = httpPort
+        upSince = Date.now()
         proc.once('exit', (code, signal) => onExit(proc, code, signal))
         log.info({ port, pid: proc.pid, dir }, 'influxd is up')
         return
@@ -171,17 +176,18 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
 
   const onExit = (proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null) => {
     if (stopping || proc !== child) return
+    // Only a crash after a good run starts the backoff over: a crash loop keeps backing off.
+    if (Date.now() - upSince > stableAfterMs) restarts = 0
     restarts++
     const delay = Math.min(30_000, 250 * 2 ** Math.min(restarts, 7))
+    if (!supervise) return log.error({ code, signal, stderr: stderrTail.slice(-500) }, 'influxd exited; not supervised, so not restarted')
     log.error({ code, signal, restarts, delayMs: delay, stderr: stderrTail.slice(-500) }, 'influxd exited; restarting')
-    if (!supervise) return
     readyPromise = new Promise<void>((resolve, reject) => {
       setTimeout(() => {
         if (stopping) return resolve()
         const keep = port
         launch().then(() => {
           if (port !== keep) log.warn({ port }, 'influxd came back on another port')
-          restarts = 0
           resolve()
         }, reject)
       }, delay).unref()
