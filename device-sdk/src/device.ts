@@ -23,6 +23,14 @@ export interface ConnectDeviceOptions {
   keepalive?: number
   /** Reject the first connection attempt after this many ms. Default 10000. */
   connectTimeoutMs?: number
+  /**
+   * False (the default): commands arrive as canonical JSON, go to `onCommand`
+   * handlers, and the SDK acks them. True for a device that speaks its model's
+   * own dialect: each command payload is emitted as it is, as a `rawCommand`
+   * event (a Buffer), and the device answers in its dialect with
+   * `publishRaw(ack, 'acks')`.
+   */
+  rawCommands?: boolean
   /** Extra mqtt.js options (TLS settings, for instance). */
   mqtt?: Partial<IClientOptions>
 }
@@ -89,12 +97,14 @@ class SdkDevice extends EventEmitter implements Device {
   private readonly capabilities?: Map<string, ModelCapability>
   private readonly baseDelay: number
   private readonly maxDelay: number
+  private readonly rawCommands: boolean
 
   constructor (opts: ConnectDeviceOptions) {
     super()
     this.id = opts.deviceId
     this.baseDelay = opts.reconnectDelayMs ?? 500
     this.maxDelay = opts.maxReconnectDelayMs ?? 30_000
+    this.rawCommands = opts.rawCommands ?? false
     if (opts.capabilities) {
       this.capabilities = new Map(resolveCapabilities(opts.capabilities).map((c) => [c.name, c]))
     }
@@ -197,6 +207,10 @@ class SdkDevice extends EventEmitter implements Device {
 
   private async dispatch (topic: string, payload: Buffer): Promise<void> {
     if (topic !== topics.commands(this.id)) return
+    if (this.rawCommands) {
+      this.emit('rawCommand', payload)
+      return
+    }
     let command: Command
     try {
       command = Command.parse(JSON.parse(payload.toString('utf8')))

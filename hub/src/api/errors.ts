@@ -26,6 +26,7 @@ export const errors = {
   routeNotFound: (method: string, url: string) => new ApiError(404, 'ROUTE_NOT_FOUND', `no route ${method} ${url.split('?')[0]}; see /docs`),
   unknownModel: (id: string) => new ApiError(422, 'UNKNOWN_MODEL', `no model ${id} of yours; declare it with POST /v1/models`),
   invalidModel: (message: string) => new ApiError(422, 'INVALID_MODEL', message),
+  invalidMapping: (message: string) => new ApiError(422, 'INVALID_MAPPING', `the mapping is not valid for this model: ${message}`),
   unknownCapability: (capability: string, model: string) => new ApiError(422, 'UNKNOWN_CAPABILITY', `model ${model} has no capability ${capability}`),
   invalidClaimCode: () => new ApiError(404, 'INVALID_CLAIM_CODE', 'no unclaimed device has this claim code; check the code on the appliance'),
   emailTaken: () => new ApiError(409, 'EMAIL_TAKEN', 'an owner with this email exists; log in with POST /v1/sessions'),
