@@ -19,6 +19,12 @@ export interface BrokerOptions {
   drainTimeoutMs?: number
   /** Refuse connections beyond this many. Default 50000. */
   maxConnections?: number
+  /**
+   * Messages being delivered at once, across all clients (aedes `concurrency`).
+   * In-process ingest completes a delivery only once its points are durable, so
+   * this caps the messages one InfluxDB write can carry. Default 10000 (aedes: 100).
+   */
+  deliveryConcurrency?: number
   logger?: Logger
 }
 
@@ -59,6 +65,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     connectTimeout: opts.connectTimeoutMs ?? 5_000,
     drainTimeout: opts.drainTimeoutMs ?? 15_000,
     maxClientsIdLength: 64,
+    concurrency: opts.deliveryConcurrency ?? 10_000,
     preConnect: (client, packet, done) => {
       if (stats.connections >= maxConnections) {
         log.warn({ connections: stats.connections }, 'connection refused: broker is at its connection limit')

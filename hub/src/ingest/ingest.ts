@@ -50,7 +50,17 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   }
 
   /** Resolves the device of a message; the broker authenticated it, so a miss means it was deleted. */
-  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: () => void) => void): Deliver => (packet, done) => {
+  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: () => void) => void): Deliver => (packet, brokerDone) => {
+    // aedes parses a client's next packets inside `done`: completing synchronously,
+    // message after message (rejections, a full writer), recurses until the stack
+    // overflows, so a synchronous completion waits for the next turn of the loop.
+    let synchronous = true
+    const done = () => { if (synchronous) setImmediate(brokerDone); else brokerDone() }
+    deliver(channel, handle, packet, done)
+    synchronous = false
+  }
+
+  const deliver = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: () => void) => void, packet: AedesPublishPacket, done: () => void) => {
     channelCounters[channel as keyof typeof channelCounters]?.inc()
     const parsed = parseTopic(packet.topic)
     if (!parsed) return done()
