@@ -157,20 +157,24 @@ async function phases (opts: IngestOptions, sut: SystemUnderTest, influx: BenchI
     const stepUsage = usage.stop()
     const offered = load.sent + load.heldBack + load.lagged
     const keptUp = stored.stored === load.readingsSent && stored.atMs - loadEnd < 1000
-    const generatorBound = load.lagged + load.heldBack > offered * 0.01
+    // The generator shares the machine: when it cannot offer 90% of the rate, higher steps would measure it, not the system.
+    const generatorBound = load.sent < offered * 0.9
     console.error(`  ${sut.name} QoS 0 step ${fmtInt(rate)} msg/s: sent ${fmtInt(load.sent)} (held back ${fmtInt(load.heldBack)}, lagged ${fmtInt(load.lagged)}), stored ${fmtInt(stored.stored)}/${fmtInt(load.readingsSent)} readings, last ${fmtInt(stored.atMs - loadEnd)} ms after the step`)
-    if (!keptUp || generatorBound) {
-      failedAt = generatorBound
-        ? `at ${fmtInt(rate)} msg/s the generator or the sockets held back ${fmtInt(load.lagged + load.heldBack)} of ${fmtInt(offered)}`
-        : `at ${fmtInt(rate)} msg/s stored ${fmtInt(stored.stored)} of ${fmtInt(load.readingsSent)} readings${stored.stored === load.readingsSent ? `, ${fmtInt(stored.atMs - loadEnd)} ms late` : ''}`
+    if (!keptUp) {
+      failedAt = `at ${fmtInt(rate)} msg/s stored ${fmtInt(stored.stored)} of ${fmtInt(load.readingsSent)} readings${stored.stored === load.readingsSent ? `, the last ${fmtInt(stored.atMs - loadEnd)} ms after the step` : ''}`
       break
     }
     const seconds = (stored.atMs - started) / 1000
-    best = { msgsPerS: load.sent / seconds, readingsPerS: stored.stored / seconds, sent: load.readingsSent, stored: stored.stored, usage: stepUsage }
+    const passed = { msgsPerS: load.sent / seconds, readingsPerS: stored.stored / seconds, sent: load.readingsSent, stored: stored.stored, usage: stepUsage }
+    if (!best || passed.readingsPerS > best.readingsPerS) best = passed
+    if (generatorBound) {
+      failedAt = `at ${fmtInt(rate)} msg/s the generator offered only ${fmtInt(load.sent)} of ${fmtInt(offered)} messages (machine-bound)`
+      break
+    }
     rate *= opts['qos0-factor']
   }
   const qos0: PhaseResult = best ?? { msgsPerS: Number.NaN, readingsPerS: Number.NaN, sent: 0, stored: 0, usage: {} }
-  qos0.note = failedAt ? `next step failed: ${failedAt}` : 'search ended at --max-steps'
+  qos0.note = failedAt ? `search stopped ${failedAt}` : 'search ended at --max-steps'
   return { qos1, qos0 }
 }
 
@@ -183,7 +187,8 @@ async function latencyPhase (opts: IngestOptions, stack: Awaited<ReturnType<type
   const waiting = new Map<number, number>()
   const onChange = (change: { kind: string, deviceId: string, readings?: Record<string, { ts: string }> }) => {
     if (change.kind !== 'state' || change.deviceId !== probe.id) return
-    const ts = Date.parse(change.readings?.temperature?.ts ?? '')
+    const first = Object.values(change.readings ?? {})[0]
+    const ts = Date.parse(first?.ts ?? '')
     const sentAt = waiting.get(ts)
     if (sentAt === undefined) return
     waiting.delete(ts)

@@ -4,7 +4,7 @@
  * ports and stops by itself.
  */
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { describeOptions, parseOptions, type OptionSpecs } from './lib/options.js'
 
 interface Bench {
@@ -27,7 +27,7 @@ async function loadBenches (): Promise<Record<string, Bench>> {
   // The commands bench lives in its own file, written with the commands feature.
   const commandsPath = fileURLToPath(new URL('./commands.ts', import.meta.url))
   if (existsSync(commandsPath)) {
-    const mod = await import('./commands.js') as Record<string, any>
+    const mod = await import(pathToFileURL(commandsPath).href) as Record<string, any>
     if (mod.commands) benches.commands = { summary: 'API → device → ack round trip at 1, 10, 100 concurrent, under half ingest load', options: mod.commandsOptions ?? {}, run: mod.commands }
   }
   return benches

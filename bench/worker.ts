@@ -278,6 +278,7 @@ async function httpLoad (args: { url: string, paths: string[], token: string, co
 
 const handlers: Record<string, Handler> = {
   ping: () => ({ pid: process.pid }),
+  gc: () => { (globalThis as { gc?: () => void }).gc?.(); return { rss: process.memoryUsage().rss } },
   connect: connectAll,
   load,
   disconnect: disconnectAll,

@@ -31,7 +31,7 @@ export class BenchChild {
   }
 
   static async start (role: string, opts: { maxOldSpaceMiB?: number } = {}): Promise<BenchChild> {
-    const execArgv = ['--import', 'tsx']
+    const execArgv = ['--import', 'tsx', '--expose-gc']
     if (opts.maxOldSpaceMiB) execArgv.push(`--max-old-space-size=${opts.maxOldSpaceMiB}`)
     const proc = fork(workerPath, [role], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const child = new BenchChild(role, proc)

@@ -107,18 +107,18 @@ export async function claimAll (httpUrl: string, devices: readonly BenchDevice[]
 
 /** Points stored per `model` tag with timestamps in [fromMs, toMs), counted by InfluxDB itself. */
 export async function countStored (influxUrl: string, database: string, measurements: readonly string[], fromMs: number, toMs: number): Promise<{ total: number, byModel: Record<string, number> }> {
-  const from = measurements.map((m) => `"${m}"`).join(',')
-  const q = `SELECT count("value") FROM ${from} WHERE time >= ${fromMs}ms AND time < ${toMs}ms GROUP BY "model"`
-  const res = await fetch(`${influxUrl}/query?db=${encodeURIComponent(database)}&q=${encodeURIComponent(q)}`)
-  const body = await res.json() as { results: Array<{ error?: string, series?: Array<{ tags?: Record<string, string>, values: unknown[][] }> }> }
-  const result = body.results[0]
-  if (result.error) {
-    if (/database not found/.test(result.error)) return { total: 0, byModel: {} }
-    throw new Error(`count query failed: ${result.error}`)
-  }
+  // One query per measurement: a multi-measurement SELECT … GROUP BY dropped a series here (InfluxDB 1.6).
+  const perMeasurement = await Promise.all(measurements.map(async (m) => {
+    const q = `SELECT count("value") FROM "${m}" WHERE time >= ${fromMs}ms AND time < ${toMs}ms GROUP BY "model"`
+    const res = await fetch(`${influxUrl}/query?db=${encodeURIComponent(database)}&q=${encodeURIComponent(q)}`)
+    const body = await res.json() as { results: Array<{ error?: string, series?: Array<{ tags?: Record<string, string>, values: unknown[][] }> }> }
+    const result = body.results[0]
+    if (result.error && !/database not found/.test(result.error)) throw new Error(`count query failed: ${result.error}`)
+    return result.series ?? []
+  }))
   const byModel: Record<string, number> = {}
   let total = 0
-  for (const s of result.series ?? []) {
+  for (const s of perMeasurement.flat()) {
     const n = Number(s.values[0]?.[1] ?? 0)
     const model = s.tags?.model ?? ''
     byModel[model] = (byModel[model] ?? 0) + n

@@ -1,3 +1,5 @@
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { readFileSync } from 'node:fs'
 import { execSync } from 'node:child_process'
 import os from 'node:os'
@@ -96,4 +98,12 @@ export function fdLimit (): number {
 export function machine (): string {
   const memGiB = (os.totalmem() / 1024 ** 3).toFixed(1)
   return `machine: ${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? 'unknown'}), ${memGiB} GiB RAM, node ${process.version}, ulimit -n ${fdLimit()}`
+}
+
+/** A full garbage collection in this process, so RSS deltas measure what is live. */
+export function collectGarbage (): void {
+  const exposed = (globalThis as { gc?: () => void }).gc
+  if (exposed) return exposed()
+  v8.setFlagsFromString('--expose-gc')
+  ;(vm.runInNewContext('gc') as () => void)()
 }
