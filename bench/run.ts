@@ -18,10 +18,12 @@ async function loadBenches (): Promise<Record<string, Bench>> {
   const { connections, connectionsOptions } = await import('./connections.js')
   const { api, apiOptions } = await import('./api.js')
   const { overload, overloadOptions } = await import('./overload.js')
+  const { hotpath, hotpathOptions } = await import('./hotpath.js')
   const benches: Record<string, Bench> = {
     ingest: { summary: 'readings stored/s at QoS 0 and 1, publish-to-state latency, against a bare-aedes baseline', options: ingestOptions, run: ingest },
     connections: { summary: 'authenticated idle devices one broker holds: connect rate, RSS per connection', options: connectionsOptions, run: connections },
     api: { summary: 'GET /v1/devices/{id} and /telemetry under load (autocannon): requests/s, p99', options: apiOptions, run: api },
+    hotpath: { summary: 'hub CPU per message on the ingest path, in-process (for before/after a hot-path change)', options: hotpathOptions, run: hotpath },
     overload: { summary: 'twice the measured capacity, then half: RSS over time, acked-vs-stored, shed, recovery', options: overloadOptions, run: overload },
   }
   // The commands bench lives in its own file, written with the commands feature.

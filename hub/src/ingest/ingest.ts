@@ -42,6 +42,16 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     acks: metrics.messages.labels('acks'),
   }
 
+  // The writer's timer batches sparse traffic; under load, waiting for it would stall
+  // every device whose delivery awaits durability. Once a burst of reads has been
+  // handled (setImmediate runs after the poll phase), send what is batched if a
+  // request slot is free: while both slots are busy, batches grow by themselves.
+  let flushScheduled = false
+  const flushAfterBurst = () => {
+    flushScheduled = false
+    writer.flush()
+  }
+
   const reject = (ctx: DeviceContext | null, deviceId: string, topic: string, payload: Buffer, reason: string, category: string) => {
     metrics.rejected.labels(category).inc()
     metrics.deadLetters.inc()
@@ -104,6 +114,10 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       if (err) log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be queued for storage')
       done()
     })
+    if (!flushScheduled) {
+      flushScheduled = true
+      setImmediate(flushAfterBurst)
+    }
   })
 
   const onPresence = withDevice('presence', (ctx, packet, done) => {
