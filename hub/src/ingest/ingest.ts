@@ -109,7 +109,10 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     }
     state.applyReadings(ctx.id, readings, ts, now)
     metrics.readings.inc(readings.length)
-    const points: Point[] = readings.map((r) => ({ measurement: r.capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: r.value, ts }))
+    const points: Point[] = new Array(readings.length)
+    for (let i = 0; i < readings.length; i++) {
+      points[i] = { measurement: readings[i].capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: readings[i].value, ts }
+    }
     writer.write(points, (err) => {
       if (err) log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be queued for storage')
       done()
