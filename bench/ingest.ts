@@ -237,6 +237,7 @@ function printIngest (opts: IngestOptions, runs: Array<{ trellis: SystemRun, bas
       fmtNum(med((r) => pick(r)?.p50), 1),
       fmtNum(med((r) => pick(r)?.p99), 1),
       `${fmtInt(systemCpu)}%`,
+      fmtNum(med((r) => { const p = pick(r); if (!p) return undefined; return ['system', 'broker', 'subscriber'].reduce((s, k) => s + (p.usage[k]?.cpuPercent ?? 0), 0) * 1e4 / p.msgsPerS }), 1),
       `${fmtInt(usage('generator', (u) => u.cpuPercent))}%`,
       `${fmtInt(usage('influxd', (u) => u.cpuPercent))}%`,
       fmtMiB(systemRss),
@@ -250,7 +251,7 @@ function printIngest (opts: IngestOptions, runs: Array<{ trellis: SystemRun, bas
     row('baseline QoS 0 (highest step stored in full)', (r) => r.baseline?.qos0),
   ].filter((x): x is string[] => x !== null)
   console.log(`\ningest: ${opts.devices} devices, profiles ${opts.profiles}, medians of ${runs.length} runs\n`)
-  console.log(table(['system and phase', 'msg/s', 'readings stored/s', 'stored/sent per run', 'p50 ms', 'p99 ms', 'system CPU', 'generator CPU', 'influxd CPU', 'system peak RSS'], rows))
+  console.log(table(['system and phase', 'msg/s', 'readings stored/s', 'stored/sent per run', 'p50 ms', 'p99 ms', 'system CPU', 'system CPU µs/msg', 'generator CPU', 'influxd CPU', 'system peak RSS'], rows))
   if (!opts['skip-baseline']) {
     const ratio = (a: (r: { trellis: SystemRun, baseline?: SystemRun }) => number | undefined, b: (r: { trellis: SystemRun, baseline?: SystemRun }) => number | undefined) => fmtNum(med(a) / med(b), 2)
     console.log('\nratios (readings stored/s, Trellis / baseline):')
