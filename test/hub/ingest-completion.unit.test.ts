@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import { pino } from 'pino'
+import { resolveCapabilities, topics } from '@trellis/device-sdk'
+import { attachIngest } from '../../hub/src/ingest/ingest.js'
+import { DeadLetters } from '../../hub/src/ingest/dead-letters.js'
+import { HubMetrics } from '../../hub/src/metrics.js'
+import type { DeviceContext } from '../../hub/src/registry/directory.js'
+import type { Point } from '../../hub/src/store/points.js'
+
+type Deliver = (packet: { topic: string, payload: Buffer, qos: number }, done: () => void) => void
+
+const device: DeviceContext = {
+  id: 'dev-completion',
+  makerId: 'mk-1',
+  ownerId: null,
+  secretHash: '',
+  disabled: false,
+  model: { id: 'md-1', name: 'thermo-1', makerId: 'mk-1', capabilities: new Map(resolveCapabilities(['temperature']).map((c) => [c.name, c])), mapping: null },
+}
+
+/** Ingest on fakes: an aedes that records subscriptions, a writer that is full or stores at once. */
+async function ingestWith (writer: { write (points: readonly Point[], done?: (err?: Error) => void): boolean, flush (): void }) {
+  const subscribers = new Map<string, Deliver>()
+  const aedes = {
+    subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
+    unsubscribe: (_filter: string, _fn: Deliver, cb: () => void) => cb(),
+    on: () => {},
+    off: () => {},
+  }
+  const state = { touch: () => {}, applyReadings: () => {}, setPresence: () => {} }
+  const directory = { peek: (id: string) => (id === device.id ? device : undefined), get: async () => null }
+  await attachIngest({
+    aedes: aedes as never, directory: directory as never, state: state as never, writer: writer as never,
+    deadLetters: new DeadLetters(), metrics: new HubMetrics(), log: pino({ level: 'silent' }),
+  })
+  return (payload: string) => {
+    let completed = false
+    subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from(payload), qos: 0 }, () => { completed = true })
+    return { completedInside: completed, settled: new Promise<boolean>((resolve) => setImmediate(() => resolve(completed))) }
+  }
+}
+
+describe('ingest hands a delivery back to the broker', () => {
+  // aedes parses the client's next packets inside the completion: completing inside
+  // the call, message after message, recursed until the stack overflowed (ingest bench).
+  it('never inside the delivery call, for a rejected payload or a full writer', async () => {
+    const full = { write: (_p: readonly Point[], done?: (err?: Error) => void) => { done?.(new Error('full')); return false }, flush: () => {} }
+    const deliver = await ingestWith(full)
+    for (const payload of ['not json', '{"readings":{"temperature":999}}', '{"readings":{"temperature":21}}']) {
+      const result = deliver(payload)
+      expect(result.completedInside).toBe(false)
+      expect(await result.settled).toBe(true)
+    }
+  })
+
+  it('asks the writer to send once the burst of reads is handled', async () => {
+    const written: Point[] = []
+    let flushes = 0
+    const writer = { write: (points: readonly Point[]) => { written.push(...points); return true }, flush: () => { flushes++ } }
+    const deliver = await ingestWith(writer)
+    for (let i = 0; i < 50; i++) deliver(`{"ts":${Date.now() - 1000 + i},"readings":{"temperature":21}}`)
+    expect(flushes).toBe(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(written).toHaveLength(50)
+    expect(flushes).toBe(1)
+  })
+})
