@@ -96,6 +96,7 @@ export async function overload (opts: OverloadOptions): Promise<void> {
     console.log(`\noverload: ${opts.devices} devices (half QoS 1, half QoS 0), capacity ${fmtInt(capacity)} msg/s, offered ${opts.factor}× = ${fmtInt(offered)} msg/s for ${opts['overload-seconds']} s, then ${fmtInt(capacity / 2)} msg/s for ${opts['recovery-seconds']} s\n`)
     console.log(table(['t (s)', 'phase', 'readings stored/s', 'hub RSS'], timeline.map((s) => [s.t.toFixed(0), s.phase, fmtInt(s.storedPerS), fmtMiB(s.rss)])))
     const peak = Math.max(...timeline.map((s) => s.rss))
+    const shedMessages = (await stack.hub.metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')?.value ?? 0
     const lostAcked1 = Math.max(0, over[0].readingsAcked - stored.overload1) + Math.max(0, rec[0].readingsAcked - stored.recovery1)
     console.log('')
     console.log(table(['measure', 'overload', 'recovery'], [
@@ -108,7 +109,8 @@ export async function overload (opts: OverloadOptions): Promise<void> {
       ['QoS 0 readings shed by the hub (sent − stored)', fmtInt(over[1].readingsSent - stored.overload0), fmtInt(rec[1].readingsSent - stored.recovery0)],
       ['QoS 0 messages held back by full sockets / generator lag', `${fmtInt(over[1].heldBack)} / ${fmtInt(over[1].lagged)}`, `${fmtInt(rec[1].heldBack)} / ${fmtInt(rec[1].lagged)}`],
     ]))
-    console.log(`\npeak hub RSS ${fmtMiB(peak)} (target < 1 GiB); acknowledged QoS 1 readings lost: ${fmtInt(lostAcked1)} (target 0)`)
+    console.log(`\nQoS 0 messages the hub shed and counted (trellis_ingest_rejected_total{reason="overload-shed"}), both phases: ${fmtInt(shedMessages)}`)
+    console.log(`peak hub RSS ${fmtMiB(peak)} (target < 1 GiB); acknowledged QoS 1 readings lost: ${fmtInt(lostAcked1)} (target 0)`)
     console.log(`recovery: stored ${fmtInt(recoveryRate)} readings/s over its last samples, offered ${fmtInt(recoveryOffered)} readings/s`)
     console.log(`\n${machine()}`)
   } finally {

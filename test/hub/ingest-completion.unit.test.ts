@@ -19,7 +19,7 @@ const device: DeviceContext = {
 }
 
 /** Ingest on fakes: an aedes that records subscriptions, a writer that is full or stores at once. */
-async function ingestWith (writer: { write (points: readonly Point[], done?: (err?: Error) => void): boolean, flush (): void }) {
+async function ingestWith (writer: { write (points: readonly Point[], done?: (err?: Error) => void): boolean, flush (): void, stats?: { buffered: number } }) {
   const subscribers = new Map<string, Deliver>()
   const aedes = {
     subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
@@ -30,7 +30,7 @@ async function ingestWith (writer: { write (points: readonly Point[], done?: (er
   const state = { touch: () => {}, applyReadings: () => {}, setPresence: () => {} }
   const directory = { peek: (id: string) => (id === device.id ? device : undefined), get: async () => null }
   await attachIngest({
-    aedes: aedes as never, directory: directory as never, state: state as never, writer: writer as never,
+    aedes: aedes as never, directory: directory as never, state: state as never, writer: { stats: { buffered: 0 }, ...writer } as never,
     deadLetters: new DeadLetters(), metrics: new HubMetrics(), log: pino({ level: 'silent' }),
   })
   return (payload: string) => {
@@ -63,5 +63,41 @@ describe('ingest hands a delivery back to the broker', () => {
     await new Promise((resolve) => setImmediate(resolve))
     expect(written).toHaveLength(50)
     expect(flushes).toBe(1)
+  })
+})
+
+describe('ingest under overload', () => {
+  it('sheds and counts QoS 0 telemetry while the writer is over its mark, and keeps QoS 1', async () => {
+    const subscribers = new Map<string, Deliver>()
+    const aedes = {
+      subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
+      unsubscribe: (_f: string, _fn: Deliver, cb: () => void) => cb(),
+      on: () => {},
+      off: () => {},
+    }
+    const written: Point[] = []
+    const writer = { stats: { buffered: 0 }, write: (points: readonly Point[], done?: () => void) => { written.push(...points); setImmediate(() => done?.()); return true }, flush: () => {} }
+    const metrics = new HubMetrics()
+    await attachIngest({
+      aedes: aedes as never,
+      directory: { peek: () => device, get: async () => device } as never,
+      state: { touch: () => {}, applyReadings: () => {}, setPresence: () => {} } as never,
+      writer: writer as never,
+      deadLetters: new DeadLetters(),
+      metrics,
+      log: pino({ level: 'silent' }),
+      shedQos0AbovePoints: 1000,
+    })
+    const deliver = (qos: number) => new Promise<void>((resolve) => subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from('{"readings":{"temperature":21}}'), qos }, resolve))
+    await deliver(0)
+    expect(written).toHaveLength(1)
+    writer.stats.buffered = 1000
+    await deliver(0)
+    await deliver(0)
+    expect(written).toHaveLength(1)
+    await deliver(1)
+    expect(written).toHaveLength(2)
+    const shed = (await metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')
+    expect(shed?.value).toBe(2)
   })
 })

@@ -19,6 +19,13 @@ export interface IngestOptions {
   log: Logger
   /** Largest telemetry payload accepted, in bytes. Default 16384. */
   maxPayloadBytes?: number
+  /**
+   * While the point writer holds this many points, QoS 0 telemetry is shed and
+   * counted (`trellis_ingest_rejected_total{reason="overload-shed"}`): QoS 0
+   * promises no delivery, and queueing it under overload would grow memory
+   * without bound and delay QoS 1 devices behind it. Default 100000.
+   */
+  shedQos0AbovePoints?: number
   /** Called with each ack (the commands module listens). */
   onAck?: (deviceId: string, payload: Buffer) => void
   /** Called with each valid device event. */
@@ -35,6 +42,7 @@ type Deliver = (packet: AedesPublishPacket, done: () => void) => void
 export async function attachIngest (opts: IngestOptions): Promise<{ detach (): Promise<void> }> {
   const { aedes, directory, state, writer, deadLetters, metrics, log } = opts
   const maxPayloadBytes = opts.maxPayloadBytes ?? 16_384
+  const shedQos0Above = opts.shedQos0AbovePoints ?? 100_000
   const channelCounters = {
     telemetry: metrics.messages.labels('telemetry'),
     events: metrics.messages.labels('events'),
@@ -51,6 +59,8 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     flushScheduled = false
     writer.flush()
   }
+
+  const shedCounter = metrics.rejected.labels('overload-shed')
 
   const reject = (ctx: DeviceContext | null, deviceId: string, topic: string, payload: Buffer, reason: string, category: string) => {
     metrics.rejected.labels(category).inc()
@@ -89,6 +99,10 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   }
 
   const onTelemetry = withDevice('telemetry', (ctx, packet, done) => {
+    if (packet.qos === 0 && writer.stats.buffered >= shedQos0Above) {
+      shedCounter.inc()
+      return done()
+    }
     const payload = packet.payload as Buffer
     if (payload.length > maxPayloadBytes) {
       reject(ctx, ctx.id, packet.topic, payload, `payload of ${payload.length} bytes is over the ${maxPayloadBytes}-byte limit`, 'oversized')
