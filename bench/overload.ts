@@ -8,7 +8,7 @@ import { BenchChild } from './lib/child.js'
 import { defaultProfiles, measurementsOf } from './lib/payloads.js'
 import { awaitStored, countStored, provisionFleet, startBenchInflux, startTrellis } from './lib/stack.js'
 import { fmtInt, fmtMiB, table } from './lib/stats.js'
-import { machine, rssBytes } from './lib/system.js'
+import { cpuSeconds, machine, rssBytes } from './lib/system.js'
 import type { OptionSpecs, Options } from './lib/options.js'
 
 export const overloadOptions = {
@@ -33,7 +33,7 @@ export async function overload (opts: OverloadOptions): Promise<void> {
   const stack = await startTrellis({ influxUrl: influx.url, database })
   const qos1Gen = await BenchChild.start('generator')
   const qos0Gen = await BenchChild.start('generator')
-  const timeline: Array<{ t: number, phase: string, storedPerS: number, rss: number }> = []
+  const timeline: Array<{ t: number, phase: string, storedPerS: number, rss: number, buffered: number, queued: number, hubCpu: number, influxCpu: number }> = []
   try {
     const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices, profiles: defaultProfiles })
     const half = Math.ceil(fleet.devices.length / 2)
@@ -55,15 +55,34 @@ export async function overload (opts: OverloadOptions): Promise<void> {
 
     let phase = 'overload'
     const started = performance.now()
-    let lastCount = await countAll()
+    // The timeline reads the writer's own count of points InfluxDB accepted: counting in
+    // InfluxDB every second would load it as much as the writes do. Totals are counted in InfluxDB.
+    const written = () => stack.hub.writer.stats.written
+    let lastCount = written()
     let lastAt = performance.now()
+    let lastHubCpu = cpuSeconds(process.pid)
+    let lastInfluxCpu = cpuSeconds(influx.pid ?? 0)
     let sampling = true
     const sampler = (async () => {
       while (sampling) {
         await new Promise((resolve) => setTimeout(resolve, 1000))
-        const n = await countAll()
+        const n = written()
         const at = performance.now()
-        timeline.push({ t: (at - started) / 1000, phase, storedPerS: (n - lastCount) / ((at - lastAt) / 1000), rss: rssBytes(process.pid) })
+        const hubCpu = cpuSeconds(process.pid)
+        const influxCpu = cpuSeconds(influx.pid ?? 0)
+        const seconds = (at - lastAt) / 1000
+        timeline.push({
+          t: (at - started) / 1000,
+          phase,
+          storedPerS: (n - lastCount) / seconds,
+          rss: rssBytes(process.pid),
+          buffered: stack.hub.writer.stats.buffered,
+          queued: (stack.hub.broker.aedes as unknown as { mq?: { length?: number } }).mq?.length ?? 0,
+          hubCpu: ((hubCpu - lastHubCpu) / seconds) * 100,
+          influxCpu: ((influxCpu - lastInfluxCpu) / seconds) * 100,
+        })
+        lastHubCpu = hubCpu
+        lastInfluxCpu = influxCpu
         lastCount = n
         lastAt = at
       }
@@ -94,7 +113,7 @@ export async function overload (opts: OverloadOptions): Promise<void> {
     const recoveryOffered = (rec[0].readingsSent + rec[1].readingsSent) / recoverySeconds
 
     console.log(`\noverload: ${opts.devices} devices (half QoS 1, half QoS 0), capacity ${fmtInt(capacity)} msg/s, offered ${opts.factor}× = ${fmtInt(offered)} msg/s for ${opts['overload-seconds']} s, then ${fmtInt(capacity / 2)} msg/s for ${opts['recovery-seconds']} s\n`)
-    console.log(table(['t (s)', 'phase', 'readings stored/s', 'hub RSS'], timeline.map((s) => [s.t.toFixed(0), s.phase, fmtInt(s.storedPerS), fmtMiB(s.rss)])))
+    console.log(table(['t (s)', 'phase', 'readings stored/s', 'hub RSS', 'writer points', 'broker queue', 'hub CPU', 'influxd CPU'], timeline.map((s) => [s.t.toFixed(0), s.phase, fmtInt(s.storedPerS), fmtMiB(s.rss), fmtInt(s.buffered), fmtInt(s.queued), `${fmtInt(s.hubCpu)}%`, `${fmtInt(s.influxCpu)}%`])))
     const peak = Math.max(...timeline.map((s) => s.rss))
     const shedMessages = (await stack.hub.metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')?.value ?? 0
     const lostAcked1 = Math.max(0, over[0].readingsAcked - stored.overload1) + Math.max(0, rec[0].readingsAcked - stored.recovery1)

@@ -20,9 +20,13 @@ export interface BrokerOptions {
   /** Refuse connections beyond this many. Default 50000. */
   maxConnections?: number
   /**
-   * Messages being delivered at once, across all clients (aedes `concurrency`).
-   * In-process ingest completes a delivery only once its points are durable, so
-   * this caps the messages one InfluxDB write can carry. Default 10000 (aedes: 100).
+   * Messages being delivered at once, across all clients (aedes `concurrency`);
+   * 0 for no limit. In-process ingest completes a delivery only once its points
+   * are durable, so a limit caps the messages one InfluxDB write can carry and
+   * queues the rest in mqemitter, whose queue costs O(length) per message (the
+   * overload bench saw the hub spend its whole CPU there). Each client has at
+   * most one read of its socket in delivery, which bounds memory without it.
+   * Default 0 (aedes: 100).
    */
   deliveryConcurrency?: number
   logger?: Logger
@@ -65,7 +69,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     connectTimeout: opts.connectTimeoutMs ?? 5_000,
     drainTimeout: opts.drainTimeoutMs ?? 15_000,
     maxClientsIdLength: 64,
-    concurrency: opts.deliveryConcurrency ?? 10_000,
+    concurrency: opts.deliveryConcurrency ?? 0,
     preConnect: (client, packet, done) => {
       if (stats.connections >= maxConnections) {
         log.warn({ connections: stats.connections }, 'connection refused: broker is at its connection limit')

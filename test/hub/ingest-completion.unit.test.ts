@@ -67,9 +67,10 @@ describe('ingest hands a delivery back to the broker', () => {
 })
 
 describe('ingest under overload', () => {
-  it('sheds and counts QoS 0 telemetry while the writer is over its mark, and keeps QoS 1', async () => {
+  it('sheds and counts QoS 0 telemetry while the writer or the broker queue is over its mark, and keeps QoS 1', async () => {
     const subscribers = new Map<string, Deliver>()
     const aedes = {
+      mq: { length: 0 },
       subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
       unsubscribe: (_f: string, _fn: Deliver, cb: () => void) => cb(),
       on: () => {},
@@ -87,6 +88,7 @@ describe('ingest under overload', () => {
       metrics,
       log: pino({ level: 'silent' }),
       shedQos0AbovePoints: 1000,
+      shedQos0AboveQueuedMessages: 5,
     })
     const deliver = (qos: number) => new Promise<void>((resolve) => subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from('{"readings":{"temperature":21}}'), qos }, resolve))
     await deliver(0)
@@ -97,7 +99,14 @@ describe('ingest under overload', () => {
     expect(written).toHaveLength(1)
     await deliver(1)
     expect(written).toHaveLength(2)
+    writer.stats.buffered = 0
+    aedes.mq.length = 5
+    await deliver(0)
+    expect(written).toHaveLength(2)
+    aedes.mq.length = 4
+    await deliver(0)
+    expect(written).toHaveLength(3)
     const shed = (await metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')
-    expect(shed?.value).toBe(2)
+    expect(shed?.value).toBe(3)
   })
 })

@@ -26,6 +26,12 @@ export interface IngestOptions {
    * without bound and delay QoS 1 devices behind it. Default 100000.
    */
   shedQos0AbovePoints?: number
+  /**
+   * Likewise while this many messages wait in the broker for delivery (they
+   * wait there when InfluxDB is the bottleneck, since deliveries complete only
+   * once durable). Default 20000.
+   */
+  shedQos0AboveQueuedMessages?: number
   /** Called with each ack (the commands module listens). */
   onAck?: (deviceId: string, payload: Buffer) => void
   /** Called with each valid device event. */
@@ -43,6 +49,10 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   const { aedes, directory, state, writer, deadLetters, metrics, log } = opts
   const maxPayloadBytes = opts.maxPayloadBytes ?? 16_384
   const shedQos0Above = opts.shedQos0AbovePoints ?? 100_000
+  const shedQos0AboveQueued = opts.shedQos0AboveQueuedMessages ?? 20_000
+  // aedes's message emitter (mqemitter) reports the deliveries waiting for a slot as `length`.
+  const emitter = (aedes as unknown as { mq?: { length?: number } }).mq
+  const overloaded = () => writer.stats.buffered >= shedQos0Above || (emitter?.length ?? 0) >= shedQos0AboveQueued
   const channelCounters = {
     telemetry: metrics.messages.labels('telemetry'),
     events: metrics.messages.labels('events'),
@@ -99,7 +109,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   }
 
   const onTelemetry = withDevice('telemetry', (ctx, packet, done) => {
-    if (packet.qos === 0 && writer.stats.buffered >= shedQos0Above) {
+    if (packet.qos === 0 && overloaded()) {
       shedCounter.inc()
       return done()
     }
