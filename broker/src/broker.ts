@@ -1,6 +1,6 @@
 import net from 'node:net'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { Aedes, type AedesOptions, type Client } from 'aedes'
+import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes'
 import { pino, type Logger } from 'pino'
 import { isDeviceId } from '@trellis/device-sdk'
 import { canReceive, publishDenial, subscribeDenial, type Principal } from './policy.js'
@@ -32,6 +32,15 @@ export interface BrokerOptions {
   logger?: Logger
 }
 
+/**
+ * Makes a device's publish durable before the broker acknowledges it. aedes 1.x
+ * writes a QoS 1 PUBACK before delivering the message to subscribers, so the
+ * only place to hold the PUBACK is this step, which runs before it. An error
+ * closes the connection without PUBACK: the device keeps the message and
+ * re-sends it after reconnecting.
+ */
+export type BeforeAck = (deviceId: string, packet: PublishPacket, done: (err?: Error | null) => void) => void
+
 export interface BrokerStats {
   connections: number
   authFailures: number
@@ -42,6 +51,8 @@ export interface BrokerStats {
 export interface Broker {
   readonly aedes: Aedes
   readonly stats: BrokerStats
+  /** Set by the hub's ingest; default none: publishes are acknowledged on receipt. */
+  beforeAck: BeforeAck | null
   /** Listens for MQTT over TCP; resolves with the bound port. Port 0 picks a free one. */
   listen (opts: { port: number, host?: string }): Promise<{ port: number, host: string }>
   /** Closes every connection of a device (after a secret rotation, say). */
@@ -111,6 +122,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
         log.warn({ clientId: client.id, topic: packet.topic.slice(0, 256), denial }, 'publish denied; disconnecting')
         return done(new Error(`publish to ${packet.topic.slice(0, 256)} denied: ${denial}`))
       }
+      if (principal?.kind === 'device' && broker.beforeAck) return broker.beforeAck(principal.deviceId, packet, done)
       done(null)
     },
     authorizeSubscribe: (client, sub, done) => {
@@ -136,9 +148,10 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   aedes.on('connectionError', (client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))
 
   const servers: net.Server[] = []
-  return {
+  const broker: Broker = {
     aedes,
     stats,
+    beforeAck: null,
     async listen ({ port, host = '127.0.0.1' }) {
       const server = net.createServer(aedes.handle as (socket: net.Socket) => void)
       servers.push(server)
@@ -163,6 +176,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       })))
     },
   }
+  return broker
 }
 
 function sha256 (s: string): Buffer {

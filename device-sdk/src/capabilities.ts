@@ -86,15 +86,8 @@ export const CapabilityDeclaration = z.union([
 export type CapabilityDeclaration = z.infer<typeof CapabilityDeclaration>
 
 /** A capability as one model has it: the catalogue entry narrowed by the model. */
-export interface ModelCapability {
+export interface ModelCapability extends Omit<CapabilitySpec, 'description'> {
   readonly name: CapabilityName
-  readonly kind: CapabilityKind
-  readonly unit?: string
-  readonly min?: number
-  readonly max?: number
-  readonly integer?: boolean
-  readonly enum?: readonly string[]
-  readonly settable: boolean
 }
 
 export class CapabilityDeclarationError extends Error {}

@@ -44,7 +44,12 @@ export type CommandHandler = (value: any, ctx: CommandContext) => void | Record<
 export interface Device extends EventEmitter {
   readonly id: string
   readonly connected: boolean
-  /** Publishes canonical readings (QoS 1); resolves once the broker acknowledged them. */
+  /**
+   * Publishes canonical readings (QoS 1) stamped with `ts` (default: now, taken
+   * here, so a re-sent message is the same point); resolves once the broker
+   * acknowledged them. Unacknowledged readings are kept and re-sent after a
+   * reconnect.
+   */
   report (readings: Record<string, unknown>, ts?: number | Date): Promise<void>
   /** Publishes a device event (QoS 1): an alarm, a door left open. */
   event (type: string, data?: Record<string, unknown>, ts?: number | Date): Promise<void>
@@ -156,7 +161,8 @@ class SdkDevice extends EventEmitter implements Device {
   get connected (): boolean { return this.client.connected }
 
   async report (readings: Record<string, unknown>, ts?: number | Date): Promise<void> {
-    const body = ts === undefined ? { readings } : { ts: typeof ts === 'number' ? ts : ts.getTime(), readings }
+    // Always an explicit timestamp: a re-sent message stamped on arrival would be a second point.
+    const body = { ts: ts === undefined ? Date.now() : typeof ts === 'number' ? ts : ts.getTime(), readings }
     await this.client.publishAsync(topics.telemetry(this.id), JSON.stringify(body), { qos: 1 })
   }
 

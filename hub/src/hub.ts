@@ -1,4 +1,6 @@
+import path from 'node:path'
 import { pino, type Logger } from 'pino'
+import { topics } from '@trellis/device-sdk'
 import { createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'
@@ -11,6 +13,8 @@ import { openPglite, type SqlClient } from './registry/sql.js'
 import { StateStore } from './state/state.js'
 import { TelemetryStore } from './store/telemetry.js'
 import { PointWriter, type PointWriterOptions } from './store/writer.js'
+import { Spool, type SpoolOptions } from './store/spool.js'
+import { seriesOfLine } from './store/points.js'
 
 export interface HubOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -22,7 +26,17 @@ export interface HubOptions {
   logger?: Logger
   /** Broker settings other than authentication, which the hub provides. */
   broker?: Omit<BrokerOptions, 'authenticateDevice' | 'logger'>
-  writer?: Omit<PointWriterOptions, 'url' | 'database' | 'logger'>
+  writer?: Omit<PointWriterOptions, 'url' | 'database' | 'logger' | 'spool'>
+  /**
+   * Where the hub keeps what must survive a restart: the spool of points
+   * InfluxDB could not take, in `<dataDir>/spool`. Default none: such points
+   * wait in memory only, and a restart loses them.
+   */
+  dataDir?: string
+  /** Spool bounds (see `SpoolOptions`); used with `dataDir`. */
+  spool?: Omit<SpoolOptions, 'dir' | 'logger'>
+  /** `close()` flushes points to InfluxDB for this long, then spools the rest. Default 10000 ms. */
+  shutdownDeadlineMs?: number
   api?: ApiOptions
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
@@ -58,8 +72,9 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const metrics = new HubMetrics()
   const deadLetters = new DeadLetters()
   const store = new TelemetryStore(opts.influxUrl, database)
-  await store.ensureSchema()
-  const writer = new PointWriter({ url: opts.influxUrl, database, logger: log, ...opts.writer })
+  const stopEnsuringSchema = await store.ensureSchemaEventually(log)
+  const spool = opts.dataDir ? Spool.open({ ...opts.spool, dir: path.join(opts.dataDir, 'spool'), logger: log }) : undefined
+  const writer = new PointWriter({ url: opts.influxUrl, database, logger: log, ...opts.writer, spool })
   const state = new StateStore(registry)
   state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
   await state.load()
@@ -71,6 +86,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   })
   const ingest = await attachIngest({
     aedes: broker.aedes,
+    broker,
     directory,
     state,
     writer,
@@ -82,10 +98,21 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
 
   writer.on('rejected', (lines: string[], reason: string) => {
     metrics.rejected.labels('store-refused').inc(lines.length)
+    metrics.deadLetters.inc(lines.length)
+    for (const line of lines) {
+      const series = seriesOfLine(line)
+      const deviceId = series?.device ?? 'unknown'
+      deadLetters.record({ deviceId, modelId: series?.model ?? null, makerId: series?.maker ?? null, topic: topics.telemetry(deviceId), reason }, Buffer.from(line))
+    }
   })
   metrics.gauge('trellis_store_buffered_points', 'Points waiting to be written to InfluxDB.', () => writer.stats.buffered)
   metrics.gauge('trellis_store_written_points', 'Points written to InfluxDB since start.', () => writer.stats.written)
   metrics.gauge('trellis_store_failed_requests', 'Write requests to InfluxDB that failed and were retried.', () => writer.stats.failedRequests)
+  metrics.gauge('trellis_store_spooled_points', 'Points appended to the spool since start (InfluxDB down or slow).', () => writer.stats.spooled)
+  metrics.gauge('trellis_store_replayed_points', 'Spooled points written to InfluxDB since start.', () => writer.stats.replayed)
+  metrics.gauge('trellis_spool_depth_points', 'Points in the spool waiting to be replayed.', () => writer.spoolDepth.points)
+  metrics.gauge('trellis_spool_depth_bytes', 'Bytes of the spool on disk.', () => writer.spoolDepth.bytes)
+  metrics.gauge('trellis_spool_fill_ratio', 'Spool bytes over its limit; at 1 new points wait in memory and devices are slowed.', () => spool ? spool.depth.bytes / spool.maxBytes : 0)
   metrics.gauge('trellis_broker_connections', 'MQTT connections.', () => broker.stats.connections)
   metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker.stats.authFailures)
   metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker.stats.publishDenied)
@@ -126,10 +153,11 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     async close () {
       if (closed) return
       closed = true
+      stopEnsuringSchema()
       await api.app.close()
       await broker.close()
       await ingest.detach()
-      await writer.close()
+      await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       await state.close()
       await registry.close()
     },

@@ -101,7 +101,8 @@ export function registerRoutes (app: FastifyInstance, defs: RouteDef<any, any, a
         }
         const result = await def.handler(ctx)
         if (reply.sent) return reply
-        reply.code(def.status ?? 200)
+        // A handler that chose its status (503 from /healthz) keeps it.
+        if (reply.statusCode === 200) reply.code(def.status ?? 200)
         return result
       },
     })

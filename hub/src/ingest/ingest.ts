@@ -1,5 +1,6 @@
 import type { Aedes, AedesPublishPacket } from 'aedes'
 import type { Logger } from 'pino'
+import type { Broker } from '@trellis/broker'
 import { DeviceEvent, Presence, parseTopic, topics, type Channel } from '@trellis/device-sdk'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
 import { normalizeTelemetry } from '../normalize/index.js'
@@ -11,6 +12,12 @@ import type { DeadLetters } from './dead-letters.js'
 
 export interface IngestOptions {
   aedes: Aedes
+  /**
+   * The in-process broker: when given, telemetry is taken in its `beforeAck`
+   * step, so a QoS 1 PUBACK leaves only once the readings are durable.
+   * Default none: telemetry arrives through a subscription, after the PUBACK.
+   */
+  broker?: Pick<Broker, 'beforeAck'>
   directory: DeviceDirectory
   state: StateStore
   writer: PointWriter
@@ -38,7 +45,7 @@ export interface IngestOptions {
   onEvent?: (deviceId: string, event: DeviceEvent) => void
 }
 
-type Deliver = (packet: AedesPublishPacket, done: () => void) => void
+type Deliver = (packet: AedesPublishPacket, done: (err?: Error) => void) => void
 
 /**
  * Attaches ingest to the broker in-process. For QoS 1 telemetry the broker
@@ -80,17 +87,17 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   }
 
   /** Resolves the device of a message; the broker authenticated it, so a miss means it was deleted. */
-  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: () => void) => void): Deliver => (packet, brokerDone) => {
+  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void): Deliver => (packet, brokerDone) => {
     // aedes parses a client's next packets inside `done`: completing synchronously,
     // message after message (rejections, a full writer), recurses until the stack
     // overflows, so a synchronous completion waits for the next turn of the loop.
     let synchronous = true
-    const done = () => { if (synchronous) setImmediate(brokerDone); else brokerDone() }
+    const done = (err?: Error) => { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }
     deliver(channel, handle, packet, done)
     synchronous = false
   }
 
-  const deliver = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: () => void) => void, packet: AedesPublishPacket, done: () => void) => {
+  const deliver = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void, packet: AedesPublishPacket, done: (err?: Error) => void) => {
     channelCounters[channel as keyof typeof channelCounters]?.inc()
     const parsed = parseTopic(packet.topic)
     if (!parsed) return done()
@@ -103,8 +110,9 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       }
       handle(loaded, packet, done)
     }, (err: Error) => {
+      // Not acknowledged: the registry may answer when the device sends it again.
       log.error({ err, deviceId: parsed.deviceId }, 'device lookup failed')
-      done()
+      done(err)
     })
   }
 
@@ -138,8 +146,10 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       points[i] = { measurement: readings[i].capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: readings[i].value, ts }
     }
     writer.write(points, (err) => {
-      if (err) log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be queued for storage')
-      done()
+      if (!err) return done()
+      // Not acknowledged: the broker drops the connection and the device re-sends later.
+      log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be made durable')
+      done(err)
     })
     if (!flushScheduled) {
       flushScheduled = true
@@ -178,13 +188,20 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   })
 
   const subscriptions: Array<[string, Deliver]> = [
-    [topics.all('telemetry'), onTelemetry],
+    ...(opts.broker ? [] : [[topics.all('telemetry'), onTelemetry] as [string, Deliver]]),
     [topics.all('presence'), onPresence],
     [topics.all('events'), onEvents],
     [topics.all('acks'), onAcks],
   ]
   for (const [filter, deliver] of subscriptions) {
     await new Promise<void>((resolve) => aedes.subscribe(filter, deliver as never, resolve))
+  }
+
+  if (opts.broker) {
+    opts.broker.beforeAck = (deviceId, packet, done) => {
+      if (packet.topic !== topics.telemetry(deviceId)) return done(null)
+      onTelemetry(packet as AedesPublishPacket, done)
+    }
   }
 
   // A device that vanishes without a will (or whose will was refused) is offline all the same.
@@ -196,6 +213,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
 
   return {
     async detach () {
+      if (opts.broker) opts.broker.beforeAck = null
       aedes.off('clientDisconnect', onDisconnect)
       for (const [filter, deliver] of subscriptions) {
         await new Promise<void>((resolve) => aedes.unsubscribe(filter, deliver as never, resolve))

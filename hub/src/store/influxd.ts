@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, writeFile, access } from 'node:fs/promises'
+import { mkdir, writeFile, access, readFile, rm } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -44,6 +44,9 @@ export class InfluxdMissingError extends Error {
     ].join('\n'))
   }
 }
+
+/** influxd that stayed up this long counts as healthy again. */
+const stableAfterMs = 60_000
 
 const searchPaths = ['/usr/bin/influxd', '/usr/sbin/influxd', '/usr/local/bin/influxd']
 
@@ -126,8 +129,14 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
 
   let port = opts.port ?? 0
   let child: ChildProcess | undefined
+  const pidFile = path.join(dir, 'influxd.pid')
+  await reapOrphan(pidFile, log)
+  // Whatever way this process ends, influxd must not outlive it.
+  const killOnExit = () => { child?.kill('SIGKILL') }
+  process.once('exit', killOnExit)
   let stopping = false
   let restarts = 0
+  let upSince = 0
   let readyPromise: Promise<void>
   let stderrTail = ''
 
@@ -139,7 +148,10 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
       const confPath = path.join(dir, 'influxdb.conf')
       await writeFile(confPath, config(dir, httpPort, rpcPort))
       stderrTail = ''
-      const proc = spawn(binary, ['-config', confPath], { stdio: ['ignore', 'ignore', 'pipe'] })
+      // Its own process group: a Ctrl-C in the terminal must not stop influxd
+      // before the hub has flushed its last points into it.
+      const proc = spawn(binary, ['-config', confPath], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+      if (proc.pid) await writeFile(pidFile, String(proc.pid))
       proc.stderr!.on('data', (chunk: Buffer) => { stderrTail = (stderrTail + chunk.toString()).slice(-4000) })
       child = proc
       const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
@@ -149,6 +161,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
       ])
       if (up) {
         port = httpPort
+        upSince = Date.now()
         proc.once('exit', (code, signal) => onExit(proc, code, signal))
         log.info({ port, pid: proc.pid, dir }, 'influxd is up')
         return
@@ -163,17 +176,18 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
 
   const onExit = (proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null) => {
     if (stopping || proc !== child) return
+    // Only a crash after a good run starts the backoff over: a crash loop keeps backing off.
+    if (Date.now() - upSince > stableAfterMs) restarts = 0
     restarts++
     const delay = Math.min(30_000, 250 * 2 ** Math.min(restarts, 7))
+    if (!supervise) return log.error({ code, signal, stderr: stderrTail.slice(-500) }, 'influxd exited; not supervised, so not restarted')
     log.error({ code, signal, restarts, delayMs: delay, stderr: stderrTail.slice(-500) }, 'influxd exited; restarting')
-    if (!supervise) return
     readyPromise = new Promise<void>((resolve, reject) => {
       setTimeout(() => {
         if (stopping) return resolve()
         const keep = port
         launch().then(() => {
           if (port !== keep) log.warn({ port }, 'influxd came back on another port')
-          restarts = 0
           resolve()
         }, reject)
       }, delay).unref()
@@ -192,15 +206,46 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
     kill (signal = 'SIGKILL') { child?.kill(signal) },
     async stop () {
       stopping = true
+      process.off('exit', killOnExit)
       const proc = child
-      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-        proc.once('exit', () => { clearTimeout(timer); resolve() })
-        proc.kill('SIGTERM')
-      })
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+          proc.once('exit', () => { clearTimeout(timer); resolve() })
+          proc.kill('SIGTERM')
+        })
+      }
+      await rm(pidFile, { force: true })
     },
   }
+}
+
+/**
+ * An influxd left running by a hub that was killed (SIGKILL gives no chance to
+ * clean up) still holds the data folder's locks: stop it before starting anew.
+ */
+async function reapOrphan (pidFile: string, log: Logger): Promise<void> {
+  let pid: number
+  try {
+    pid = Number(await readFile(pidFile, 'utf8'))
+  } catch {
+    return
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8')
+    if (!cmdline.includes('influxd') || !cmdline.includes(path.dirname(pidFile))) return
+  } catch {
+    return // not running any more
+  }
+  log.warn({ orphanPid: pid }, 'stopping an influxd left over from an earlier run')
+  try { process.kill(pid, 'SIGTERM') } catch { return }
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    try { process.kill(pid, 0) } catch { return }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  try { process.kill(pid, 'SIGKILL') } catch {}
 }
 
 async function waitForPing (url: string, timeoutMs: number): Promise<void> {

@@ -60,3 +60,12 @@ function measurementOf (name: string): string {
 export function toLine (p: Point): string {
   return `${measurementOf(p.measurement)}${tagsOf(p)}${fieldValue(p.value)} ${p.ts}`
 }
+
+/** The series of a line written by `toLine`: what a dead letter needs to name its device. */
+export function seriesOfLine (line: string): { measurement: string, device: string, maker: string, model: string } | null {
+  // Escaped separators only occur in ids the registry never issues; a best effort is enough here.
+  const m = /^((?:[^,\\ ]|\\.)+),device=((?:[^,\\ ]|\\.)+),maker=((?:[^,\\ ]|\\.)+),model=((?:[^,\\ ]|\\.)+) /.exec(line)
+  if (!m) return null
+  const unescape = (s: string) => s.replace(/\\(.)/g, '$1')
+  return { measurement: unescape(m[1]), device: unescape(m[2]), maker: unescape(m[3]), model: unescape(m[4]) }
+}

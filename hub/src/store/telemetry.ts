@@ -1,4 +1,5 @@
-import { InfluxDB, escape } from 'influx'
+import { InfluxDB, escape, type IPoolOptions } from 'influx'
+import type { Logger } from 'pino'
 import type { CapabilityKind } from '@trellis/device-sdk'
 
 export type Aggregate = 'mean' | 'min' | 'max' | 'last'
@@ -18,6 +19,14 @@ export interface TelemetryQuery {
 
 export interface TelemetryPoint { ts: string, value: number | boolean | string | null }
 
+type PoolBackoff = NonNullable<IPoolOptions['backoff']>
+/**
+ * The `influx` pool takes a host out of service after one failed request and
+ * answers "No host available" until a growing backoff passes. With a single
+ * host there is nothing to fail over to, so every query tries it instead.
+ */
+const neverSideline: PoolBackoff = { getDelay: () => 0, next: () => neverSideline, reset: () => neverSideline }
+
 /** Reads history and manages the schema; writes go through PointWriter. */
 export class TelemetryStore {
   readonly influx: InfluxDB
@@ -28,6 +37,7 @@ export class TelemetryStore {
       port: Number(u.port || 8086),
       protocol: u.protocol === 'https:' ? 'https' : 'http',
       database,
+      pool: { backoff: neverSideline, maxRetries: 0 },
       ...(u.username && { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) }),
     })
   }
@@ -35,6 +45,30 @@ export class TelemetryStore {
   /** Creates the database when missing; safe to call on every start. */
   async ensureSchema (): Promise<void> {
     await this.influx.createDatabase(this.database)
+  }
+
+  /**
+   * Creates the database now or, when InfluxDB cannot be reached at start,
+   * keeps trying in the background (backoff up to `maxDelayMs`, default
+   * 10000) while writes go to the spool. Returns a function that stops trying.
+   */
+  async ensureSchemaEventually (log: Logger, maxDelayMs = 10_000): Promise<() => void> {
+    try {
+      await this.ensureSchema()
+      return () => {}
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'InfluxDB is not reachable at start; readings are spooled until it is')
+    }
+    let timer: NodeJS.Timeout | undefined
+    let stopped = false
+    const attempt = (n: number) => {
+      timer = setTimeout(() => {
+        this.ensureSchema().then(() => log.info('InfluxDB reachable; database ready'), () => { if (!stopped) attempt(n + 1) })
+      }, Math.min(maxDelayMs, 250 * 2 ** n) * (0.5 + Math.random()))
+      timer.unref()
+    }
+    attempt(0)
+    return () => { stopped = true; clearTimeout(timer) }
   }
 
   async ping (timeoutMs = 1000): Promise<boolean> {

@@ -12,9 +12,17 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
       handler: async ({ reply }) => {
         const influx = await api.store.ping(1000).catch(() => false)
         const { buffered, failedRequests } = api.writer.stats
-        const status = influx ? 'ok' : 'degraded'
+        const spool = api.writer.spoolDepth
+        // Spooling, or replaying the spool after an outage or a restart: history is not current yet.
+        const current = influx && !api.writer.degraded && spool.points === 0
         if (!influx) reply.code(503)
-        return { status, influx: influx ? 'up' : 'down', bufferedPoints: buffered, failedWrites: failedRequests }
+        return {
+          status: current ? 'ok' : 'degraded',
+          influx: influx ? 'up' : 'down',
+          bufferedPoints: buffered,
+          failedWrites: failedRequests,
+          spool: { points: spool.points, bytes: spool.bytes, segments: spool.segments },
+        }
       },
     }),
     route({

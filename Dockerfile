@@ -1,0 +1,15 @@
+# The hub and broker in one image; the simulators use the same image with another command.
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+COPY device-sdk/package.json device-sdk/
+COPY broker/package.json broker/
+COPY hub/package.json hub/
+COPY simulators/package.json simulators/
+# tsx runs the TypeScript sources directly, so dev dependencies stay.
+RUN npm ci
+COPY . .
+ENV HOST=0.0.0.0 DATA_DIR=/data NODE_ENV=production
+VOLUME /data
+EXPOSE 8080 1883
+CMD ["npx", "tsx", "hub/src/main.ts"]

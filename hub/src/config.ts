@@ -1,0 +1,42 @@
+import path from 'node:path'
+import { z } from 'zod'
+
+const Port = z.coerce.number().int().min(0).max(65535)
+
+/** Configuration from the environment, each with its default. */
+export const HubConfig = z.object({
+  /** HTTP API port. */
+  PORT: Port.default(8080),
+  /** MQTT (TCP) port. */
+  MQTT_PORT: Port.default(1883),
+  /** Address the HTTP and MQTT listeners bind; 0.0.0.0 to serve other machines. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** Where the registry, the managed influxd, the spool of unwritten points and demo state live. */
+  DATA_DIR: z.string().min(1).default('.data'),
+  /** An existing InfluxDB 1.x; unset: start and supervise a managed influxd under DATA_DIR. */
+  INFLUX_URL: z.url().optional(),
+  /** InfluxDB database. */
+  INFLUX_DB: z.string().regex(/^[A-Za-z0-9_]+$/).default('trellis'),
+  /** PostgreSQL registry (not yet supported: the embedded PGlite registry is used). */
+  DATABASE_URL: z.string().optional(),
+  /** Simulated devices started by `npm start`. */
+  FLEET_SIZE: z.coerce.number().int().min(0).max(100_000).default(20),
+  /** Report interval of each simulated device, in ms. */
+  FLEET_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
+  /** pino level: fatal, error, warn, info, debug, trace, silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+export type HubConfig = z.infer<typeof HubConfig>
+
+export class ConfigError extends Error {}
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const parsed = HubConfig.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')))
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+  }
+  if (parsed.data.DATABASE_URL) {
+    throw new ConfigError('DATABASE_URL (PostgreSQL registry) is not supported yet; unset it to use the embedded registry under DATA_DIR')
+  }
+  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) }
+}

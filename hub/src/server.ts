@@ -1,0 +1,55 @@
+import path from 'node:path'
+import { pino, type Logger } from 'pino'
+import type { HubConfig } from './config.js'
+import { buildHub, type Hub } from './hub.js'
+import { openPglite } from './registry/sql.js'
+import { startInfluxd, type ManagedInfluxd } from './store/influxd.js'
+
+export interface RunningHub {
+  hub: Hub
+  httpUrl: string
+  mqttUrl: string
+  influxUrl: string
+  /** The managed influxd, when INFLUX_URL was not given. */
+  influxd: ManagedInfluxd | null
+  log: Logger
+  /** Graceful stop: hub first (flushing points), then influxd; bounded by `deadlineMs`. */
+  shutdown (deadlineMs?: number): Promise<void>
+}
+
+/** Starts influxd (managed, unless INFLUX_URL), the registry, the broker and the hub, as configured. */
+export async function runHub (config: HubConfig, logger?: Logger): Promise<RunningHub> {
+  const log = logger ?? pino({ level: config.LOG_LEVEL })
+  let influxd: ManagedInfluxd | null = null
+  let influxUrl = config.INFLUX_URL
+  if (!influxUrl) {
+    influxd = await startInfluxd({ dataDir: path.join(config.DATA_DIR, 'influxdb'), logger: log })
+    influxUrl = influxd.url
+  }
+  try {
+    const sql = await openPglite(path.join(config.DATA_DIR, 'registry'))
+    const hub = await buildHub({ influxUrl, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR })
+    const { httpUrl, mqttUrl } = await hub.listen({ httpPort: config.PORT, mqttPort: config.MQTT_PORT, host: config.HOST })
+    let stopping: Promise<void> | null = null
+    return {
+      hub,
+      httpUrl,
+      mqttUrl,
+      influxUrl,
+      influxd,
+      log,
+      shutdown (deadlineMs = 15_000) {
+        stopping ??= (async () => {
+          const deadline = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), deadlineMs).unref())
+          const done = await Promise.race([hub.close().then(() => 'ok' as const), deadline])
+          if (done === 'late') log.error({ deadlineMs }, 'the hub did not stop within the deadline; points still pending may be lost')
+          await influxd?.stop()
+        })()
+        return stopping
+      },
+    }
+  } catch (err) {
+    await influxd?.stop()
+    throw err
+  }
+}

@@ -1,0 +1,5 @@
+import { canonicalSimulators } from './canonical-simulator.js'
+import type { Simulator } from './simulator.js'
+
+/** Every simulated appliance kind, canonical and brand dialects alike. */
+export const allSimulators: readonly Simulator[] = [...canonicalSimulators]

@@ -1,0 +1,7 @@
+export * from './simulator.js'
+export * from './canonical.js'
+export * from './canonical-simulator.js'
+export * from './fleet.js'
+export * from './demo.js'
+export * from './random.js'
+export { allSimulators } from './catalogue.js'

@@ -1,0 +1,100 @@
+/**
+ * A hub (with its broker) in a process of its own, so a test can SIGKILL it
+ * and start it again on the same ports and folders. Run with tsx:
+ *   tsx test/support/hub-process.ts '{"influxUrl":…,"dataDir":…,"mqttPort":0,"httpPort":0}'
+ * It prints one JSON line, `{"httpUrl","mqttUrl"}`, once it listens.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import { buildHub, closeOnSignals, openPglite, type HubOptions } from '@trellis/hub'
+
+export interface HubProcessOptions {
+  influxUrl: string
+  /** Registry (PGlite) in `<dataDir>/registry`, spool in `<dataDir>/spool`. */
+  dataDir: string
+  /** Default 0: a free port. Pass the previous one to restart where devices expect it. */
+  mqttPort?: number
+  httpPort?: number
+  /** Writer settings; flushIntervalMs defaults to 20 here. */
+  writer?: HubOptions['writer']
+}
+
+export interface HubProcess {
+  readonly httpUrl: string
+  readonly mqttUrl: string
+  readonly mqttPort: number
+  readonly httpPort: number
+  readonly child: ChildProcess
+  /** Resolves with the exit code (or signal) once the process is gone. */
+  readonly exited: Promise<number | string | null>
+  kill (signal?: NodeJS.Signals): Promise<number | string | null>
+  /** Runs a full garbage collection in the hub process: heap figures read after it are live memory only. */
+  collectGarbage (): Promise<void>
+}
+
+const self = fileURLToPath(import.meta.url)
+
+/** Starts the hub in a child process and resolves once it listens. */
+export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs = 30_000): Promise<HubProcess> {
+  // node itself, not the tsx launcher: a signal must reach the process that runs the hub.
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+  let stderr = ''
+  child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
+  if (process.env.LOG_LEVEL) child.stderr!.pipe(process.stderr)
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)))
+  let out = ''
+  const urls = await new Promise<{ httpUrl: string, mqttUrl: string }>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`the hub process did not start within ${startTimeoutMs} ms:\n${stderr}`)) }, startTimeoutMs)
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString()
+      const line = out.split('\n').find((l) => l.startsWith('{"httpUrl"'))
+      if (line) { clearTimeout(timer); resolve(JSON.parse(line)) }
+    })
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`the hub process exited (${code}) before listening:\n${stderr}`)) })
+  })
+  return {
+    ...urls,
+    mqttPort: Number(new URL(urls.mqttUrl).port),
+    httpPort: Number(new URL(urls.httpUrl).port),
+    child,
+    exited,
+    async collectGarbage () {
+      const seen = out.split('\n').filter((l) => l === 'gc').length
+      child.kill('SIGUSR2')
+      const deadline = Date.now() + 10_000
+      while (out.split('\n').filter((l) => l === 'gc').length === seen) {
+        if (Date.now() > deadline) throw new Error('the hub process did not report a garbage collection')
+        await new Promise((resolve) => child.stdout!.once('data', resolve))
+      }
+    },
+    async kill (signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return await exited
+    },
+  }
+}
+
+async function main (opts: HubProcessOptions): Promise<void> {
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
+  const hub = await buildHub({
+    influxUrl: opts.influxUrl,
+    sql: await openPglite(path.join(opts.dataDir, 'registry')),
+    dataDir: opts.dataDir,
+    logger,
+    writer: { flushIntervalMs: 20, ...opts.writer },
+  })
+  const urls = await hub.listen({ httpPort: opts.httpPort ?? 0, mqttPort: opts.mqttPort ?? 0 })
+  closeOnSignals(() => hub.close(), { logger })
+  const gc = (globalThis as { gc?: () => void }).gc
+  process.on('SIGUSR2', () => { gc?.(); process.stdout.write('gc\n') })
+  process.stdout.write(`${JSON.stringify(urls)}\n`)
+}
+
+if (process.argv[1] === self) {
+  main(JSON.parse(process.argv[2]) as HubProcessOptions).catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
