@@ -25,6 +25,7 @@ export const ingestOptions = {
   'max-steps': { default: 10, help: 'QoS 0 steps at most per run.' },
   'latency-seconds': { default: 6, help: 'Length of the latency phase at half the QoS 0 capacity.' },
   'skip-baseline': { default: false, help: 'Run Trellis only.' },
+  'max-concurrent-writes': { default: 0, help: 'The hub writer\'s write requests in flight; 0 keeps the hub\'s default.' },
 } satisfies OptionSpecs
 
 type IngestOptions = Options<typeof ingestOptions>
@@ -79,7 +80,7 @@ export async function ingest (opts: IngestOptions): Promise<void> {
 
 async function runTrellis (opts: IngestOptions, r: number, influx: BenchInflux, generator: BenchChild, profileNames: string[], measurements: string[], previous: Array<{ trellis: SystemRun }>): Promise<{ result: SystemRun, devices: BenchDevice[] }> {
   const database = `bench_trellis_${r}`
-  const stack = await startTrellis({ influxUrl: influx.url, database })
+  const stack = await startTrellis({ influxUrl: influx.url, database, ...(opts['max-concurrent-writes'] > 0 ? { writer: { maxConcurrentWrites: opts['max-concurrent-writes'] } } : {}) })
   try {
     const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices + 1, profiles: profileNames })
     const probe = fleet.devices.pop()!
@@ -110,6 +111,7 @@ async function runBaseline (opts: IngestOptions, r: number, influx: BenchInflux,
     const sut: SystemUnderTest = { name: 'baseline', mqttUrl, database, pids: { broker: broker.pid, subscriber: subscriber.pid, generator: generator.pid, influxd: influx.pid }, close: async () => {} }
     const hints = previous.filter((p) => p.baseline).map((p) => p.baseline!.qos0.msgsPerS)
     const result = await phases(opts, sut, influx, generator, measurements, hints.length ? median(hints) : Number.NaN)
+    if (!broker.alive) result.qos0.note = `${result.qos0.note ?? ''}; the bare aedes process died during the search (its error is printed above)`
     await generator.call('disconnect', {})
     return result
   } finally {
