@@ -23,7 +23,7 @@ export const overloadOptions = {
 
 type OverloadOptions = Options<typeof overloadOptions>
 
-interface LoadResult { sent: number, acked: number, readingsSent: number, readingsAcked: number, heldBack: number, lagged: number, errors: number, unacked: number, elapsedMs: number }
+interface LoadResult { sent: number, acked: number, readingsSent: number, readingsAcked: number, heldBack: number, lagged: number, errors: number, unacked: number, disconnected: number, elapsedMs: number }
 
 const HOUR = 3_600_000
 
@@ -124,6 +124,7 @@ export async function overload (opts: OverloadOptions): Promise<void> {
       ['QoS 1 readings sent', fmtInt(over[0].readingsSent), fmtInt(rec[0].readingsSent)],
       ['QoS 1 readings acknowledged', fmtInt(over[0].readingsAcked), fmtInt(rec[0].readingsAcked)],
       ['QoS 1 readings stored', fmtInt(stored.overload1), fmtInt(stored.recovery1)],
+      ['QoS 1 devices the hub disconnected (unacknowledged messages kept, to re-send)', fmtInt(over[0].disconnected), fmtInt(rec[0].disconnected)],
       [`QoS 1 messages held back by their device (${opts['max-inflight']} unacknowledged)`, fmtInt(over[0].heldBack), fmtInt(rec[0].heldBack)],
       ['QoS 0 readings sent', fmtInt(over[1].readingsSent), fmtInt(rec[1].readingsSent)],
       ['QoS 0 readings stored', fmtInt(stored.overload0), fmtInt(stored.recovery0)],

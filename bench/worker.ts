@@ -184,17 +184,26 @@ async function load (args: LoadArgs) {
       }
       const timer = setInterval(tick, 2)
     })
-    // QoS 1: wait (bounded) for the last acks so that "acked" is final.
+    // QoS 1: wait (bounded) for the last acks so that "acked" is final; a device the
+    // hub disconnected keeps its unacknowledged messages (it would re-send them after
+    // reconnecting), so there is nothing to wait for on it.
     if (args.qos === 1 && inflight > 0) {
-      await Promise.race([
-        new Promise<void>((resolve) => { allAcked = resolve }),
-        new Promise<void>((resolve) => setTimeout(resolve, 30_000)),
-      ])
+      const waitUntil = performance.now() + 30_000
+      await new Promise<void>((resolve) => {
+        allAcked = resolve
+        const check = () => {
+          const waiting = slice.some((s) => s.inflight > 0 && s.client!.connected)
+          if (!waiting || performance.now() > waitUntil) return resolve()
+          setTimeout(check, 100)
+        }
+        check()
+      })
     }
   }
   return {
     sent, acked, readingsSent, readingsAcked, heldBack, lagged, errors,
     unacked: inflight,
+    disconnected: slice.filter((s) => !s.client!.connected).length,
     elapsedMs: performance.now() - started,
     byProfile: Object.fromEntries(bySim),
   }

@@ -30,7 +30,9 @@ export interface IngestOptions {
    * While the point writer holds this many points, QoS 0 telemetry is shed and
    * counted (`trellis_ingest_rejected_total{reason="overload-shed"}`): QoS 0
    * promises no delivery, and queueing it under overload would grow memory
-   * without bound and delay QoS 1 devices behind it. Default 100000.
+   * without bound and delay QoS 1 devices behind it. Keep it below the
+   * writer's `maxBufferedPoints` (default 100000), so that QoS 0 is shed before
+   * QoS 1 is refused. Default 50000.
    */
   shedQos0AbovePoints?: number
   /**
@@ -55,7 +57,7 @@ type Deliver = (packet: AedesPublishPacket, done: (err?: Error) => void) => void
 export async function attachIngest (opts: IngestOptions): Promise<{ detach (): Promise<void> }> {
   const { aedes, directory, state, writer, deadLetters, metrics, log } = opts
   const maxPayloadBytes = opts.maxPayloadBytes ?? 16_384
-  const shedQos0Above = opts.shedQos0AbovePoints ?? 100_000
+  const shedQos0Above = opts.shedQos0AbovePoints ?? 50_000
   const shedQos0AboveQueued = opts.shedQos0AboveQueuedMessages ?? 20_000
   // aedes's message emitter (mqemitter) reports the deliveries waiting for a slot as `length`.
   const emitter = (aedes as unknown as { mq?: { length?: number } }).mq
