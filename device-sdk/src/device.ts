@@ -23,6 +23,20 @@ export interface ConnectDeviceOptions {
   keepalive?: number
   /** Reject the first connection attempt after this many ms. Default 10000. */
   connectTimeoutMs?: number
+  /**
+   * False (the default): commands arrive as canonical JSON, go to `onCommand`
+   * handlers, and the SDK acks them. True for a device that speaks its model's
+   * own dialect: each command payload is emitted as it is, as a `rawCommand`
+   * event (a Buffer), and the device answers in its dialect with
+   * `publishRaw(ack, 'acks')`.
+   */
+  rawCommands?: boolean
+  /**
+   * Command handlers by capability or action, installed before the device
+   * subscribes: commands the hub queued while the device was away arrive
+   * right after it connects, before `onCommand` could be called. Default none.
+   */
+  handlers?: Record<string, CommandHandler>
   /** Extra mqtt.js options (TLS settings, for instance). */
   mqtt?: Partial<IClientOptions>
 }
@@ -89,12 +103,15 @@ class SdkDevice extends EventEmitter implements Device {
   private readonly capabilities?: Map<string, ModelCapability>
   private readonly baseDelay: number
   private readonly maxDelay: number
+  private readonly rawCommands: boolean
 
   constructor (opts: ConnectDeviceOptions) {
     super()
     this.id = opts.deviceId
+    for (const [name, handler] of Object.entries(opts.handlers ?? {})) this.handlers.set(name, handler)
     this.baseDelay = opts.reconnectDelayMs ?? 500
     this.maxDelay = opts.maxReconnectDelayMs ?? 30_000
+    this.rawCommands = opts.rawCommands ?? false
     if (opts.capabilities) {
       this.capabilities = new Map(resolveCapabilities(opts.capabilities).map((c) => [c.name, c]))
     }
@@ -119,6 +136,9 @@ class SdkDevice extends EventEmitter implements Device {
       this.emit('reconnect')
     })
     this.client.on('connect', () => {
+      // An ack follows the PUBACK of its command at once; Nagle would hold it
+      // until the broker's delayed ACK, some 40 ms later.
+      ;(this.client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
       this.client.options.reconnectPeriod = this.baseDelay
       void this.announce('online').catch((err) => this.emit('error', err))
       this.emit('connect')
@@ -197,13 +217,31 @@ class SdkDevice extends EventEmitter implements Device {
 
   private async dispatch (topic: string, payload: Buffer): Promise<void> {
     if (topic !== topics.commands(this.id)) return
-    let command: Command
-    try {
-      command = Command.parse(JSON.parse(payload.toString('utf8')))
-    } catch (err) {
-      this.emit('error', new Error(`ignored a malformed command: ${(err as Error).message}`))
+    if (this.rawCommands) {
+      this.emit('rawCommand', payload)
       return
     }
+    let json: unknown
+    try {
+      json = JSON.parse(payload.toString('utf8'))
+    } catch (err) {
+      this.emit('error', new Error(`ignored a command that is not JSON: ${(err as Error).message}`))
+      return
+    }
+    const parsed = Command.safeParse(json)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      const reason = `malformed command: ${issue.path.join('.') || '(root)'}: ${issue.message}`
+      const id = (json as { id?: unknown } | null)?.id
+      // With an id the hub can be told why; without one there is nobody to answer.
+      if (typeof id === 'string' && id.length > 0 && id.length <= 64) {
+        await this.client.publishAsync(topics.acks(this.id), JSON.stringify({ id, status: 'error', error: reason.slice(0, 512) }), { qos: 1 }).catch((err) => this.emit('error', err))
+      } else {
+        this.emit('error', new Error(`ignored a ${reason}`))
+      }
+      return
+    }
+    const command = parsed.data
     this.emit('command', command)
     const ack = await this.execute(command)
     await this.client.publishAsync(topics.acks(this.id), JSON.stringify(Ack.parse(ack)), { qos: 1 }).catch((err) => this.emit('error', err))
@@ -213,7 +251,9 @@ class SdkDevice extends EventEmitter implements Device {
     const fail = (error: string): Ack => ({ id: command.id, status: 'error', error })
     const state: Record<string, ReadingValue> = {}
     try {
-      for (const [name, value] of Object.entries(command.set ?? {})) {
+      const set = Object.entries(command.set ?? {})
+      // Everything is checked before any handler runs, so a refused command changes nothing.
+      for (const [name, value] of set) {
         if (this.capabilities) {
           const cap = this.capabilities.get(name)
           if (!cap) return fail(`this device has no capability ${name}`)
@@ -221,15 +261,15 @@ class SdkDevice extends EventEmitter implements Device {
           const problem = checkValue(cap, value, this.id)
           if (problem) return fail(problem)
         }
-        const handler = this.handlers.get(name)
-        if (!handler) return fail(`this device does not handle ${name}`)
-        const changed = await handler(value, { command, device: this })
+        if (!this.handlers.has(name)) return fail(`this device does not handle ${name}`)
+      }
+      if (command.action && !this.handlers.has(command.action)) return fail(`this device has no action ${command.action}`)
+      for (const [name, value] of set) {
+        const changed = await this.handlers.get(name)!(value, { command, device: this })
         Object.assign(state, changed ?? { [name]: value })
       }
       if (command.action) {
-        const handler = this.handlers.get(command.action)
-        if (!handler) return fail(`this device has no action ${command.action}`)
-        const changed = await handler(command.params ?? {}, { command, device: this })
+        const changed = await this.handlers.get(command.action)!(command.params ?? {}, { command, device: this })
         if (changed) Object.assign(state, changed)
       }
     } catch (err) {

@@ -13,10 +13,11 @@ import { openPglite, type SqlClient } from './registry/sql.js'
 import { StateStore } from './state/state.js'
 import { TelemetryStore } from './store/telemetry.js'
 import { PointWriter, type PointWriterOptions } from './store/writer.js'
+import { buildControl, type Control, type ControlOptions } from './control.js'
 import { Spool, type SpoolOptions } from './store/spool.js'
 import { seriesOfLine } from './store/points.js'
 
-export interface HubOptions {
+export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
   influxUrl: string
   /** InfluxDB database. Default `trellis`. */
@@ -53,6 +54,8 @@ export interface Hub {
   readonly metrics: HubMetrics
   readonly api: Api
   readonly log: Logger
+  /** Commands, presence, the live stream and schedules. */
+  readonly control: Control
   /** Starts the HTTP API and the MQTT listener; port 0 picks a free port. */
   listen (opts: { httpPort: number, mqttPort: number, host?: string }): Promise<{ httpUrl: string, mqttUrl: string }>
   /** Stops accepting, flushes pending points, persists state, closes everything. */
@@ -84,7 +87,9 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
   })
+  const control = await buildControl({ sql, aedes: broker.aedes, directory, state, store, writer, deadLetters, metrics, log }, opts)
   const ingest = await attachIngest({
+    onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
     aedes: broker.aedes,
     broker,
     directory,
@@ -128,6 +133,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     deadLetters,
     metrics,
     log,
+    commands: control.commands,
     async makerName (id) {
       let name = makerNames.get(id)
       if (name === undefined) {
@@ -137,11 +143,11 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       return name
     },
   }
-  const api = buildApi(apiContext, log, opts.api)
+  const api = buildApi(apiContext, log, { ...opts.api, extraRoutes: (ctx) => [...control.routes(ctx), ...(opts.api?.extraRoutes?.(ctx) ?? [])] })
 
   let closed = false
   return {
-    registry, directory, broker, state, store, writer, deadLetters, metrics, api, log,
+    registry, directory, broker, state, store, writer, deadLetters, metrics, api, log, control,
     async listen ({ httpPort, mqttPort, host = '127.0.0.1' }) {
       const mqtt = await broker.listen({ port: mqttPort, host })
       await api.app.listen({ port: httpPort, host })
@@ -153,8 +159,11 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     async close () {
       if (closed) return
       closed = true
+      // Open event streams would hold the HTTP server open; end them first.
+      control.stopAccepting()
       stopEnsuringSchema()
       await api.app.close()
+      await control.close()
       await broker.close()
       await ingest.detach()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)

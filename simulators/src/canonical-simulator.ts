@@ -1,4 +1,4 @@
-import { connectDevice } from '@trellis/device-sdk'
+import { connectDevice, type CommandHandler, type Device } from '@trellis/device-sdk'
 import { canonicalKinds, type CanonicalKind } from './canonical.js'
 import type { RunningDevice, Simulator, StartOptions } from './simulator.js'
 
@@ -10,26 +10,30 @@ export function canonicalSimulator (kind: CanonicalKind): Simulator {
     model: kind.model,
     async start (opts: StartOptions): Promise<RunningDevice> {
       const behaviour = kind.create(opts.rng)
-      const device = await connectDevice({ url: opts.url, deviceId: opts.deviceId, secret: opts.secret, capabilities: kind.model.capabilities })
-      device.on('error', (err: Error) => opts.onError?.(err))
-      let published = 0
-      let last = Date.now()
-      const report = async () => {
-        const now = Date.now()
-        const readings = behaviour.tick(now - last)
-        last = now
-        if (!device.connected) return
-        await device.report(readings, now)
-        published++
-      }
+      // Handlers go in at connect: commands queued while the device was away arrive right after it subscribes.
+      const handlers: Record<string, CommandHandler> = {}
       for (const [capability, apply] of Object.entries(behaviour.commands)) {
-        device.onCommand(capability, (value) => {
+        handlers[capability] = (value) => {
           const changed = apply(value)
           // Report the consequence at once, as a real device would after acting.
           setImmediate(() => { void report().catch((err: Error) => opts.onError?.(err)) })
           return changed
-        })
+        }
       }
+      let published = 0
+      let last = Date.now()
+      let device: Device | undefined
+      async function report (): Promise<void> {
+        const now = Date.now()
+        const readings = behaviour.tick(now - last)
+        last = now
+        if (!device?.connected) return
+        await device.report(readings, now)
+        published++
+      }
+      device = await connectDevice({ url: opts.url, deviceId: opts.deviceId, secret: opts.secret, capabilities: kind.model.capabilities, handlers })
+      device.on('error', (err: Error) => opts.onError?.(err))
+      const connected = device
       let timer: NodeJS.Timeout
       let stopped = false
       const schedule = () => {
@@ -46,7 +50,7 @@ export function canonicalSimulator (kind: CanonicalKind): Simulator {
         async stop () {
           stopped = true
           clearTimeout(timer)
-          await device.close()
+          await connected.close()
         },
       }
     },

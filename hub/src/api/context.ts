@@ -6,6 +6,7 @@ import type { TelemetryStore } from '../store/telemetry.js'
 import type { DeadLetters } from '../ingest/dead-letters.js'
 import type { HubMetrics } from '../metrics.js'
 import type { PointWriter } from '../store/writer.js'
+import type { CommandService } from '../commands/service.js'
 import type { Caller } from './route.js'
 import { errors } from './errors.js'
 
@@ -19,6 +20,8 @@ export interface ApiContext {
   deadLetters: DeadLetters
   metrics: HubMetrics
   log: Logger
+  /** Pending desired values per device, for the device view. */
+  commands: Pick<CommandService, 'desired'>
   /** Maker display names by id, cached. */
   makerName (id: string): Promise<string>
 }

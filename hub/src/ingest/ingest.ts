@@ -212,11 +212,17 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     if (!live && directory.peek(client.id)) state.setPresence(client.id, false)
   }
   aedes.on('clientDisconnect', onDisconnect)
+  // Connected is online, whether or not the device gets to publish its retained `online` before it drops again.
+  const onConnect = (client: { id: string, principal?: { kind: string } }) => {
+    if (client.principal?.kind === 'device' && directory.peek(client.id)) state.setPresence(client.id, true)
+  }
+  aedes.on('client', onConnect)
 
   return {
     async detach () {
       if (opts.broker) opts.broker.beforeAck = null
       aedes.off('clientDisconnect', onDisconnect)
+      aedes.off('client', onConnect)
       for (const [filter, deliver] of subscriptions) {
         await new Promise<void>((resolve) => aedes.unsubscribe(filter, deliver as never, resolve))
       }

@@ -1,12 +1,16 @@
 import { Ack, type Command } from '@trellis/device-sdk'
 import type { CompiledModel } from '../registry/directory.js'
 
+export { CommandEncodeError } from './mapping.js'
+
 /**
  * The way back: a canonical command as the payload this model's devices
- * understand. Canonical (SDK) models get the canonical JSON envelope.
+ * understand. Canonical (SDK) models get the canonical JSON envelope; mapped
+ * models get their dialect. Throws a CommandEncodeError (a 4xx for the
+ * caller) when the model's mapping cannot express the command.
  */
 export function encodeCommand (model: CompiledModel, command: Command): Buffer {
-  void model
+  if (model.mapping) return model.mapping.encodeCommand(command)
   return Buffer.from(JSON.stringify(command))
 }
 
@@ -14,7 +18,7 @@ export type DecodedAck = { ok: true, ack: Ack } | { ok: false, reason: string }
 
 /** A device's ack payload as a canonical Ack, by its model's dialect. */
 export function decodeAck (model: CompiledModel, payload: Buffer): DecodedAck {
-  void model
+  if (model.mapping) return model.mapping.decodeAck(payload)
   let json: unknown
   try {
     json = JSON.parse(payload.toString('utf8'))

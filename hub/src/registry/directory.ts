@@ -1,4 +1,5 @@
-import type { CapabilityName, ModelCapability } from '@trellis/device-sdk'
+import { MappingError, parseMapping, type CapabilityName, type ModelCapability } from '@trellis/device-sdk'
+import { compileMapping, invalidMapping, type CompiledMapping } from '../normalize/mapping.js'
 import type { Model, Registry } from './registry.js'
 import { safeEqualHex, sha256Hex } from './secrets.js'
 
@@ -8,7 +9,8 @@ export interface CompiledModel {
   readonly name: string
   readonly makerId: string
   readonly capabilities: ReadonlyMap<CapabilityName, ModelCapability>
-  readonly mapping: unknown | null
+  /** The model's dialect, compiled; null for canonical (SDK) models. */
+  readonly mapping: CompiledMapping | null
 }
 
 /** Everything ingest needs to know of a device, without a query per message. */
@@ -23,13 +25,34 @@ export interface DeviceContext {
 
 export type ModelCompiler = (model: Model) => CompiledModel
 
+/** Ignores any mapping: every device of the model is taken to speak canonical JSON. */
 export const compileCanonical: ModelCompiler = (model) => ({
   id: model.id,
   name: model.name,
   makerId: model.makerId,
   capabilities: new Map(model.resolved.map((c) => [c.name, c])),
-  mapping: model.mapping,
+  mapping: null,
 })
+
+/**
+ * Compiles the model's mapping once, so the hot path never re-reads its JSON.
+ * The API validated the mapping before storing it; a stored one that no
+ * longer parses still lets devices connect, and their payloads are
+ * dead-lettered with the reason.
+ */
+export const compileModel: ModelCompiler = (model) => {
+  const capabilities = new Map(model.resolved.map((c) => [c.name, c]))
+  let mapping: CompiledMapping | null = null
+  if (model.mapping !== null) {
+    try {
+      mapping = compileMapping(parseMapping(model.mapping, model.resolved), capabilities, model.name)
+    } catch (err) {
+      if (!(err instanceof MappingError)) throw err
+      mapping = invalidMapping(model.id, model.name, err.message)
+    }
+  }
+  return { id: model.id, name: model.name, makerId: model.makerId, capabilities, mapping }
+}
 
 /**
  * A cache of device → model → mapping in front of the registry, kept fresh by
@@ -39,12 +62,24 @@ export class DeviceDirectory {
   private readonly devices = new Map<string, DeviceContext>()
   private readonly models = new Map<string, CompiledModel>()
   private readonly loading = new Map<string, Promise<DeviceContext | null>>()
+  /**
+   * Bumped on every change event. A load that read the registry before a
+   * change must not cache what it read after it, or a replaced mapping
+   * could stay in use until the next change.
+   */
+  private generation = 0
 
-  constructor (private readonly registry: Registry, private readonly compile: ModelCompiler = compileCanonical) {
-    registry.on('device-changed', (id: string) => this.devices.delete(id))
+  constructor (private readonly registry: Registry, private readonly compile: ModelCompiler = compileModel) {
+    registry.on('device-changed', (id: string) => {
+      this.generation++
+      this.devices.delete(id)
+      this.loading.delete(id)
+    })
     registry.on('model-changed', (id: string) => {
+      this.generation++
       this.models.delete(id)
       for (const [deviceId, ctx] of this.devices) if (ctx.model.id === id) this.devices.delete(deviceId)
+      this.loading.clear()
     })
   }
 
@@ -58,8 +93,10 @@ export class DeviceDirectory {
     if (cached) return cached
     let pending = this.loading.get(id)
     if (!pending) {
-      pending = this.load(id).finally(() => this.loading.delete(id))
-      this.loading.set(id, pending)
+      const loading: Promise<DeviceContext | null> = this.load(id).finally(() => {
+        if (this.loading.get(id) === loading) this.loading.delete(id)
+      })
+      this.loading.set(id, pending = loading)
     }
     return await pending
   }
@@ -67,10 +104,11 @@ export class DeviceDirectory {
   async model (id: string): Promise<CompiledModel | null> {
     const cached = this.models.get(id)
     if (cached) return cached
+    const generation = this.generation
     const model = await this.registry.getModel(id)
     if (!model) return null
     const compiled = this.compile(model)
-    this.models.set(id, compiled)
+    if (generation === this.generation) this.models.set(id, compiled)
     return compiled
   }
 
@@ -84,6 +122,7 @@ export class DeviceDirectory {
   invalidateDevice (id: string): void { this.devices.delete(id) }
 
   private async load (id: string): Promise<DeviceContext | null> {
+    const generation = this.generation
     const [device, credentials] = await Promise.all([this.registry.getDevice(id), this.registry.deviceCredentials(id)])
     if (!device || !credentials) return null
     const model = await this.model(device.modelId)
@@ -96,7 +135,7 @@ export class DeviceDirectory {
       secretHash: credentials.secretHash,
       disabled: device.disabled,
     }
-    this.devices.set(id, ctx)
+    if (generation === this.generation) this.devices.set(id, ctx)
     return ctx
   }
 }

@@ -69,8 +69,11 @@ export class StateStore extends EventEmitter {
 
   /** Records that the device was heard from. */
   touch (deviceId: string, now = Date.now()): void {
-    this.entry(deviceId).lastSeen = now
+    const s = this.entry(deviceId)
+    s.lastSeen = now
     this.dirty.add(deviceId)
+    // Any message proves the device is back, after a staleness sweep took it offline.
+    if (!s.online) this.setPresence(deviceId, true, now)
   }
 
   setPresence (deviceId: string, online: boolean, now = Date.now()): void {

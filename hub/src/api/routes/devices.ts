@@ -38,7 +38,13 @@ export const TelemetryQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
 })
 
-const StateEntry = z.object({ value: z.union([z.number(), z.boolean(), z.string()]), ts: z.string() })
+const Value = z.union([z.number(), z.boolean(), z.string()])
+/** Reported value (null until the device reports one) and, for settable capabilities, a command's value not yet confirmed. */
+const StateEntry = z.object({
+  value: Value.nullable(),
+  ts: z.string().nullable(),
+  desired: z.object({ value: Value, command: z.string(), since: z.string() }).optional(),
+})
 export const DeviceView = z.object({
   id: z.string(),
   model: z.string(),
@@ -54,8 +60,11 @@ export const DeviceView = z.object({
 export function deviceRoutes (api: ApiContext) {
   const view = async (ctx: DeviceContext, forMaker: boolean) => {
     const s = api.state.get(ctx.id)
-    const state: Record<string, { value: unknown, ts: string }> = {}
+    const state: Record<string, { value: unknown, ts: string | null, desired?: { value: unknown, command: string, since: string } }> = {}
     if (s) for (const [cap, v] of s.readings) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
+    for (const [cap, d] of api.commands.desired(ctx.id)) {
+      state[cap] = { ...(state[cap] ?? { value: null, ts: null }), desired: { value: d.value, command: d.command, since: new Date(d.since).toISOString() } }
+    }
     return {
       id: ctx.id,
       model: ctx.model.id,

@@ -1,15 +1,26 @@
 import { z } from 'zod'
-import { CapabilityDeclaration, CapabilityDeclarationError } from '@trellis/device-sdk'
+import { CapabilityDeclaration, CapabilityDeclarationError, Mapping, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
 import { ModelNameTakenError, type Model } from '../../registry/registry.js'
+import { compileModel } from '../../registry/directory.js'
+import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import type { ApiContext } from '../context.js'
 
+/**
+ * A mapping as the API takes it: any JSON here, so that a wrong one is
+ * answered 422 INVALID_MAPPING naming the field (by parseMapping) rather than
+ * a generic 400; the OpenAPI document still shows the mapping's full schema.
+ */
+const mappingSchema = z.toJSONSchema(Mapping, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>
+delete mappingSchema.$schema
+export const MappingDocument = z.unknown().meta({ ...mappingSchema, description: 'A payload mapping; see docs/makers.md' })
+
 export const ModelDeclaration = z.strictObject({
   name: z.string().trim().min(1).max(100),
   capabilities: z.array(CapabilityDeclaration).min(1).max(64),
-  /** The model's payload dialect; omit for canonical (SDK) devices. */
-  mapping: z.unknown().optional(),
+  /** The model's payload dialect; omit for canonical (SDK) devices. Invalid mappings get 422 INVALID_MAPPING naming the field. */
+  mapping: MappingDocument.optional(),
 })
 export type ModelDeclaration = z.infer<typeof ModelDeclaration>
 
@@ -34,6 +45,31 @@ export async function ownModel (api: ApiContext, makerId: string, id: string): P
   return model
 }
 
+/** A sample payload: text is sent as it is (key=value, or JSON text), anything else as its JSON. */
+const SamplePayload = z.union([z.string().max(16_384), z.record(z.string(), z.unknown()), z.array(z.unknown())])
+
+export const MappingTestRequest = z.strictObject({
+  payloads: z.array(SamplePayload).min(1).max(100),
+  /** A candidate mapping to try instead of the stored one, before PUT. Default: the model's stored mapping. */
+  mapping: MappingDocument.optional(),
+})
+export type MappingTestRequest = z.infer<typeof MappingTestRequest>
+
+const MappingTestResult = z.union([
+  z.object({ ok: z.literal(true), ts: z.string(), readings: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])), problems: z.array(z.string()) }),
+  z.object({ ok: z.literal(false), reason: z.string() }),
+])
+
+/** Checks a mapping against the model's capabilities; 422 naming the field. */
+function validMapping (input: unknown, capabilities: readonly ModelCapability[]): void {
+  try {
+    parseMapping(input, capabilities)
+  } catch (err) {
+    if (err instanceof MappingError) throw errors.invalidMapping(err.message)
+    throw err
+  }
+}
+
 export function modelRoutes (api: ApiContext) {
   return [
     route({
@@ -45,6 +81,14 @@ export function modelRoutes (api: ApiContext) {
       body: ModelDeclaration,
       status: 201,
       handler: async ({ body, caller }) => {
+        let resolved: ModelCapability[]
+        try {
+          resolved = resolveCapabilities(body.capabilities)
+        } catch (err) {
+          if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)
+          throw err
+        }
+        if (body.mapping !== undefined && body.mapping !== null) validMapping(body.mapping, resolved)
         try {
           const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping })
           return modelView(model)
@@ -71,6 +115,62 @@ export function modelRoutes (api: ApiContext) {
       access: 'maker',
       params: ModelParams,
       handler: async ({ params, caller }) => modelView(await ownModel(api, caller.subject, params.id)),
+    }),
+    route({
+      method: 'PUT',
+      path: '/v1/models/{id}/mapping',
+      summary: "Replaces the model's mapping; validated first, live for its devices within a second, no reconnect",
+      tags: ['models'],
+      access: 'maker',
+      params: ModelParams,
+      body: MappingDocument,
+      handler: async ({ params, body, caller }) => {
+        const model = await ownModel(api, caller.subject, params.id)
+        if (body === undefined || body === null) throw errors.badRequest('send the mapping as the body; DELETE /v1/models/{id}/mapping makes the model canonical again')
+        validMapping(body, model.resolved)
+        const updated = await api.registry.setMapping(model.id, body)
+        if (!updated) throw errors.notFound('model', params.id)
+        return modelView(updated)
+      },
+    }),
+    route({
+      method: 'DELETE',
+      path: '/v1/models/{id}/mapping',
+      summary: 'Removes the mapping: devices of the model speak canonical JSON from now on',
+      tags: ['models'],
+      access: 'maker',
+      params: ModelParams,
+      handler: async ({ params, caller }) => {
+        const model = await ownModel(api, caller.subject, params.id)
+        const updated = await api.registry.setMapping(model.id, null)
+        if (!updated) throw errors.notFound('model', params.id)
+        return modelView(updated)
+      },
+    }),
+    route({
+      method: 'POST',
+      path: '/v1/models/{id}/mapping:test',
+      summary: 'Dry-runs the stored (or a candidate) mapping on sample payloads: the canonical readings or the reasons, nothing stored',
+      tags: ['models'],
+      access: 'maker',
+      params: ModelParams,
+      body: MappingTestRequest,
+      response: z.object({ model: z.string(), mapping: z.enum(['stored', 'candidate', 'canonical']), results: z.array(MappingTestResult) }),
+      handler: async ({ params, body, caller }) => {
+        const model = await ownModel(api, caller.subject, params.id)
+        const candidate = body.mapping !== undefined && body.mapping !== null
+        if (candidate) validMapping(body.mapping, model.resolved)
+        const compiled = compileModel(candidate ? { ...model, mapping: body.mapping } : model)
+        const now = Date.now()
+        const results = body.payloads.map((sample) => {
+          const payload = Buffer.from(typeof sample === 'string' ? sample : JSON.stringify(sample))
+          const result = normalizeTelemetry(payload, compiled, now)
+          if (!result.ok) return { ok: false as const, reason: result.reason }
+          const { ts, readings, problems } = result.value
+          return { ok: true as const, ts: new Date(ts).toISOString(), readings: Object.fromEntries(readings.map((r) => [r.capability, r.value])), problems }
+        })
+        return { model: model.id, mapping: candidate ? 'candidate' : compiled.mapping ? 'stored' : 'canonical', results }
+      },
     }),
     route({
       method: 'GET',

@@ -1,0 +1,254 @@
+import { z } from 'zod'
+import { CapabilityName, ReadingValue, type ModelCapability } from './capabilities.js'
+import { findConversion, unitsFor, isUnitName } from './units.js'
+
+/**
+ * The mapping language: how a model's own payloads become canonical readings,
+ * and how canonical commands become its payloads. It is data, so a maker
+ * submits it through the API and the hub's built-in brands use the same one.
+ */
+
+/**
+ * Where a value sits in a JSON payload: `data.temp_x10`, `sensors[2].value`,
+ * `[0].v` (root array). In a `keyvalue` payload it is the key itself.
+ */
+export const MappingPath = z.string().min(1).max(200)
+  .regex(/^(?:[^.[\]]+|\[\d+\])(?:\.[^.[\]]+|\[\d+\])*$/, 'a path such as data.temp or sensors[2].value')
+  // The hub builds command payloads along these paths: a prototype's name would reach into the runtime's objects.
+  .refine((p) => !/(?:^|\.)(?:__proto__|prototype|constructor)(?:$|[.[])/.test(p), 'a path may not use __proto__, prototype or constructor')
+export type MappingPath = z.infer<typeof MappingPath>
+
+/** A scalar a device sends: what property lists are matched on, and what constant fields hold. */
+export const DeviceScalar = z.union([z.string().max(256), z.number().finite(), z.boolean()])
+export type DeviceScalar = z.infer<typeof DeviceScalar>
+
+/**
+ * Device value (as text: `"OPEN"`, `"1"`, `"true"`) → canonical value. On the
+ * way back a key that reads as a number or a boolean is sent as one.
+ */
+export const ValueMap = z.record(z.string().max(64), ReadingValue)
+  .refine((m) => Object.keys(m).length > 0 && Object.keys(m).length <= 256, 'a map has 1 to 256 entries')
+export type ValueMap = z.infer<typeof ValueMap>
+
+/** One capability: where its value is, and how it becomes canonical. */
+export const MappingRule = z.strictObject({
+  capability: CapabilityName,
+  /** `json`: the value's path; `keyvalue`: its key. */
+  path: MappingPath.optional(),
+  /** `properties`: the item whose keys have these values, e.g. `{"siid": 2, "piid": 1}`. */
+  match: z.record(z.string().min(1).max(64), DeviceScalar).optional(),
+  /** Applied first, before `unit`: canonical = unit(value × scale + offset). Default 1. */
+  scale: z.number().finite().refine((n) => n !== 0, 'scale 0 would lose every value').optional(),
+  /** Added after `scale`. Default 0. */
+  offset: z.number().finite().optional(),
+  /** The device's unit, from the unit table; default the capability's canonical unit. */
+  unit: z.string().min(1).max(16).optional(),
+  /** Device value → canonical value, for enums and booleans: `{"OPEN": false, "CLOSED": true}`. */
+  map: ValueMap.optional(),
+})
+export type MappingRule = z.infer<typeof MappingRule>
+
+export const TimestampUnit = z.enum(['s', 'ms', 'iso'])
+export type TimestampUnit = z.infer<typeof TimestampUnit>
+
+/** Where the device's clock reading is; absent means the time the hub received the payload. */
+export const TimestampRule = z.strictObject({
+  path: MappingPath.optional(),
+  match: z.record(z.string().min(1).max(64), DeviceScalar).optional(),
+  /** Epoch seconds, epoch milliseconds, or ISO-8601 text with a zone. */
+  unit: TimestampUnit,
+})
+export type TimestampRule = z.infer<typeof TimestampRule>
+
+/** `properties` payloads: a list of items, each identified by some keys and holding a value. */
+export const PropertyListFormat = z.strictObject({
+  /** Path of the list in the payload; default: the payload is the list. */
+  list: MappingPath.optional(),
+  /** The keys that identify an item, e.g. `["siid", "piid"]`. */
+  keys: z.array(z.string().min(1).max(64)).min(1).max(4),
+  /** The key holding the item's value. Default `value`. */
+  value: z.string().min(1).max(64).default('value'),
+})
+export type PropertyListFormat = z.infer<typeof PropertyListFormat>
+
+/** `keyvalue` payloads: `V=230.1;A=1.2;W=276`. */
+export const KeyValueFormat = z.strictObject({
+  /** Between pairs. Default `;`. */
+  separator: z.string().min(1).max(4).default(';'),
+  /** Between a key and its value. Default `=`. */
+  assign: z.string().min(1).max(4).default('='),
+})
+export type KeyValueFormat = z.infer<typeof KeyValueFormat>
+
+/** How the device recognises and answers a command. */
+export const AckRule = z.strictObject({
+  /** Where the ack carries the command id. Default: the same place as `commands.id`. */
+  id: MappingPath.optional(),
+  /** Where the ack says how it went, and which values mean success; absent: every ack is a success. */
+  status: z.strictObject({ path: MappingPath, ok: z.array(DeviceScalar).min(1).max(16) }).optional(),
+  /** Where a failed ack explains itself. */
+  error: MappingPath.optional(),
+  /** True when a successful ack carries the new state as telemetry would: the reading rules read it. Default false. */
+  state: z.boolean().optional(),
+})
+export type AckRule = z.infer<typeof AckRule>
+
+/** One action: `{"fields": {"cmd.op": "START"}, "params": {"programme": "cmd.prog"}}`. */
+export const ActionRule = z.strictObject({
+  /** Constant fields that say which action this is. */
+  fields: z.record(MappingPath, DeviceScalar).refine((f) => Object.keys(f).length > 0, 'an action needs at least one field that names it'),
+  /** Where each of the action's params goes, by param name; params are passed as they are (text, number or boolean). Default none. */
+  params: z.record(z.string().min(1).max(64), MappingPath).optional(),
+})
+export type ActionRule = z.infer<typeof ActionRule>
+
+/** The way back: canonical `set` commands and actions as the device's payload, and its acks. */
+export const CommandMapping = z.strictObject({
+  /** Where the command id goes in the payload (a key for `keyvalue`). */
+  id: MappingPath,
+  /** Constant fields every command payload carries, e.g. `{"method": "set_properties"}`. */
+  fields: z.record(MappingPath, DeviceScalar).optional(),
+  /** One rule per settable capability: where its value goes and how it is converted back. Default none. */
+  set: z.array(MappingRule).max(64).default([]),
+  /** Actions by name (`{"action": "start"}`): the constant fields that say it, and where its params go. Default none. */
+  actions: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'an action name is a letter, then letters, digits, _ or -'), ActionRule).optional(),
+  ack: AckRule.default({}),
+}).refine((c) => c.set.length > 0 || Object.keys(c.actions ?? {}).length > 0, 'commands needs "set" rules or "actions"')
+export type CommandMapping = z.infer<typeof CommandMapping>
+
+export const PayloadFormat = z.enum(['json', 'properties', 'keyvalue'])
+export type PayloadFormat = z.infer<typeof PayloadFormat>
+
+export const Mapping = z.strictObject({
+  format: PayloadFormat,
+  /** Required with `format: "properties"`. */
+  properties: PropertyListFormat.optional(),
+  /** Optional with `format: "keyvalue"`; defaults `;` and `=`. */
+  keyValue: KeyValueFormat.optional(),
+  timestamp: TimestampRule.optional(),
+  readings: z.array(MappingRule).min(1).max(128),
+  commands: CommandMapping.optional(),
+})
+export type Mapping = z.infer<typeof Mapping>
+
+/** A mapping that is not valid for its model; `issues` each start with the field they are about. */
+export class MappingError extends Error {
+  constructor (readonly issues: string[]) {
+    super(issues.slice(0, 5).join('; ') + (issues.length > 5 ? `; and ${issues.length - 5} more` : ''))
+  }
+}
+
+/** `['readings', 2, 'unit']` → `readings[2].unit` */
+export function fieldName (path: ReadonlyArray<PropertyKey>): string {
+  let out = ''
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : (out ? '.' : '') + String(p)
+  return out || '(mapping)'
+}
+
+/**
+ * Parses a mapping and checks it against the model's capabilities. Throws a
+ * MappingError whose issues name the field and say what to do:
+ * `readings[2].unit: unknown unit "degF"; use one of °C, °F, K, d°C, d°F`.
+ */
+export function parseMapping (input: unknown, capabilities: readonly ModelCapability[]): Mapping {
+  const parsed = Mapping.safeParse(input)
+  if (!parsed.success) {
+    throw new MappingError(parsed.error.issues.map((i) => {
+      // zod says "Invalid key in record"; the key's own rule says why.
+      const inner = i.code === 'invalid_key' ? i.issues[0]?.message : undefined
+      return `${fieldName(i.path)}: ${inner ?? i.message}`
+    }))
+  }
+  const mapping = parsed.data
+  const issues: string[] = []
+  const caps = new Map(capabilities.map((c) => [c.name, c]))
+
+  if (mapping.format === 'properties' && !mapping.properties) {
+    issues.push('properties: a "properties" mapping says how items are identified, e.g. {"keys": ["siid", "piid"], "list": "params"}')
+  }
+  if (mapping.format !== 'properties' && mapping.properties) issues.push(`properties: only for format "properties", not "${mapping.format}"`)
+  if (mapping.format !== 'keyvalue' && mapping.keyValue) issues.push(`keyValue: only for format "keyvalue", not "${mapping.format}"`)
+
+  const checkSource = (where: string, source: { path?: string, match?: Record<string, unknown> }) => {
+    if (mapping.format === 'properties') {
+      if (source.path !== undefined) issues.push(`${where}.path: a "properties" mapping finds values by "match", e.g. {"siid": 2, "piid": 1}`)
+      if (!source.match) issues.push(`${where}.match: required with format "properties", e.g. {"siid": 2, "piid": 1}`)
+      else if (mapping.properties) {
+        const want = [...mapping.properties.keys].sort().join(', ')
+        const got = Object.keys(source.match).sort().join(', ')
+        if (want !== got) issues.push(`${where}.match: must name exactly the keys ${want} (properties.keys), got ${got}`)
+      }
+    } else {
+      if (source.match !== undefined) issues.push(`${where}.match: only for format "properties"; use "path"`)
+      if (source.path === undefined) issues.push(`${where}.path: required with format "${mapping.format}" (${mapping.format === 'keyvalue' ? 'the key' : 'e.g. "data.temp"'})`)
+    }
+  }
+
+  const checkRule = (where: string, rule: MappingRule, seen: Map<string, string>, forCommand: boolean) => {
+    checkSource(where, rule)
+    const cap = caps.get(rule.capability)
+    if (!cap) {
+      issues.push(`${where}.capability: the model has no capability ${rule.capability}; declare it in "capabilities" or drop this rule`)
+      return
+    }
+    const earlier = seen.get(rule.capability)
+    if (earlier) issues.push(`${where}.capability: ${rule.capability} is already mapped by ${earlier}`)
+    seen.set(rule.capability, where)
+    if (forCommand && !cap.settable) issues.push(`${where}.capability: ${rule.capability} cannot be set, so it has no command`)
+    if (cap.kind !== 'number') {
+      if (rule.unit !== undefined) issues.push(`${where}.unit: ${cap.name} is ${cap.kind === 'enum' ? 'an enum' : `a ${cap.kind}`}; it takes no unit`)
+      if (rule.scale !== undefined || rule.offset !== undefined) issues.push(`${where}: ${cap.name} is ${cap.kind === 'enum' ? 'an enum' : `a ${cap.kind}`}; scale and offset are for numbers`)
+    } else if (rule.unit !== undefined) {
+      const canonical = cap.unit ?? ''
+      if (!isUnitName(rule.unit)) {
+        issues.push(`${where}.unit: unknown unit "${rule.unit}"; use one of ${unitsFor(canonical).join(', ')}`)
+      } else if (!findConversion(rule.unit, canonical)) {
+        issues.push(`${where}.unit: "${rule.unit}" does not convert to ${canonical} (${cap.name}); use one of ${unitsFor(canonical).join(', ')}`)
+      }
+    }
+    if (rule.map) {
+      const deviceValueOf = new Map<ReadingValue, string>()
+      for (const [key, value] of Object.entries(rule.map)) {
+        const problem = mapTargetProblem(cap, value)
+        if (problem) issues.push(`${where}.map.${key}: ${problem}`)
+        const other = deviceValueOf.get(value)
+        // Many device values may mean one canonical value on the way in, but a command must know which one to send.
+        if (forCommand && other !== undefined) issues.push(`${where}.map: ${other} and ${key} both mean ${JSON.stringify(value)}; a command needs exactly one device value for it`)
+        deviceValueOf.set(value, key)
+      }
+    }
+  }
+
+  const seenReadings = new Map<string, string>()
+  mapping.readings.forEach((rule, i) => checkRule(`readings[${i}]`, rule, seenReadings, false))
+  if (mapping.timestamp) {
+    const ts = mapping.timestamp
+    // A property list often carries its clock in the envelope, so either way is fine there.
+    if (mapping.format === 'properties' && (ts.path === undefined) === (ts.match === undefined)) {
+      issues.push('timestamp: give either "path" (in the envelope) or "match" (an item of the list)')
+    } else if (mapping.format !== 'properties') checkSource('timestamp', ts)
+  }
+
+  if (mapping.commands) {
+    const seenCommands = new Map<string, string>()
+    mapping.commands.set.forEach((rule, i) => checkRule(`commands.set[${i}]`, rule, seenCommands, true))
+    if (mapping.format === 'properties' && mapping.properties && !mapping.properties.list) {
+      issues.push('properties.list: commands need the list inside an object, next to the command id, e.g. "params"')
+    }
+  }
+
+  if (issues.length > 0) throw new MappingError(issues)
+  return mapping
+}
+
+function mapTargetProblem (cap: ModelCapability, value: ReadingValue): string | null {
+  switch (cap.kind) {
+    case 'boolean': return typeof value === 'boolean' ? null : `${cap.name} is a boolean; map to true or false, not ${JSON.stringify(value)}`
+    case 'number': return typeof value === 'number' ? null : `${cap.name} is a number; map to numbers, not ${JSON.stringify(value)}`
+    case 'enum': return typeof value === 'string' && cap.enum!.includes(value) ? null : `${JSON.stringify(value)} is not one of ${cap.name}'s values ${cap.enum!.join(', ')}`
+    case 'string': return typeof value === 'string' ? null : `${cap.name} is text; map to strings, not ${JSON.stringify(value)}`
+  }
+}
+
+/** A mapping as written, before defaults are filled in: what makers and built-in brands author. */
+export type MappingInput = z.input<typeof Mapping>

@@ -1,0 +1,116 @@
+import { z } from 'zod'
+import { CommandRequest } from '../../commands/validate.js'
+import { ScheduleRefused, type Scheduler } from '../../schedules/scheduler.js'
+import type { Schedule } from '../../schedules/schedule-store.js'
+import { errors } from '../errors.js'
+import { route } from '../route.js'
+import { visibleDevice, type ApiContext } from '../context.js'
+
+export const ScheduleDeclaration = z.strictObject({
+  deviceId: z.string().min(1).max(64),
+  /** node-cron: five fields, or six with seconds first. */
+  cron: z.string().trim().min(9).max(120),
+  /** IANA time zone the expression is read in. Default UTC. */
+  timezone: z.string().min(1).max(64).default('UTC'),
+  command: CommandRequest,
+  /** Create it paused. Default false. */
+  paused: z.boolean().default(false),
+})
+
+const ScheduleParams = z.object({ id: z.string().min(1).max(64) })
+
+export function scheduleRoutes (api: ApiContext, scheduler: Scheduler) {
+  const view = (s: Schedule) => ({
+    id: s.id,
+    deviceId: s.deviceId,
+    cron: s.cron,
+    timezone: s.timezone,
+    command: s.command,
+    paused: s.paused,
+    createdAt: s.createdAt,
+    nextRun: scheduler.nextRun(s.id)?.toISOString() ?? null,
+  })
+  const owned = async (ownerId: string, id: string) => {
+    const schedule = await scheduler.get(ownerId, id)
+    if (!schedule) throw errors.notFound('schedule', id)
+    return schedule
+  }
+
+  return [
+    route({
+      method: 'POST',
+      path: '/v1/schedules',
+      summary: 'Schedule a command on a cron expression in a time zone',
+      tags: ['schedules'],
+      access: 'owner',
+      body: ScheduleDeclaration,
+      status: 201,
+      handler: async ({ body, caller }) => {
+        const device = await visibleDevice(api, caller, body.deviceId, ['owner'])
+        try {
+          return view(await scheduler.create(caller.subject, device, body))
+        } catch (err) {
+          if (err instanceof ScheduleRefused) throw err.reason === 'limit' ? errors.scheduleLimit(err.limit!) : errors.invalidSchedule(err.message)
+          throw err
+        }
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/v1/schedules',
+      summary: "The owner's schedules",
+      tags: ['schedules'],
+      access: 'owner',
+      handler: async ({ caller }) => ({ schedules: (await scheduler.list(caller.subject)).map(view) }),
+    }),
+    route({
+      method: 'GET',
+      path: '/v1/schedules/{id}',
+      summary: 'One schedule',
+      tags: ['schedules'],
+      access: 'owner',
+      params: ScheduleParams,
+      handler: async ({ params, caller }) => view(await owned(caller.subject, params.id)),
+    }),
+    route({
+      method: 'PATCH',
+      path: '/v1/schedules/{id}',
+      summary: 'Pause or resume a schedule',
+      tags: ['schedules'],
+      access: 'owner',
+      params: ScheduleParams,
+      body: z.strictObject({ paused: z.boolean() }),
+      handler: async ({ params, body, caller }) => {
+        const schedule = await scheduler.setPaused(caller.subject, params.id, body.paused)
+        if (!schedule) throw errors.notFound('schedule', params.id)
+        return view(schedule)
+      },
+    }),
+    route({
+      method: 'DELETE',
+      path: '/v1/schedules/{id}',
+      summary: 'Delete a schedule and its run history',
+      tags: ['schedules'],
+      access: 'owner',
+      params: ScheduleParams,
+      status: 204,
+      handler: async ({ params, caller }) => {
+        if (!await scheduler.delete(caller.subject, params.id)) throw errors.notFound('schedule', params.id)
+        return null
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/v1/schedules/{id}/runs',
+      summary: "A schedule's runs, newest first, each with its command's status",
+      tags: ['schedules'],
+      access: 'owner',
+      params: ScheduleParams,
+      query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) }),
+      handler: async ({ params, query, caller }) => {
+        const schedule = await owned(caller.subject, params.id)
+        return { schedule: schedule.id, runs: await scheduler.runs(schedule.id, query.limit) }
+      },
+    }),
+  ]
+}

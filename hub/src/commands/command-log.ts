@@ -1,0 +1,139 @@
+import type { ReadingValue } from '@trellis/device-sdk'
+import type { SqlClient } from '../registry/sql.js'
+import type { CommandRequest } from './validate.js'
+
+export type CommandStatus = 'pending' | 'ok' | 'error' | 'timeout'
+export type CommandOrigin = 'api' | 'schedule'
+
+/** One command as the hub keeps it: from request to ack, timeout or expiry. */
+export interface CommandRecord {
+  id: string
+  deviceId: string
+  ownerId: string
+  origin: CommandOrigin
+  request: CommandRequest
+  status: CommandStatus
+  error: string | null
+  /** The state the device reported in its ack. */
+  state: Record<string, ReadingValue> | null
+  /** epoch ms */
+  createdAt: number
+  /** When it was published to the device; null while it waits in the offline queue. */
+  sentAt: number | null
+  ackedAt: number | null
+  /** A queued command is dropped (as `timeout`) if the device is not back by then. */
+  queuedUntil: number | null
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS commands (
+  id text PRIMARY KEY,
+  device_id text NOT NULL,
+  owner_id text NOT NULL,
+  origin text NOT NULL,
+  request jsonb NOT NULL,
+  status text NOT NULL,
+  error text,
+  state jsonb,
+  created_at timestamptz NOT NULL,
+  sent_at timestamptz,
+  acked_at timestamptz,
+  queued_until timestamptz
+);
+CREATE INDEX IF NOT EXISTS commands_device_created ON commands (device_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS commands_queued ON commands (queued_until) WHERE status = 'pending' AND sent_at IS NULL;
+`
+
+interface CommandRow {
+  id: string
+  device_id: string
+  owner_id: string
+  origin: CommandOrigin
+  request: CommandRequest
+  status: CommandStatus
+  error: string | null
+  state: Record<string, ReadingValue> | null
+  created_at: Date
+  sent_at: Date | null
+  acked_at: Date | null
+  queued_until: Date | null
+}
+
+const ms = (d: Date | null): number | null => d === null ? null : new Date(d).getTime()
+const ts = (n: number | null): Date | null => n === null ? null : new Date(n)
+
+function toRecord (r: CommandRow): CommandRecord {
+  return {
+    id: r.id,
+    deviceId: r.device_id,
+    ownerId: r.owner_id,
+    origin: r.origin,
+    request: r.request,
+    status: r.status,
+    error: r.error,
+    state: r.state,
+    createdAt: ms(r.created_at)!,
+    sentAt: ms(r.sent_at),
+    ackedAt: ms(r.acked_at),
+    queuedUntil: ms(r.queued_until),
+  }
+}
+
+/** Commands in the registry's SQL database, in a table of their own. */
+export class CommandLog {
+  private constructor (private readonly db: SqlClient) {}
+
+  static async open (db: SqlClient): Promise<CommandLog> {
+    await db.exec(schema)
+    return new CommandLog(db)
+  }
+
+  async insert (c: CommandRecord): Promise<void> {
+    await this.db.query(
+      `INSERT INTO commands (id, device_id, owner_id, origin, request, status, error, state, created_at, sent_at, acked_at, queued_until)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      [c.id, c.deviceId, c.ownerId, c.origin, JSON.stringify(c.request), c.status, c.error, c.state && JSON.stringify(c.state),
+        ts(c.createdAt), ts(c.sentAt), ts(c.ackedAt), ts(c.queuedUntil)])
+  }
+
+  /** Saves what changes over a command's life. */
+  async update (c: CommandRecord): Promise<void> {
+    await this.db.query(
+      'UPDATE commands SET status = $2, error = $3, state = $4, sent_at = $5, acked_at = $6 WHERE id = $1',
+      [c.id, c.status, c.error, c.state && JSON.stringify(c.state), ts(c.sentAt), ts(c.ackedAt)])
+  }
+
+  async get (deviceId: string, id: string): Promise<CommandRecord | null> {
+    const rows = await this.db.query<CommandRow>('SELECT * FROM commands WHERE id = $1 AND device_id = $2', [id, deviceId])
+    return rows[0] ? toRecord(rows[0]) : null
+  }
+
+  /** The device's most recent commands, newest first. */
+  async recent (deviceId: string, limit: number): Promise<CommandRecord[]> {
+    const rows = await this.db.query<CommandRow>('SELECT * FROM commands WHERE device_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2', [deviceId, limit])
+    return rows.map(toRecord)
+  }
+
+  /**
+   * Commands that were sent but not answered when the hub stopped: their ack
+   * can no longer be matched, so they end as `timeout`. Returns how many.
+   */
+  async abandonInFlight (): Promise<number> {
+    const rows = await this.db.query<{ id: string }>(
+      "UPDATE commands SET status = 'timeout', error = 'the hub restarted before the device answered' WHERE status = 'pending' AND sent_at IS NOT NULL RETURNING id")
+    return rows.length
+  }
+
+  /** Deletes settled commands created before `before` (epoch ms). Returns how many. */
+  async prune (before: number): Promise<number> {
+    const rows = await this.db.query<{ id: string }>("DELETE FROM commands WHERE created_at < $1 AND status <> 'pending' RETURNING id", [new Date(before)])
+    return rows.length
+  }
+
+  /** Commands still waiting in the offline queue (after a restart, say), oldest first. */
+  async queued (): Promise<CommandRecord[]> {
+    const rows = await this.db.query<CommandRow>(
+      "SELECT * FROM commands WHERE status = 'pending' AND sent_at IS NULL AND queued_until IS NOT NULL ORDER BY created_at, id")
+    return rows.map(toRecord)
+  }
+}

@@ -1,0 +1,90 @@
+import type { Aedes } from 'aedes'
+import type { Logger } from 'pino'
+import type { RouteDef } from './api/route.js'
+import type { ApiContext } from './api/context.js'
+import { commandRoutes, commandView } from './api/routes/commands.js'
+import { presenceRoutes } from './api/routes/presence.js'
+import { scheduleRoutes } from './api/routes/schedules.js'
+import { streamRoutes } from './api/routes/stream.js'
+import { CommandLog } from './commands/command-log.js'
+import { CommandService, type CommandServiceOptions } from './commands/service.js'
+import type { DeadLetters } from './ingest/dead-letters.js'
+import type { HubMetrics } from './metrics.js'
+import { PresenceMonitor, type PresenceMonitorOptions } from './presence/presence.js'
+import type { DeviceDirectory } from './registry/directory.js'
+import type { SqlClient } from './registry/sql.js'
+import { ScheduleStore } from './schedules/schedule-store.js'
+import { Scheduler, type SchedulerOptions } from './schedules/scheduler.js'
+import type { StateStore } from './state/state.js'
+import type { TelemetryStore } from './store/telemetry.js'
+import type { PointWriter } from './store/writer.js'
+import { LiveStreams, type LiveStreamsOptions } from './stream/live.js'
+
+/** Settings of the owner-facing side; every field documents its default where it is declared. */
+export interface ControlOptions {
+  /** Ack waits, late acks, the offline queue and retention; defaults in CommandServiceOptions. */
+  commands?: Pick<CommandServiceOptions, 'defaultWaitMs' | 'lateAckWindowMs' | 'defaultQueueTtlMs' | 'maxPendingPerDevice' | 'queueSweepMs' | 'retentionMs'>
+  /** Staleness sweep and heartbeat allowances; defaults in PresenceMonitorOptions. */
+  presence?: Pick<PresenceMonitorOptions, 'sweepCron' | 'defaultAllowanceMs' | 'allowanceFor'>
+  /** Live stream heartbeats and limits; defaults in LiveStreamsOptions. */
+  stream?: Pick<LiveStreamsOptions, 'heartbeatMs' | 'maxPerOwner' | 'maxBufferedBytes'>
+  /** Schedule limits and run history; defaults in SchedulerOptions. */
+  schedules?: Pick<SchedulerOptions, 'maxPerOwner' | 'runsKept'>
+}
+
+export interface ControlDeps {
+  sql: SqlClient
+  aedes: Aedes
+  directory: DeviceDirectory
+  state: StateStore
+  store: TelemetryStore
+  writer: PointWriter
+  deadLetters: DeadLetters
+  metrics: HubMetrics
+  log: Logger
+}
+
+/** The way back from owners to devices: commands, presence, the live stream and schedules. */
+export interface Control {
+  readonly commands: CommandService
+  readonly presence: PresenceMonitor
+  readonly streams: LiveStreams
+  readonly scheduler: Scheduler
+  /** The API routes of all four. */
+  routes (api: ApiContext): RouteDef<any, any, any, any>[]
+  /** Stops schedules and the sweep and ends live streams: before the HTTP server closes. */
+  stopAccepting (): void
+  /** Stops command timers: after the HTTP server closed. */
+  close (): Promise<void>
+}
+
+/** Builds the owner-facing services on their own tables in the registry's database. */
+export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}): Promise<Control> {
+  const { sql, aedes, directory, state, store, writer, deadLetters, metrics, log } = deps
+  const commands = await CommandService.start({
+    ...opts.commands, aedes, directory, state, writer, deadLetters, metrics, commandLog: await CommandLog.open(sql), log: log.child({ component: 'commands' }),
+  })
+  const presence = new PresenceMonitor({ ...opts.presence, state, directory, writer, store, log: log.child({ component: 'presence' }) })
+  const streams = new LiveStreams({ ...opts.stream, state, commands, directory, commandView, log: log.child({ component: 'stream' }) })
+  const scheduler = await Scheduler.start({ ...opts.schedules, store: await ScheduleStore.open(sql), commands, directory, log: log.child({ component: 'schedules' }) })
+  return {
+    commands,
+    presence,
+    streams,
+    scheduler,
+    routes: (api) => [
+      ...commandRoutes(api, commands),
+      ...presenceRoutes(api, presence),
+      ...scheduleRoutes(api, scheduler),
+      ...streamRoutes(streams),
+    ],
+    stopAccepting () {
+      scheduler.close()
+      presence.close()
+      streams.close()
+    },
+    async close () {
+      await commands.close()
+    },
+  }
+}
