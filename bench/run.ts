@@ -3,13 +3,16 @@
  * Each bench starts its own influxd, broker and hub on 127.0.0.1 ephemeral
  * ports and stops by itself.
  */
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { describeOptions, parseOptions, type OptionSpecs } from './lib/options.js'
 
 interface Bench {
   summary: string
   options: OptionSpecs
+  /** A standalone script, run as a child process with the arguments as given. */
+  script?: string
   run (opts: any): Promise<void>
 }
 
@@ -26,11 +29,23 @@ async function loadBenches (): Promise<Record<string, Bench>> {
     hotpath: { summary: 'hub CPU per message on the ingest path, in-process (for before/after a hot-path change)', options: hotpathOptions, run: hotpath },
     overload: { summary: 'twice the measured capacity, then half: RSS over time, acked-vs-stored, shed, recovery', options: overloadOptions, run: overload },
   }
-  // The commands bench lives in its own file, written with the commands feature.
-  const commandsPath = fileURLToPath(new URL('./commands.ts', import.meta.url))
-  if (existsSync(commandsPath)) {
-    const mod = await import(pathToFileURL(commandsPath).href) as Record<string, any>
-    if (mod.commands) benches.commands = { summary: 'API → device → ack round trip at 1, 10, 100 concurrent, under half ingest load', options: mod.commandsOptions ?? {}, run: mod.commands }
+  // Benches written with their features are standalone scripts (they run on import):
+  // dispatched as a child process when their file exists, never imported here.
+  const scripts: Record<string, string> = {
+    commands: 'API → device → ack round trip at 1, 10, 100 concurrent (bench/commands.ts; --quick for a short run)',
+    mappings: 'payloads normalized per second, canonical against each built-in dialect (bench/mappings.ts)',
+    'acked-ingest': 'acknowledged QoS 1 ingest through the SDK (bench/acked-ingest.ts; options by environment, see its header)',
+    soak: 'long-running soak (bench/soak.ts; see its header)',
+  }
+  for (const [name, summary] of Object.entries(scripts)) {
+    const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url))
+    if (!existsSync(file) || benches[name]) continue
+    benches[name] = {
+      summary,
+      options: {},
+      script: file,
+      run: async () => { throw new Error('a script bench runs as a child process') },
+    }
   }
   return benches
 }
@@ -39,7 +54,7 @@ function help (benches: Record<string, Bench>): string {
   return [
     'usage: npm run bench -- <name> [options]',
     '',
-    ...Object.entries(benches).flatMap(([name, b]) => [`  ${name}: ${b.summary}`, describeOptions(b.options), '']),
+    ...Object.entries(benches).flatMap(([name, b]) => [`  ${name}: ${b.summary}`, ...(b.script ? [] : [describeOptions(b.options)]), '']),
     'Every bench starts its own influxd, broker and hub on 127.0.0.1 ephemeral ports, is bounded in time, and prints a Markdown table.',
   ].join('\n')
 }
@@ -55,6 +70,11 @@ async function main (): Promise<void> {
   if (!bench) {
     console.error(`unknown bench "${name}"\n\n${help(benches)}`)
     process.exitCode = 2
+    return
+  }
+  if (bench.script) {
+    const child = spawn(process.execPath, ['--import', 'tsx', bench.script, ...rest], { stdio: 'inherit' })
+    process.exitCode = await new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)))
     return
   }
   if (rest.includes('--help') || rest.includes('-h')) {

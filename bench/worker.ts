@@ -249,7 +249,8 @@ async function naiveStart (args: { mqttUrl: string, influxUrl: string, database:
     const device = tags.get(id)
     if (!device) return
     try {
-      const { ts, readings } = device.profile.naiveReadings(JSON.parse(payload.toString()))
+      const text = payload.toString()
+      const { ts, readings } = device.profile.naiveReadings(text.startsWith('{') ? JSON.parse(text) : text)
       for (const name in readings) {
         batch.push({ measurement: name, tags: { device: id, model: device.model, maker: device.maker }, fields: { value: readings[name] }, timestamp: ts })
       }

@@ -1,4 +1,5 @@
 import type { ReadingValue } from '@trellis/device-sdk'
+import { voltwiseP1 } from '@trellis/hub/adapters'
 
 /**
  * What one kind of simulated device sends. A profile carries the model it is
@@ -16,7 +17,8 @@ export interface PayloadProfile {
   encode (seq: number, ts: number): string
   /**
    * The baseline's hand-written parse of the same payload into readings: what
-   * a naive subscriber would do for this brand.
+   * a naive subscriber would do for this brand. It gets the payload JSON-parsed
+   * when it is JSON, else as text.
    */
   naiveReadings (payload: unknown): { ts: number, readings: Record<string, ReadingValue> }
 }
@@ -49,10 +51,24 @@ export const profiles: Record<string, PayloadProfile> = {
     encode: (seq, ts) => `{"ts":${ts},"readings":{"co2":${400 + (seq % 1600)},"pm25":${(seq % 300) / 10},"battery":${100 - (seq % 100)}}}`,
     naiveReadings: canonicalNaive,
   },
+  // A built-in dialect: key=value text, energy in Wh, relay as ON/OFF, through its mapping.
+  'voltwise-p1': {
+    name: 'voltwise-p1',
+    model: voltwiseP1.model as PayloadProfile['model'],
+    readingsPerMessage: 6,
+    encode: (seq, ts) => `TS=${ts};V=${(229 + (seq % 30) / 10).toFixed(1)};A=${((seq % 900) / 100).toFixed(3)};W=${(seq % 2000) + 0.5};Wh=${(15000 + seq / 10).toFixed(1)};RELAY=${seq % 5 === 0 ? 'OFF' : 'ON'};RSSI=${-40 - (seq % 50)}`,
+    naiveReadings: (payload) => {
+      const fields = Object.fromEntries(String(payload).split(';').map((pair) => pair.split('=') as [string, string]))
+      return {
+        ts: Number(fields.TS),
+        readings: { power: fields.RELAY === 'ON', voltage: Number(fields.V), current: Number(fields.A), powerDraw: Number(fields.W), energy: Number(fields.Wh) / 1000, rssi: Number(fields.RSSI) },
+      }
+    },
+  },
 }
 
-/** Canonical only until the dialect mappings land (issue 7); then add dialect profiles here. */
-export const defaultProfiles = ['thermostat', 'plug', 'air-sensor']
+/** Canonical SDK devices and one built-in dialect (a quarter of the fleet), 3.75 readings a message. */
+export const defaultProfiles = ['thermostat', 'plug', 'air-sensor', 'voltwise-p1']
 
 export function profileByName (name: string): PayloadProfile {
   const profile = profiles[name]
