@@ -23,6 +23,14 @@ export const HubConfig = z.object({
   FLEET_SIZE: z.coerce.number().int().min(0).max(100_000).default(20),
   /** Report interval of each simulated device, in ms. */
   FLEET_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
+  /** The platform admin's bearer token (at least 32 characters); unset: nobody is admin. */
+  TRELLIS_ADMIN_TOKEN: z.string().min(32, 'TRELLIS_ADMIN_TOKEN needs at least 32 characters').optional(),
+  /** PEM certificate file: with TLS_KEY_FILE, the API serves HTTPS (wss at /mqtt) and MQTT over TLS listens on MQTTS_PORT. Unset: plain. */
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  /** PEM private key file of TLS_CERT_FILE. */
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  /** MQTT over TLS port, used when TLS_CERT_FILE and TLS_KEY_FILE are set. */
+  MQTTS_PORT: Port.default(8883),
   /** pino level: fatal, error, warn, info, debug, trace, silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
@@ -34,6 +42,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): HubConfig {
   const parsed = HubConfig.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')))
   if (!parsed.success) {
     throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+  }
+  if (Boolean(parsed.data.TLS_CERT_FILE) !== Boolean(parsed.data.TLS_KEY_FILE)) {
+    throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither')
   }
   if (parsed.data.DATABASE_URL) {
     throw new ConfigError('DATABASE_URL (PostgreSQL registry) is not supported yet; unset it to use the embedded registry under DATA_DIR')

@@ -1,12 +1,13 @@
 import path from 'node:path'
 import { pino, type Logger } from 'pino'
 import { topics } from '@trellis/device-sdk'
-import { createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
+import { attachWebSocketListener, createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'
 import { attachIngest } from './ingest/ingest.js'
 import { DeadLetters } from './ingest/dead-letters.js'
 import { HubMetrics } from './metrics.js'
+import { AuditLog } from './audit/audit-log.js'
 import { DeviceDirectory } from './registry/directory.js'
 import { Registry } from './registry/registry.js'
 import { openPglite, type SqlClient } from './registry/sql.js'
@@ -41,6 +42,11 @@ export interface HubOptions extends ControlOptions {
   api?: ApiOptions
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
+  /**
+   * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
+   * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
+   */
+  tls?: { cert: string | Buffer, key: string | Buffer }
 }
 
 export interface Hub {
@@ -52,12 +58,16 @@ export interface Hub {
   readonly writer: PointWriter
   readonly deadLetters: DeadLetters
   readonly metrics: HubMetrics
+  readonly audit: AuditLog
   readonly api: Api
   readonly log: Logger
   /** Commands, presence, the live stream and schedules. */
   readonly control: Control
-  /** Starts the HTTP API and the MQTT listener; port 0 picks a free port. */
-  listen (opts: { httpPort: number, mqttPort: number, host?: string }): Promise<{ httpUrl: string, mqttUrl: string }>
+  /**
+   * Starts the HTTP API (with MQTT over WebSocket at `/mqtt`) and the MQTT
+   * listener, plus MQTT over TLS when `mqttsPort` is given (needs `tls`); port 0 picks a free port.
+   */
+  listen (opts: { httpPort: number, mqttPort: number, mqttsPort?: number, host?: string }): Promise<{ httpUrl: string, mqttUrl: string, wsUrl: string, mqttsUrl?: string }>
   /** Stops accepting, flushes pending points, persists state, closes everything. */
   close (): Promise<void>
 }
@@ -82,12 +92,16 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
   await state.load()
 
+  const audit = new AuditLog(registry, log.child({ component: 'audit' }))
   const broker = await createBroker({
     ...opts.broker,
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
+    onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   const control = await buildControl({ sql, aedes: broker.aedes, directory, state, store, writer, deadLetters, metrics, log }, opts)
+  // A rotated secret or a disabled device must not keep a session opened with the old credentials.
+  registry.on('credentials-changed', (deviceId: string) => broker.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
     aedes: broker.aedes,
@@ -122,9 +136,15 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker.stats.authFailures)
   metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker.stats.publishDenied)
   metrics.gauge('trellis_broker_subscribe_denied', 'Subscriptions refused by the topic policy.', () => broker.stats.subscribeDenied)
+  metrics.gauge('trellis_broker_auth_throttled', 'MQTT connections refused unchecked after too many failed authentications.', () => broker.stats.authThrottled)
+  metrics.gauge('trellis_broker_publish_dropped', 'Device publishes dropped by the rate limit.', () => broker.stats.publishDropped)
+  metrics.gauge('trellis_broker_rate_limit_disconnects', 'Devices disconnected for sustained publishing over the rate limit.', () => broker.stats.rateLimitDisconnects)
+  metrics.gauge('trellis_broker_oversized_packets', 'MQTT connections cut for declaring a packet over the size limit.', () => broker.stats.oversizedPackets)
+  metrics.gauge('trellis_broker_queue_dropped', 'Messages not queued for a client whose queue was full.', () => broker.stats.queueDropped)
+  metrics.gauge('trellis_audit_dropped', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
   const makerNames = new Map<string, string>()
-  const apiContext: ApiContext = {
+  const apiContext: Omit<ApiContext, 'throttle'> = {
     registry,
     directory,
     state,
@@ -134,6 +154,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     metrics,
     log,
     commands: control.commands,
+    audit,
     async makerName (id) {
       let name = makerNames.get(id)
       if (name === undefined) {
@@ -143,18 +164,31 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       return name
     },
   }
-  const api = buildApi(apiContext, log, { ...opts.api, extraRoutes: (ctx) => [...control.routes(ctx), ...(opts.api?.extraRoutes?.(ctx) ?? [])] })
+  const api = buildApi(apiContext, log, {
+    ...opts.api,
+    ...(opts.tls && { https: opts.tls }),
+    extraRoutes: (ctx) => [...control.routes(ctx), ...(opts.api?.extraRoutes?.(ctx) ?? [])],
+  })
+  const webSocket = attachWebSocketListener(api.app.server, broker, { maxPayload: (opts.broker?.maxPacketBytes ?? 64 * 1024) + 1024 })
 
   let closed = false
   return {
-    registry, directory, broker, state, store, writer, deadLetters, metrics, api, log, control,
-    async listen ({ httpPort, mqttPort, host = '127.0.0.1' }) {
+    registry, directory, broker, state, store, writer, deadLetters, metrics, audit, api, log, control,
+    async listen ({ httpPort, mqttPort, mqttsPort, host = '127.0.0.1' }) {
+      if (mqttsPort !== undefined && !opts.tls) throw new Error('mqttsPort needs the tls option (a certificate and key)')
       const mqtt = await broker.listen({ port: mqttPort, host })
+      const mqtts = mqttsPort === undefined ? undefined : await broker.listen({ port: mqttsPort, host, tls: opts.tls })
       await api.app.listen({ port: httpPort, host })
       const address = api.app.server.address()
       const port = typeof address === 'object' && address ? address.port : httpPort
       const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
-      return { httpUrl: `http://${shown}:${port}`, mqttUrl: `mqtt://${shown}:${mqtt.port}` }
+      const secure = Boolean(opts.tls)
+      return {
+        httpUrl: `${secure ? 'https' : 'http'}://${shown}:${port}`,
+        mqttUrl: `mqtt://${shown}:${mqtt.port}`,
+        wsUrl: `${secure ? 'wss' : 'ws'}://${shown}:${port}/mqtt`,
+        ...(mqtts && { mqttsUrl: `mqtts://${shown}:${mqtts.port}` }),
+      }
     },
     async close () {
       if (closed) return
@@ -162,12 +196,14 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       // Open event streams would hold the HTTP server open; end them first.
       control.stopAccepting()
       stopEnsuringSchema()
+      webSocket.close()
       await api.app.close()
       await control.close()
       await broker.close()
       await ingest.detach()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       await state.close()
+      await audit.flush()
       await registry.close()
     },
   }

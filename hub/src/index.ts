@@ -15,3 +15,8 @@ export { PresenceMonitor, uptime, PRESENCE_MEASUREMENT } from './presence/presen
 export { LiveStreams } from './stream/live.js'
 export { Scheduler, scheduleProblem } from './schedules/scheduler.js'
 export { buildControl, type Control, type ControlOptions } from './control.js'
+export { route, type RouteDef, type Access } from './api/route.js'
+export { ApiError, errors } from './api/errors.js'
+export { RequestThrottle, type ApiRateLimits } from './api/throttle.js'
+export { AuditLog } from './audit/audit-log.js'
+export type { AuditEntry, AuditAction, Registry } from './registry/registry.js'

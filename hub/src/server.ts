@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { pino, type Logger } from 'pino'
 import type { HubConfig } from './config.js'
@@ -28,8 +29,12 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
   }
   try {
     const sql = await openPglite(path.join(config.DATA_DIR, 'registry'))
-    const hub = await buildHub({ influxUrl, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR })
-    const { httpUrl, mqttUrl } = await hub.listen({ httpPort: config.PORT, mqttPort: config.MQTT_PORT, host: config.HOST })
+    const tls = config.TLS_CERT_FILE && config.TLS_KEY_FILE
+      ? { cert: await readFile(config.TLS_CERT_FILE), key: await readFile(config.TLS_KEY_FILE) }
+      : undefined
+    const hub = await buildHub({ influxUrl, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR, tls, api: { adminToken: config.TRELLIS_ADMIN_TOKEN } })
+    const { httpUrl, mqttUrl, mqttsUrl } = await hub.listen({ httpPort: config.PORT, mqttPort: config.MQTT_PORT, mqttsPort: tls ? config.MQTTS_PORT : undefined, host: config.HOST })
+    if (mqttsUrl) log.info({ mqtts: mqttsUrl }, 'MQTT over TLS listening')
     let stopping: Promise<void> | null = null
     return {
       hub,

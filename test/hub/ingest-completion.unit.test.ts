@@ -15,6 +15,7 @@ const device: DeviceContext = {
   ownerId: null,
   secretHash: '',
   disabled: false,
+  releasedAt: null,
   model: { id: 'md-1', name: 'thermo-1', makerId: 'mk-1', capabilities: new Map(resolveCapabilities(['temperature']).map((c) => [c.name, c])), mapping: null },
 }
 

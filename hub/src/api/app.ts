@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { ApiError, errors } from './errors.js'
@@ -7,12 +8,24 @@ import { systemRoutes } from './routes/system.js'
 import { accountRoutes } from './routes/accounts.js'
 import { modelRoutes } from './routes/models.js'
 import { deviceRoutes } from './routes/devices.js'
+import { credentialRoutes } from './routes/credentials.js'
+import { auditRoutes } from './routes/audit.js'
+import { RequestThrottle, type ApiRateLimits } from './throttle.js'
 
 export interface ApiOptions {
   /** Largest request body in bytes. Default 1 MiB. */
   bodyLimit?: number
   /** Seconds a resolved token is trusted before the registry is asked again. Default 30. */
   tokenCacheSeconds?: number
+  /**
+   * The platform admin's bearer token (`main.ts` reads it from TRELLIS_ADMIN_TOKEN).
+   * Default: none, so no caller is admin.
+   */
+  adminToken?: string
+  /** PEM certificate and key: serve HTTPS. Default: plain HTTP. */
+  https?: { cert: string | Buffer, key: string | Buffer }
+  /** Rate limits on sign-up, login and claim. Defaults in `ApiRateLimits`. */
+  rateLimits?: ApiRateLimits
   /** More routes (from other modules) to serve and document. */
   extraRoutes?: (api: ApiContext) => RouteDef<any, any, any, any>[]
 }
@@ -24,19 +37,25 @@ export interface Api {
   forgetTokens (): void
 }
 
-export function buildApi (api: ApiContext, logger: Logger, opts: ApiOptions = {}): Api {
+export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger, opts: ApiOptions = {}): Api {
+  const api: ApiContext = { ...context, throttle: new RequestThrottle(opts.rateLimits) }
   const bodyLimit = opts.bodyLimit ?? 1024 * 1024
   const app = Fastify({
+    ...(opts.https && { https: { cert: opts.https.cert, key: opts.https.key } }),
     loggerInstance: logger.child({ component: 'api' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
+    // A client gets 30 s to send its whole request, so slow senders cannot hold sockets open (Node's default: 300 s).
+    requestTimeout: 30_000,
     // Our route helper parses with zod; fastify's own validation is not used.
     ajv: { customOptions: { coerceTypes: false } },
   })
 
   const ttl = (opts.tokenCacheSeconds ?? 30) * 1000
   const tokenCache = new Map<string, { caller: Caller | null, expires: number }>()
+  const adminHash = opts.adminToken ? sha256(opts.adminToken) : null
   const authenticate = async (token: string): Promise<Caller | null> => {
+    if (adminHash && safeEqual(sha256(token), adminHash)) return { scope: 'admin', subject: 'platform', tokenId: 'admin-from-environment' }
     const now = Date.now()
     const hit = tokenCache.get(token)
     if (hit && hit.expires > now) return hit.caller
@@ -48,11 +67,17 @@ export function buildApi (api: ApiContext, logger: Logger, opts: ApiOptions = {}
     return caller
   }
 
+  // A revoked token stops working at once, not when its cache entry expires.
+  api.registry.on('token-revoked', () => tokenCache.clear())
+
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff')
     reply.header('x-frame-options', 'DENY')
     reply.header('referrer-policy', 'no-referrer')
     reply.header('cache-control', 'no-store')
+    // The API serves JSON only: nothing in a response may run, load or be framed.
+    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+    if (opts.https) reply.header('strict-transport-security', 'max-age=31536000')
     return payload
   })
 
@@ -83,8 +108,18 @@ export function buildApi (api: ApiContext, logger: Logger, opts: ApiOptions = {}
     ...accountRoutes(api),
     ...modelRoutes(api),
     ...deviceRoutes(api),
+    ...credentialRoutes(api),
+    ...auditRoutes(api),
     ...(opts.extraRoutes?.(api) ?? []),
   )
   registerRoutes(app, routes, authenticate)
   return { app, routes, forgetTokens: () => tokenCache.clear() }
+}
+
+function sha256 (s: string): Buffer {
+  return createHash('sha256').update(s).digest()
+}
+
+function safeEqual (a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b)
 }

@@ -7,7 +7,9 @@ import type { DeadLetters } from '../ingest/dead-letters.js'
 import type { HubMetrics } from '../metrics.js'
 import type { PointWriter } from '../store/writer.js'
 import type { CommandService } from '../commands/service.js'
+import type { AuditLog } from '../audit/audit-log.js'
 import type { Caller } from './route.js'
+import type { RequestThrottle } from './throttle.js'
 import { errors } from './errors.js'
 
 /** What route handlers work with. */
@@ -22,6 +24,9 @@ export interface ApiContext {
   log: Logger
   /** Pending desired values per device, for the device view. */
   commands: Pick<CommandService, 'desired'>
+  audit: AuditLog
+  /** Rate limits on sign-up, login and claim. */
+  throttle: RequestThrottle
   /** Maker display names by id, cached. */
   makerName (id: string): Promise<string>
 }
@@ -37,4 +42,10 @@ export async function visibleDevice (api: ApiContext, caller: Caller, id: string
     if (caller.scope === 'maker' && allow.includes('maker') && ctx.makerId === caller.subject) return ctx
   }
   throw errors.notFound('device', id)
+}
+
+/** The audit log's name for a caller. */
+export function actorOf (caller: Caller | null): string {
+  if (!caller) return 'anonymous'
+  return caller.scope === 'admin' ? 'admin' : `${caller.scope}:${caller.subject}`
 }

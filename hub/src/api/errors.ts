@@ -39,6 +39,7 @@ export const errors = {
   invalidSchedule: (message: string) => new ApiError(422, 'INVALID_SCHEDULE', message),
   scheduleLimit: (limit: number) => new ApiError(409, 'SCHEDULE_LIMIT', `you have ${limit} schedules, the limit; delete one first`),
   tooManyStreams: (limit: number) => new ApiError(429, 'TOO_MANY_STREAMS', `you have ${limit} live streams open, the limit; close one first`),
+  rateLimited: (what: string, retryAfterSeconds: number) => new ApiError(429, 'RATE_LIMITED', `too many ${what}; try again in ${retryAfterSeconds} s`, { 'retry-after': String(retryAfterSeconds) }),
   storageUnavailable: (message: string) => new ApiError(503, 'STORAGE_UNAVAILABLE', message),
   internal: () => new ApiError(500, 'INTERNAL', 'something went wrong on our side; it has been logged'),
 } as const

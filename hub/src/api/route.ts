@@ -4,7 +4,7 @@ import type { Scope } from '../registry/registry.js'
 import { errors } from './errors.js'
 
 /** Who may call a route. Every route declares one; there is no default. */
-export type Access = 'public' | 'maker' | 'owner' | 'owner-or-maker' | 'admin'
+export type Access = 'public' | 'maker' | 'owner' | 'owner-or-maker' | 'admin' | 'maker-or-admin' | 'authenticated'
 
 export interface Caller { scope: Scope, subject: string, tokenId: string }
 
@@ -46,6 +46,8 @@ const accessScopes: Record<Exclude<Access, 'public'>, Scope[]> = {
   owner: ['owner'],
   'owner-or-maker': ['owner', 'maker'],
   admin: ['admin'],
+  'maker-or-admin': ['maker', 'admin'],
+  authenticated: ['maker', 'owner', 'admin'],
 }
 
 const accessNames: Record<Exclude<Access, 'public'>, string> = {
@@ -53,6 +55,8 @@ const accessNames: Record<Exclude<Access, 'public'>, string> = {
   owner: 'owners (an owner token)',
   'owner-or-maker': 'owners and makers',
   admin: 'the platform admin',
+  'maker-or-admin': 'makers and the platform admin',
+  authenticated: 'any signed-in caller',
 }
 
 function bearer (request: FastifyRequest): string | null {

@@ -21,6 +21,8 @@ export interface DeviceContext {
   readonly model: CompiledModel
   readonly secretHash: string
   readonly disabled: boolean
+  /** Epoch ms of its last release by an owner; an owner sees nothing from before it. */
+  readonly releasedAt: number | null
 }
 
 export type ModelCompiler = (model: Model) => CompiledModel
@@ -119,7 +121,11 @@ export class DeviceDirectory {
     return safeEqualHex(sha256Hex(secret), ctx.secretHash)
   }
 
-  invalidateDevice (id: string): void { this.devices.delete(id) }
+  invalidateDevice (id: string): void {
+    this.generation++
+    this.devices.delete(id)
+    this.loading.delete(id)
+  }
 
   private async load (id: string): Promise<DeviceContext | null> {
     const generation = this.generation
@@ -134,6 +140,7 @@ export class DeviceDirectory {
       model,
       secretHash: credentials.secretHash,
       disabled: device.disabled,
+      releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
     }
     if (generation === this.generation) this.devices.set(id, ctx)
     return ctx

@@ -31,7 +31,26 @@ export interface DeviceRecord {
   disabled: boolean
   createdAt: string
   claimedAt: string | null
+  /** When its last owner released it: what it reported before is not its next owner's. */
+  releasedAt: string | null
 }
+
+export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, revokedAt: string | null }
+
+/** One security-relevant event: who did what, to which device, from where. */
+export interface AuditEntry {
+  /** `device:{id}`, `owner:{id}`, `maker:{id}`, `admin`, or `anonymous`. */
+  actor: string
+  action: AuditAction
+  deviceId?: string | null
+  address?: string | null
+  detail: string
+}
+export interface AuditRecord extends Required<AuditEntry> { id: string, at: string }
+export type AuditAction =
+  | 'auth-failed' | 'acl-violation' | 'rate-limited' | 'packet-too-large'
+  | 'login-failed' | 'device-claimed' | 'claim-failed' | 'device-released'
+  | 'secret-rotated' | 'device-disabled' | 'device-enabled' | 'token-revoked'
 
 export interface DeviceCredentials { secretHash: string, disabled: boolean }
 
@@ -45,7 +64,7 @@ export interface StoredState {
 }
 
 interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, created_at: Date, updated_at: Date }
-interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null }
+interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null }
 
 const iso = (d: Date | string | null): string | null => d === null ? null : new Date(d).toISOString()
 
@@ -71,6 +90,7 @@ function toDevice (r: DeviceRow): DeviceRecord {
     disabled: r.disabled,
     createdAt: iso(r.created_at)!,
     claimedAt: iso(r.claimed_at),
+    releasedAt: iso(r.released_at),
   }
 }
 
@@ -82,7 +102,9 @@ export class ModelNameTakenError extends Error {}
  * claim codes are stored as SHA-256 digests, passwords with scrypt; what is
  * returned in plain text is returned once.
  *
- * Events: `device-changed` (deviceId), `model-changed` (modelId).
+ * Events: `device-changed` (deviceId), `model-changed` (modelId),
+ * `credentials-changed` (deviceId: its secret was rotated or it was disabled,
+ * so live sessions must close), `token-revoked` (tokenId).
  */
 export class Registry extends EventEmitter {
   private constructor (private readonly db: SqlClient) { super() }
@@ -108,6 +130,22 @@ export class Registry extends EventEmitter {
       'SELECT id, scope, subject FROM tokens WHERE hash = $1 AND revoked_at IS NULL', [sha256Hex(token)])
     const row = rows[0]
     return row ? { tokenId: row.id, scope: row.scope, subject: row.subject } : null
+  }
+
+  /** The subject's tokens, newest first; never the tokens themselves. */
+  async listTokens (subject: string): Promise<TokenRecord[]> {
+    const rows = await this.db.query<{ id: string, scope: Scope, label: string | null, created_at: Date, revoked_at: Date | null }>(
+      'SELECT id, scope, label, created_at, revoked_at FROM tokens WHERE subject = $1 ORDER BY created_at DESC, id', [subject])
+    return rows.map((r) => ({ id: r.id, scope: r.scope, label: r.label, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at) }))
+  }
+
+  /** Revokes a token of `subject` (any subject's when null); false when there is no such live token. */
+  async revokeToken (tokenId: string, subject: string | null): Promise<boolean> {
+    const rows = await this.db.query<{ id: string }>(
+      'UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL AND ($2::text IS NULL OR subject = $2) RETURNING id', [tokenId, subject])
+    if (!rows[0]) return false
+    this.emit('token-revoked', tokenId)
+    return true
   }
 
   // --- makers and owners ------------------------------------------------------
@@ -230,6 +268,57 @@ export class Registry extends EventEmitter {
     if (!rows[0]) return null
     this.emit('device-changed', rows[0].id)
     return toDevice(rows[0])
+  }
+
+  /** A new secret for the device; the old one stops working at once. Null when no such device. */
+  async rotateDeviceSecret (deviceId: string): Promise<string | null> {
+    const secret = newDeviceSecret()
+    const rows = await this.db.query<{ id: string }>('UPDATE devices SET secret_hash = $2 WHERE id = $1 RETURNING id', [deviceId, sha256Hex(secret)])
+    if (!rows[0]) return null
+    this.emit('device-changed', deviceId)
+    this.emit('credentials-changed', deviceId)
+    return secret
+  }
+
+  async setDeviceDisabled (deviceId: string, disabled: boolean): Promise<DeviceRecord | null> {
+    const rows = await this.db.query<DeviceRow>('UPDATE devices SET disabled = $2 WHERE id = $1 RETURNING *', [deviceId, disabled])
+    if (!rows[0]) return null
+    this.emit('device-changed', deviceId)
+    if (disabled) this.emit('credentials-changed', deviceId)
+    return toDevice(rows[0])
+  }
+
+  /** The owner gives the device up; it gets a fresh claim code (returned once). Null unless the owner has it. */
+  async releaseDevice (ownerId: string, deviceId: string): Promise<{ claimCode: string } | null> {
+    const claimCode = newClaimCode()
+    const rows = await this.db.query<{ id: string }>(
+      `UPDATE devices SET owner_id = NULL, claimed_at = NULL, released_at = now(), claim_hash = $3
+       WHERE id = $1 AND owner_id = $2 RETURNING id`, [deviceId, ownerId, sha256Hex(normalizeClaimCode(claimCode))])
+    if (!rows[0]) return null
+    this.emit('device-changed', deviceId)
+    return { claimCode }
+  }
+
+  // --- audit log ------------------------------------------------------------------
+
+  async appendAudit (entries: AuditEntry[]): Promise<void> {
+    if (entries.length === 0) return
+    await this.db.query(
+      `INSERT INTO audit_log (actor, action, device_id, address, detail)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+      [entries.map((e) => e.actor), entries.map((e) => e.action), entries.map((e) => e.deviceId ?? null),
+        entries.map((e) => e.address ?? null), entries.map((e) => e.detail)])
+  }
+
+  /** Audit records newest first; with `makerId`, only those about that maker's devices. */
+  async readAudit (filter: { makerId?: string, deviceId?: string, before?: string, limit: number }): Promise<AuditRecord[]> {
+    const rows = await this.db.query<{ id: string, at: Date, actor: string, action: AuditAction, device_id: string | null, address: string | null, detail: string }>(
+      `SELECT a.id::text AS id, a.at, a.actor, a.action, a.device_id, a.address, a.detail FROM audit_log a
+       ${filter.makerId ? 'JOIN devices d ON d.id = a.device_id AND d.maker_id = $1' : 'WHERE $1::text IS NULL'}
+       ${filter.makerId ? 'WHERE' : 'AND'} ($2::text IS NULL OR a.device_id = $2) AND ($3::bigint IS NULL OR a.id < $3::bigint)
+       ORDER BY a.id DESC LIMIT $4`,
+      [filter.makerId ?? null, filter.deviceId ?? null, filter.before ?? null, filter.limit])
+    return rows.map((r) => ({ id: r.id, at: iso(r.at)!, actor: r.actor, action: r.action, deviceId: r.device_id, address: r.address, detail: r.detail }))
   }
 
   // --- latest state -------------------------------------------------------------

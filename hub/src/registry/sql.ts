@@ -68,10 +68,22 @@ CREATE TABLE IF NOT EXISTS devices (
   owner_id text REFERENCES owners (id),
   disabled boolean NOT NULL DEFAULT false,
   created_at timestamptz NOT NULL DEFAULT now(),
-  claimed_at timestamptz
+  claimed_at timestamptz,
+  released_at timestamptz
 );
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS released_at timestamptz;
 CREATE INDEX IF NOT EXISTS devices_owner ON devices (owner_id);
 CREATE INDEX IF NOT EXISTS devices_maker ON devices (maker_id);
+CREATE TABLE IF NOT EXISTS audit_log (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  actor text NOT NULL,
+  action text NOT NULL,
+  device_id text,
+  address text,
+  detail text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_device ON audit_log (device_id, id);
 CREATE TABLE IF NOT EXISTS device_state (
   device_id text PRIMARY KEY REFERENCES devices (id),
   online boolean NOT NULL DEFAULT false,

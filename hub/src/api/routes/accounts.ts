@@ -29,7 +29,8 @@ export function accountRoutes (api: ApiContext) {
       body: MakerSignup,
       status: 201,
       response: TokenAnswer.extend({ name: z.string() }),
-      handler: async ({ body }) => {
+      handler: async ({ body, request }) => {
+        api.throttle.take('signup', [request.ip])
         const { maker, token } = await api.registry.createMaker(body.name)
         api.log.info({ makerId: maker.id }, 'maker registered')
         return { id: maker.id, name: maker.name, token }
@@ -44,7 +45,8 @@ export function accountRoutes (api: ApiContext) {
       body: OwnerSignup,
       status: 201,
       response: TokenAnswer,
-      handler: async ({ body }) => {
+      handler: async ({ body, request }) => {
+        api.throttle.take('signup', [request.ip])
         try {
           const { owner, token } = await api.registry.createOwner(body.email, body.password)
           return { id: owner.id, email: owner.email, token }
@@ -62,9 +64,15 @@ export function accountRoutes (api: ApiContext) {
       access: 'public',
       body: Login,
       response: TokenAnswer,
-      handler: async ({ body }) => {
+      handler: async ({ body, request }) => {
+        const keys = [request.ip, `email:${body.email.toLowerCase()}`]
+        api.throttle.check('failedLogin', keys)
         const session = await api.registry.login(body.email, body.password)
-        if (!session) throw errors.invalidCredentials()
+        if (!session) {
+          api.throttle.spend('failedLogin', keys)
+          api.audit.record({ actor: 'anonymous', action: 'login-failed', address: request.ip, detail: `failed login for ${body.email.slice(0, 254)}` })
+          throw errors.invalidCredentials()
+        }
         return { id: session.owner.id, token: session.token }
       },
     }),

@@ -4,7 +4,7 @@ import type { DeviceContext } from '../../registry/directory.js'
 import type { Aggregate } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
-import { visibleDevice, type ApiContext } from '../context.js'
+import { actorOf, visibleDevice, type ApiContext } from '../context.js'
 
 export const ProvisionRequest = z.strictObject({
   model: z.string().min(1).max(64),
@@ -61,7 +61,9 @@ export function deviceRoutes (api: ApiContext) {
   const view = async (ctx: DeviceContext, forMaker: boolean) => {
     const s = api.state.get(ctx.id)
     const state: Record<string, { value: unknown, ts: string | null, desired?: { value: unknown, command: string, since: string } }> = {}
-    if (s) for (const [cap, v] of s.readings) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
+    // An owner never sees what the device reported for its previous owner.
+    const since = forMaker ? null : ctx.releasedAt
+    if (s) for (const [cap, v] of s.readings) if (since === null || v.ts > since) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
     for (const [cap, d] of api.commands.desired(ctx.id)) {
       state[cap] = { ...(state[cap] ?? { value: null, ts: null }), desired: { value: d.value, command: d.command, since: new Date(d.since).toISOString() } }
     }
@@ -105,10 +107,17 @@ export function deviceRoutes (api: ApiContext) {
       access: 'owner',
       body: ClaimRequest,
       response: DeviceView,
-      handler: async ({ body, caller }) => {
+      handler: async ({ body, caller, request }) => {
+        const keys = [request.ip, caller.subject]
+        api.throttle.check('failedClaim', keys)
         const device = await api.registry.claimDevice(caller.subject, body.claimCode)
-        if (!device) throw errors.invalidClaimCode()
+        if (!device) {
+          api.throttle.spend('failedClaim', keys)
+          api.audit.record({ actor: actorOf(caller), action: 'claim-failed', address: request.ip, detail: 'no unclaimed device has the claim code given' })
+          throw errors.invalidClaimCode()
+        }
         api.log.info({ ownerId: caller.subject, deviceId: device.id }, 'device claimed')
+        api.audit.record({ actor: actorOf(caller), action: 'device-claimed', deviceId: device.id, address: request.ip, detail: 'claimed with its claim code' })
         return await view((await api.directory.get(device.id))!, false)
       },
     }),
@@ -154,8 +163,11 @@ export function deviceRoutes (api: ApiContext) {
         const cap = ctx.model.capabilities.get(query.capability)
         if (!cap) throw errors.unknownCapability(query.capability, ctx.model.name)
         const to = query.to ? new Date(query.to) : new Date()
-        const from = query.from ? new Date(query.from) : new Date(to.getTime() - 3_600_000)
+        let from = query.from ? new Date(query.from) : new Date(to.getTime() - 3_600_000)
         if (from > to) throw errors.badRequest('from is after to')
+        // History from before the device's last release belongs to its previous owner.
+        const allHidden = ctx.releasedAt !== null && to.getTime() <= ctx.releasedAt
+        if (ctx.releasedAt !== null && !allHidden && from.getTime() <= ctx.releasedAt) from = new Date(ctx.releasedAt + 1)
         if ((query.every === undefined) !== (query.agg === undefined)) throw errors.badRequest('every and agg go together: every=1m&agg=mean')
         if (query.agg && cap.kind !== 'number' && query.agg !== 'last') {
           throw errors.badRequest(`${cap.name} is a ${cap.kind}; only agg=last applies to it`)
@@ -165,8 +177,8 @@ export function deviceRoutes (api: ApiContext) {
           const buckets = (to.getTime() - from.getTime()) / (Number(m[1]) * durationMs[m[2]])
           if (buckets > 10_000) throw errors.badRequest(`every=${query.every} over this range makes ${Math.ceil(buckets)} intervals; the limit is 10000`)
         }
-        let points
-        try {
+        let points: Awaited<ReturnType<typeof api.store.history>> = []
+        if (!allHidden) try {
           points = await api.store.history({
             deviceId: ctx.id,
             capability: cap.name,

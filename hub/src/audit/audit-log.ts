@@ -1,0 +1,54 @@
+import type { Logger } from 'pino'
+import type { AuditEntry, Registry } from '../registry/registry.js'
+
+export interface AuditLogOptions {
+  /** Write pending entries after this many ms. Default 100. */
+  flushIntervalMs?: number
+  /** Entries held waiting for the registry; beyond this, new ones are counted and dropped. Default 10000. */
+  maxPending?: number
+}
+
+/**
+ * The security audit log: who did what, when and from where. Entries are
+ * batched so an attack that produces many of them costs one insert per batch
+ * and, past `maxPending`, a counter instead of memory.
+ */
+export class AuditLog {
+  private pending: AuditEntry[] = []
+  private timer: NodeJS.Timeout | null = null
+  private flushing: Promise<void> = Promise.resolve()
+  private readonly flushIntervalMs: number
+  private readonly maxPending: number
+  /** Entries dropped because too many were pending. */
+  dropped = 0
+
+  constructor (private readonly registry: Registry, private readonly log: Logger, opts: AuditLogOptions = {}) {
+    this.flushIntervalMs = opts.flushIntervalMs ?? 100
+    this.maxPending = opts.maxPending ?? 10_000
+  }
+
+  record (entry: AuditEntry): void {
+    if (this.pending.length >= this.maxPending) {
+      this.dropped++
+      return
+    }
+    this.pending.push({ ...entry, detail: entry.detail.slice(0, 1000) })
+    this.timer ??= setTimeout(() => { this.timer = null; void this.flush() }, this.flushIntervalMs)
+  }
+
+  /** Writes what is pending; resolves when it is stored. */
+  async flush (): Promise<void> {
+    if (this.timer) { clearTimeout(this.timer); this.timer = null }
+    const batch = this.pending
+    this.pending = []
+    this.flushing = this.flushing.then(async () => {
+      if (batch.length === 0) return
+      try {
+        await this.registry.appendAudit(batch)
+      } catch (err) {
+        this.log.error({ err, entries: batch.length }, 'audit entries could not be stored')
+      }
+    })
+    await this.flushing
+  }
+}
