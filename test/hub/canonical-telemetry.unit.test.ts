@@ -9,6 +9,7 @@ const model: CompiledModel = {
   makerId: 'mk-1',
   capabilities: new Map(resolveCapabilities(['temperature', 'power']).map((c) => [c.name, c])),
   mapping: null,
+  heartbeatMs: null,
 }
 const now = Date.UTC(2026, 0, 1)
 const normalize = (payload: unknown) => normalizeCanonical(Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload)), model, now)

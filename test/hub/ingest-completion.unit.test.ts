@@ -16,7 +16,7 @@ const device: DeviceContext = {
   secretHash: '',
   disabled: false,
   releasedAt: null,
-  model: { id: 'md-1', name: 'thermo-1', makerId: 'mk-1', capabilities: new Map(resolveCapabilities(['temperature']).map((c) => [c.name, c])), mapping: null },
+  model: { id: 'md-1', name: 'thermo-1', makerId: 'mk-1', capabilities: new Map(resolveCapabilities(['temperature']).map((c) => [c.name, c])), mapping: null, heartbeatMs: null },
 }
 
 /** Ingest on fakes: an aedes that records subscriptions, a writer that is full or stores at once. */
