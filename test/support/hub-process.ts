@@ -60,7 +60,9 @@ export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs =
   // between the kill and the restart any outgoing connection could be handed a freed ephemeral port.
   opts = { ...opts, mqttPort: opts.mqttPort || await restartablePort(), httpPort: opts.httpPort || await restartablePort() }
   // node itself, not the tsx launcher: a signal must reach the process that runs the hub.
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+  // The IPC channel only tells the hub when this test process is gone, so it never outlives its test.
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env } })
+  child.channel?.unref()
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000) })
   if (process.env.LOG_LEVEL) child.stderr!.pipe(process.stderr)
@@ -98,6 +100,8 @@ export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs =
 }
 
 async function main (opts: HubProcessOptions): Promise<void> {
+  // Orphaned (the test process died without killing us): go, as abruptly as a kill.
+  process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'))
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
   const hub = await buildHub({
     influxUrl: opts.influxUrl,
