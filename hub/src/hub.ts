@@ -19,6 +19,7 @@ import { buildControl, type Control, type ControlOptions } from './control.js'
 import { Spool, type SpoolOptions } from './store/spool.js'
 import { seriesOfLine } from './store/points.js'
 import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
+import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -186,7 +187,11 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const api = buildApi(apiContext, log, {
     ...opts.api,
     ...(opts.tls && { https: opts.tls }),
-    extraRoutes: (ctx) => [...control.routes(ctx), ...(opts.api?.extraRoutes?.(ctx) ?? [])],
+    extraRoutes: (ctx) => [
+      ...control.routes(ctx),
+      ...(opts.remoteBroker ? mqttAuthRoutes(ctx, opts.remoteBroker.secret) : []),
+      ...(opts.api?.extraRoutes?.(ctx) ?? []),
+    ],
   })
   const webSocket = broker && attachWebSocketListener(api.app.server, broker, { maxPayload: (opts.broker?.maxPacketBytes ?? 64 * 1024) + 1024 })
 

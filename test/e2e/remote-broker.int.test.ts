@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBroker, type Broker } from '@trellis/broker'
+import { authenticateDevicesOverHttp, createBroker, type Broker } from '@trellis/broker'
 import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
 import { startHubProcess, type HubProcess } from '../support/hub-process.js'
@@ -14,6 +14,8 @@ import { subackCodes } from '../support/mqtt.js'
 // The broker runs here, in the test process; the hub in a child process of its own, as its service principal.
 const service = { username: 'trellis-hub', secret: 'service-secret-for-the-remote-broker-test' }
 const deviceSecrets = new Map<string, string>()
+/** Where the hub answers now: it moves when the hub restarts. */
+let hubUrl = ''
 
 let influx: TestInflux
 let dataDir: string
@@ -28,8 +30,8 @@ beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-remote-'))
   broker = await createBroker({
     service,
-    // The hub owns the registry; the test knows the secrets it provisioned.
-    authenticateDevice: (id, secret) => deviceSecrets.get(id) === secret,
+    // The hub owns the registry: the broker asks it, as an external broker would.
+    authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${hubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret),
     // Everything the devices send while the hub is down waits in the hub's session.
     maxQueuedPerClient: 100_000,
   })
@@ -46,8 +48,11 @@ afterAll(async () => {
   if (dataDir) await rm(dataDir, { recursive: true, force: true })
 })
 
-const remoteHub = (writer?: { flushIntervalMs: number }) =>
-  startHubProcess({ influxUrl: influx.url, dataDir, writer, remoteBroker: { url: brokerUrl, ...service } })
+async function remoteHub (writer?: { flushIntervalMs: number }): Promise<HubProcess> {
+  const started = await startHubProcess({ influxUrl: influx.url, dataDir, writer, remoteBroker: { url: brokerUrl, ...service } })
+  hubUrl = started.httpUrl
+  return started
+}
 
 const stored = async (makerId: string) =>
   ((await influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "maker" = '${makerId}'`))[0]?.count as number | undefined) ?? 0
@@ -116,6 +121,23 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
     expect(sent.status).toBe(200)
     expect(sent.body).toMatchObject({ device: d.id, status: 'ok', set: { targetTemperature: 21 } })
     expect(got).toEqual([21])
+  })
+
+  it('answers the broker\'s device authentication only to the service secret', async () => {
+    const [[id, secret]] = [...deviceSecrets.entries()]
+    const ask = (bearer: string | null, body: object) => fetch(`${hubUrl}/internal/mqtt/auth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(bearer && { authorization: `Bearer ${bearer}` }) },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: await r.json() as Record<string, any> }))
+    expect(await ask(service.secret, { clientId: id, username: id, password: secret })).toEqual({ status: 200, body: { result: 'allow' } })
+    expect(await ask(service.secret, { clientId: id, username: id, password: 'wrong' })).toEqual({ status: 200, body: { result: 'deny' } })
+    expect(await ask(service.secret, { clientId: 'someone-else', username: id, password: secret })).toEqual({ status: 200, body: { result: 'deny' } })
+    const wrongCaller = await ask('not-the-service-secret', { clientId: id, username: id, password: secret })
+    expect(wrongCaller.status).toBe(401)
+    expect(wrongCaller.body.error.code).toBe('UNAUTHORIZED')
+    expect((await ask(null, { clientId: id, username: id, password: secret })).status).toBe(401)
+    expect(await ask(service.secret, { clientId: id })).toMatchObject({ status: 400, body: { error: { code: 'INVALID_BODY' } } })
   })
 
   it('lets only the service credentials subscribe to every device\'s telemetry', async () => {
