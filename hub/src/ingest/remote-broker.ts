@@ -82,12 +82,22 @@ export class RemoteBroker extends EventEmitter {
 
   /** Connects and subscribes; resolves once the session is subscribed to every device channel. */
   async start (): Promise<void> {
+    const timeoutMs = this.opts.connectTimeoutMs ?? 30_000
+    let onRefusal: (err: Error & { code?: number }) => void = () => {}
     const connected = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no connection to the broker at ${this.opts.url} within ${this.opts.connectTimeoutMs ?? 30_000} ms`)), this.opts.connectTimeoutMs ?? 30_000)
+      const timer = setTimeout(() => reject(new Error(`no connection to the broker at ${this.opts.url} within ${timeoutMs} ms`)), timeoutMs)
       this.client.once('connect', () => { clearTimeout(timer); resolve() })
+      // Bad credentials will not get better by retrying; an unreachable broker may.
+      onRefusal = (err) => {
+        if (err.code !== 4 && err.code !== 5) return
+        clearTimeout(timer)
+        this.client.end(true)
+        reject(new Error(`the broker at ${this.opts.url} refused the service credentials: ${err.message}`))
+      }
+      this.client.on('error', onRefusal)
     })
     this.client.connect()
-    await connected
+    await connected.finally(() => this.client.off('error', onRefusal))
     const granted = await this.client.subscribeAsync(channels.map((c) => topics.all(c)), { qos: 1 })
     const refused = granted.filter((g) => g.qos !== 1)
     if (refused.length > 0) throw new Error(`the broker refused the hub's subscriptions (${refused.map((g) => g.topic).join(', ')}): are these the service credentials?`)
