@@ -32,8 +32,6 @@ beforeAll(async () => {
     service,
     // The hub owns the registry: the broker asks it, as an external broker would.
     authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${hubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret),
-    // Everything the devices send while the hub is down waits in the hub's session.
-    maxQueuedPerClient: 100_000,
   })
   const { port } = await broker.listen({ port: 0 })
   brokerUrl = `mqtt://127.0.0.1:${port}`

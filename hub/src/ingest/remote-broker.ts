@@ -13,7 +13,8 @@ export interface RemoteBrokerOptions {
   secret: string
   /**
    * Client id of the hub's persistent session. A restarted hub must use the
-   * same one to receive what the broker kept for it. Default: `username`.
+   * same one to receive what the broker kept for it. Default `hub:<username>`,
+   * which no device id can be (device ids have no colon), so no device can take the session over.
    */
   clientId?: string
   /** How long `start()` waits for the first connection. Default 30000 ms. */
@@ -62,7 +63,7 @@ export class RemoteBroker extends EventEmitter {
       reconnectPeriod: 1_000,
       connectTimeout: 10_000,
       ...opts.mqtt,
-      clientId: opts.clientId ?? opts.username,
+      clientId: opts.clientId ?? `hub:${opts.username}`,
       username: opts.username,
       password: opts.secret,
       clean: false,
