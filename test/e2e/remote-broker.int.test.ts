@@ -107,6 +107,20 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
     expect(perDeviceRows.map((r) => r.count)).toEqual(fleet.devices.map(() => perDevice))
   }, 60_000)
 
+  it('leaves its session on SIGTERM, and the next hub gets what was sent meanwhile', async () => {
+    const fleet = await seedFleet(apiClient(hub!.httpUrl), { count: 2 })
+    for (const d of fleet.devices) deviceSecrets.set(d.id, d.secret)
+    const local = await Promise.all(fleet.devices.map((d) => connectDevice({ url: brokerUrl, deviceId: d.id, secret: d.secret })))
+    devices.push(...local)
+    const base = Date.now() - 1_800_000
+    await Promise.all(local.flatMap((device) => Array.from({ length: 100 }, (_, i) => device.report({ temperature: i % 100 }, base + i * 1000))))
+    expect(await hub!.kill('SIGTERM')).toBe(0)
+    // Acknowledged by the broker with no hub running: kept in the hub's session.
+    await Promise.all(local.flatMap((device) => Array.from({ length: 100 }, (_, i) => device.report({ temperature: i % 100 }, base + (100 + i) * 1000))))
+    hub = await remoteHub()
+    await eventually(() => stored(fleet.makerId), (n) => n === 400, { what: 'all 400 readings stored', timeoutMs: 20_000 })
+  })
+
   it('publishes commands through the session, and takes the acks back', async () => {
     const api = apiClient(hub!.httpUrl)
     const fleet = await seedFleet(api, { count: 1 })
