@@ -12,7 +12,7 @@ import { normalizeTelemetry } from '../hub/src/normalize/index.js'
 const budgetMs = Number(process.argv[process.argv.indexOf('--ms') + 1]) || 1000
 
 function compile (name: string, capabilities: CapabilityDeclaration[], mapping: unknown): CompiledModel {
-  return compileModel({ id: name, makerId: 'mk', name, capabilities, resolved: resolveCapabilities(capabilities), mapping, createdAt: '', updatedAt: '' })
+  return compileModel({ id: name, makerId: 'mk', name, capabilities, resolved: resolveCapabilities(capabilities), mapping, heartbeatSeconds: null, createdAt: '', updatedAt: '' })
 }
 
 /** Messages per second for `payload`, measured in rounds of 1,000 until the budget is spent. */

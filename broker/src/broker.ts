@@ -34,6 +34,16 @@ export interface BrokerOptions {
   /** Refuse connections beyond this many. Default 50000. */
   maxConnections?: number
   /**
+   * Messages being delivered at once, across all clients (aedes `concurrency`);
+   * 0 for no limit. In-process ingest completes a delivery only once its points
+   * are durable, so a limit caps the messages one InfluxDB write can carry and
+   * queues the rest in mqemitter, whose queue costs O(length) per message (the
+   * overload bench saw the hub spend its whole CPU there). Each client has at
+   * most one read of its socket in delivery, which bounds memory without it.
+   * Default 0 (aedes: 100).
+   */
+  deliveryConcurrency?: number
+  /**
    * Largest MQTT packet accepted, in bytes, judged by the length its fixed
    * header declares, before the body is read. Default 65536.
    */
@@ -179,6 +189,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     connectTimeout: opts.connectTimeoutMs ?? 5_000,
     drainTimeout: opts.drainTimeoutMs ?? 15_000,
     maxClientsIdLength: 64,
+    concurrency: opts.deliveryConcurrency ?? 0,
     // aedes' own ceiling (qlobber throws past 100 levels) answers with a disconnect; the policy refuses
     // anything deeper than MAX_TOPIC_LEVELS before that, politely, with SUBACK 0x80.
     maxTopicLevels: 100,

@@ -88,19 +88,25 @@ describe('after a hub restart', () => {
     await second.close()
   })
 
-  it('marks a device offline once it is silent longer than its allowance, and online when heard again', async () => {
-    const stack = await startHub({ presence: { sweepCron: '* * * * * *', allowanceFor: () => 1500 } })
+  it("marks a device offline once it is silent longer than its model's heartbeat allowance, and online when heard again", async () => {
+    const stack = await startHub({ presence: { sweepCron: '* * * * * *' } })
     const api = apiClient(stack.httpUrl)
-    const fleet = await seedFleet(api, { model: thermostat })
+    const fleet = await seedFleet(api, { model: { ...thermostat, heartbeatSeconds: 2 } })
+    expect((await api.get(`/v1/models/${fleet.modelId}`, fleet.makerToken)).body.heartbeatSeconds).toBe(2)
+    // A model that declares no allowance gets the hub's default (10 minutes): its silent device stays online.
+    const patient = await seedFleet(api, { model: { ...thermostat, name: 'patient-thermostat' } })
     const [d] = fleet.devices
     const device = await connectObedient(stack, d)
+    const other = await connectObedient(stack, patient.devices[0])
     await device.report({ temperature: 20 })
+    await other.report({ temperature: 20 })
     const lastHeard = stack.hub.state.get(d.id)!.lastSeen!
 
     // Still connected, but silent: keepalive pings are not messages.
     await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === false, { what: 'the sweep to mark it offline', timeoutMs: 10_000 })
-    expect(Date.now() - lastHeard).toBeGreaterThan(1500)
+    expect(Date.now() - lastHeard).toBeGreaterThan(2000)
     expect((await api.get(`/v1/devices/${d.id}`, fleet.ownerToken)).body.online).toBe(false)
+    expect(stack.hub.state.get(patient.devices[0].id)?.online).toBe(true)
 
     await device.event('door-open')
     await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true, { what: 'online again after an event' })

@@ -8,6 +8,7 @@ const model = {
   makerId: 'mk-1',
   capabilities: new Map(resolveCapabilities(['power', 'cyclePhase', 'energy', { name: 'mode', enum: ['cotton', 'wool'] }, { name: 'fanSpeed', min: 10, max: 90 }]).map((c) => [c.name, c])),
   mapping: null,
+  heartbeatMs: null,
 }
 
 describe('command validation against a model', () => {

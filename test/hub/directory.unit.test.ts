@@ -16,7 +16,7 @@ class SlowRegistry extends EventEmitter {
     this.modelReads++
     const snapshot = this.mapping
     await new Promise<void>((resolve) => this.waiting.push(resolve))
-    return { id, makerId: 'mk-1', name: 'probe', capabilities: ['temperature'], resolved: resolveCapabilities(['temperature']), mapping: snapshot, createdAt: '', updatedAt: '' }
+    return { id, makerId: 'mk-1', name: 'probe', capabilities: ['temperature'], resolved: resolveCapabilities(['temperature']), mapping: snapshot, heartbeatSeconds: null, createdAt: '', updatedAt: '' }
   }
 
   /** Lets the pending model read finish, once one is pending (the directory reads the device first). */

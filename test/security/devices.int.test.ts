@@ -295,10 +295,13 @@ describe('limits under load', () => {
     const reporter = await device(good)
     let stop = false
     const latencies: number[] = []
+    let duringBurst = 0
     const reporting = (async () => {
       let i = 0
-      while (!stop && i < 2000) {
+      // Keeps going after the burst until it has enough reports for a p99, however short the burst was.
+      while ((!stop || i < 30) && i < 2000) {
         latencies.push(await ingestLatency(reporter, i % 50, Date.now() - 120_000 + i++))
+        if (!stop) duringBurst++
         // Paced like a real device (25/s), under its publish rate limit: this is load, not synchronisation.
         await new Promise((resolve) => setTimeout(resolve, 40))
       }
@@ -339,7 +342,8 @@ describe('limits under load', () => {
     // Retaining even 2 KB per refused connection would show as 4 MB.
     expect(heapGrowth).toBeLessThan(4e6)
     expect(stack.hub.broker.stats.connections).toBe(connectionsBefore)
-    expect(latencies.length).toBeGreaterThan(10)
+    // The good device's readings went through while the burst was on, not only after it.
+    expect(duringBurst).toBeGreaterThanOrEqual(3)
     // Every reading the good device sent during the burst is stored.
     await eventually(() => influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "device" = '${good.id}'`), (r) => r[0]?.count === reported, { what: `all ${reported} readings of the good device` })
     expect(p99).toBeLessThan(1000)

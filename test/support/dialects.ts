@@ -10,6 +10,7 @@ export function compileDeclaration (model: { name: string, capabilities: Capabil
     capabilities: model.capabilities,
     resolved: resolveCapabilities(model.capabilities),
     mapping: model.mapping ?? null,
+    heartbeatSeconds: null,
     createdAt: '',
     updatedAt: '',
   })

@@ -5,6 +5,7 @@
  * It prints one JSON line, `{"httpUrl","mqttUrl"}`, once it listens.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
@@ -38,8 +39,28 @@ export interface HubProcess {
 
 const self = fileURLToPath(import.meta.url)
 
+/**
+ * A free 127.0.0.1 port below the ephemeral range (32768-60999 on Linux), where
+ * neither `listen(0)` nor outgoing connections take ports.
+ */
+export async function restartablePort (): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer()
+      server.once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+    })
+    if (free) return port
+  }
+  throw new Error('no free port between 20000 and 32000')
+}
+
 /** Starts the hub in a child process and resolves once it listens. */
 export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs = 30_000): Promise<HubProcess> {
+  // The hub is restarted on the same ports, so they must not come from the kernel's ephemeral range:
+  // between the kill and the restart any outgoing connection could be handed a freed ephemeral port.
+  opts = { ...opts, mqttPort: opts.mqttPort || await restartablePort(), httpPort: opts.httpPort || await restartablePort() }
   // node itself, not the tsx launcher: a signal must reach the process that runs the hub.
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
   let stderr = ''

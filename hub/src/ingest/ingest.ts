@@ -26,6 +26,21 @@ export interface IngestOptions {
   log: Logger
   /** Largest telemetry payload accepted, in bytes. Default 16384. */
   maxPayloadBytes?: number
+  /**
+   * While the point writer holds this many points, QoS 0 telemetry is shed and
+   * counted (`trellis_ingest_rejected_total{reason="overload-shed"}`): QoS 0
+   * promises no delivery, and queueing it under overload would grow memory
+   * without bound and delay QoS 1 devices behind it. Keep it below the
+   * writer's `maxBufferedPoints` (default 100000), so that QoS 0 is shed before
+   * QoS 1 is refused. Default 50000.
+   */
+  shedQos0AbovePoints?: number
+  /**
+   * Likewise while this many messages wait in the broker for delivery (they
+   * wait there when InfluxDB is the bottleneck, since deliveries complete only
+   * once durable). Default 20000.
+   */
+  shedQos0AboveQueuedMessages?: number
   /** Called with each ack (the commands module listens). */
   onAck?: (deviceId: string, payload: Buffer) => void
   /** Called with each valid device event. */
@@ -42,12 +57,29 @@ type Deliver = (packet: AedesPublishPacket, done: (err?: Error) => void) => void
 export async function attachIngest (opts: IngestOptions): Promise<{ detach (): Promise<void> }> {
   const { aedes, directory, state, writer, deadLetters, metrics, log } = opts
   const maxPayloadBytes = opts.maxPayloadBytes ?? 16_384
+  const shedQos0Above = opts.shedQos0AbovePoints ?? 50_000
+  const shedQos0AboveQueued = opts.shedQos0AboveQueuedMessages ?? 20_000
+  // aedes's message emitter (mqemitter) reports the deliveries waiting for a slot as `length`.
+  const emitter = (aedes as unknown as { mq?: { length?: number } }).mq
+  const overloaded = () => writer.stats.buffered >= shedQos0Above || (emitter?.length ?? 0) >= shedQos0AboveQueued
   const channelCounters = {
     telemetry: metrics.messages.labels('telemetry'),
     events: metrics.messages.labels('events'),
     presence: metrics.messages.labels('presence'),
     acks: metrics.messages.labels('acks'),
   }
+
+  // The writer's timer batches sparse traffic; under load, waiting for it would stall
+  // every device whose delivery awaits durability. Once a burst of reads has been
+  // handled (setImmediate runs after the poll phase), send what is batched if a
+  // request slot is free: while both slots are busy, batches grow by themselves.
+  let flushScheduled = false
+  const flushAfterBurst = () => {
+    flushScheduled = false
+    writer.flush()
+  }
+
+  const shedCounter = metrics.rejected.labels('overload-shed')
 
   const reject = (ctx: DeviceContext | null, deviceId: string, topic: string, payload: Buffer, reason: string, category: string) => {
     metrics.rejected.labels(category).inc()
@@ -57,7 +89,17 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   }
 
   /** Resolves the device of a message; the broker authenticated it, so a miss means it was deleted. */
-  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void): Deliver => (packet, done) => {
+  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void): Deliver => (packet, brokerDone) => {
+    // aedes parses a client's next packets inside `done`: completing synchronously,
+    // message after message (rejections, a full writer), recurses until the stack
+    // overflows, so a synchronous completion waits for the next turn of the loop.
+    let synchronous = true
+    const done = (err?: Error) => { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }
+    deliver(channel, handle, packet, done)
+    synchronous = false
+  }
+
+  const deliver = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void, packet: AedesPublishPacket, done: (err?: Error) => void) => {
     channelCounters[channel as keyof typeof channelCounters]?.inc()
     const parsed = parseTopic(packet.topic)
     if (!parsed) return done()
@@ -77,6 +119,10 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   }
 
   const onTelemetry = withDevice('telemetry', (ctx, packet, done) => {
+    if (packet.qos === 0 && overloaded()) {
+      shedCounter.inc()
+      return done()
+    }
     const payload = packet.payload as Buffer
     if (payload.length > maxPayloadBytes) {
       reject(ctx, ctx.id, packet.topic, payload, `payload of ${payload.length} bytes is over the ${maxPayloadBytes}-byte limit`, 'oversized')
@@ -97,13 +143,20 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     }
     state.applyReadings(ctx.id, readings, ts, now)
     metrics.readings.inc(readings.length)
-    const points: Point[] = readings.map((r) => ({ measurement: r.capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: r.value, ts }))
+    const points: Point[] = new Array(readings.length)
+    for (let i = 0; i < readings.length; i++) {
+      points[i] = { measurement: readings[i].capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: readings[i].value, ts }
+    }
     writer.write(points, (err) => {
       if (!err) return done()
       // Not acknowledged: the broker drops the connection and the device re-sends later.
       log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be made durable')
       done(err)
     })
+    if (!flushScheduled) {
+      flushScheduled = true
+      setImmediate(flushAfterBurst)
+    }
   })
 
   const onPresence = withDevice('presence', (ctx, packet, done) => {

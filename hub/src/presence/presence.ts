@@ -56,7 +56,7 @@ export class PresenceMonitor {
     for (const deviceId of this.online) {
       const ctx = this.opts.directory.peek(deviceId)
       const lastSeen = this.opts.state.get(deviceId)?.lastSeen ?? null
-      const allowance = (ctx && this.opts.allowanceFor?.(ctx.model)) ?? this.defaultAllowanceMs
+      const allowance = (ctx && (this.opts.allowanceFor?.(ctx.model) ?? ctx.model.heartbeatMs)) ?? this.defaultAllowanceMs
       if (lastSeen === null || now - lastSeen > allowance) stale.push(deviceId)
     }
     for (const deviceId of stale) {

@@ -11,6 +11,8 @@ export interface CompiledModel {
   readonly capabilities: ReadonlyMap<CapabilityName, ModelCapability>
   /** The model's dialect, compiled; null for canonical (SDK) models. */
   readonly mapping: CompiledMapping | null
+  /** The model's heartbeat allowance in ms; null for the hub's default. */
+  readonly heartbeatMs: number | null
 }
 
 /** Everything ingest needs to know of a device, without a query per message. */
@@ -34,6 +36,7 @@ export const compileCanonical: ModelCompiler = (model) => ({
   makerId: model.makerId,
   capabilities: new Map(model.resolved.map((c) => [c.name, c])),
   mapping: null,
+  heartbeatMs: model.heartbeatSeconds === null ? null : model.heartbeatSeconds * 1000,
 })
 
 /**
@@ -53,7 +56,7 @@ export const compileModel: ModelCompiler = (model) => {
       mapping = invalidMapping(model.id, model.name, err.message)
     }
   }
-  return { id: model.id, name: model.name, makerId: model.makerId, capabilities, mapping }
+  return { id: model.id, name: model.name, makerId: model.makerId, capabilities, mapping, heartbeatMs: model.heartbeatSeconds === null ? null : model.heartbeatSeconds * 1000 }
 }
 
 /**

@@ -19,6 +19,8 @@ export interface Model {
   resolved: ModelCapability[]
   /** The payload mapping; null for canonical (SDK) models. */
   mapping: unknown | null
+  /** How long a device of this model may stay silent before it counts as offline; null for the hub's default. */
+  heartbeatSeconds: number | null
   createdAt: string
   updatedAt: string
 }
@@ -63,7 +65,7 @@ export interface StoredState {
   state: Record<string, { value: unknown, ts: string }>
 }
 
-interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, created_at: Date, updated_at: Date }
+interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, heartbeat_seconds: number | null, created_at: Date, updated_at: Date }
 interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null }
 
 const iso = (d: Date | string | null): string | null => d === null ? null : new Date(d).toISOString()
@@ -76,6 +78,7 @@ function toModel (r: ModelRow): Model {
     capabilities: r.capabilities,
     resolved: resolveCapabilities(r.capabilities),
     mapping: r.mapping ?? null,
+    heartbeatSeconds: r.heartbeat_seconds ?? null,
     createdAt: iso(r.created_at)!,
     updatedAt: iso(r.updated_at)!,
   }
@@ -190,13 +193,13 @@ export class Registry extends EventEmitter {
 
   // --- models -----------------------------------------------------------------
 
-  async createModel (makerId: string, input: { name: string, capabilities: CapabilityDeclaration[], mapping?: unknown }): Promise<Model> {
+  async createModel (makerId: string, input: { name: string, capabilities: CapabilityDeclaration[], mapping?: unknown, heartbeatSeconds?: number }): Promise<Model> {
     resolveCapabilities(input.capabilities) // throws a CapabilityDeclarationError naming the problem
     const id = newId('md')
     try {
       const rows = await this.db.query<ModelRow>(
-        'INSERT INTO models (id, maker_id, name, capabilities, mapping) VALUES ($1, $2, $3, $4, $5) RETURNING *',
-        [id, makerId, input.name, JSON.stringify(input.capabilities), input.mapping === undefined ? null : JSON.stringify(input.mapping)])
+        'INSERT INTO models (id, maker_id, name, capabilities, mapping, heartbeat_seconds) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+        [id, makerId, input.name, JSON.stringify(input.capabilities), input.mapping === undefined ? null : JSON.stringify(input.mapping), input.heartbeatSeconds ?? null])
       return toModel(rows[0])
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw new ModelNameTakenError(input.name)

@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS devices (
   released_at timestamptz
 );
 ALTER TABLE devices ADD COLUMN IF NOT EXISTS released_at timestamptz;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS heartbeat_seconds integer;
 CREATE INDEX IF NOT EXISTS devices_owner ON devices (owner_id);
 CREATE INDEX IF NOT EXISTS devices_maker ON devices (maker_id);
 CREATE TABLE IF NOT EXISTS audit_log (

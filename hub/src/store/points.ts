@@ -28,10 +28,37 @@ function fieldValue (value: ReadingValue): string {
   return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`
 }
 
+/**
+ * A device's series key (`measurement` aside) is the same on every point, so it
+ * is escaped once per device, and again only if its model or maker changes.
+ */
+const seriesTags = new Map<string, { maker: string, model: string, tags: string }>()
+const measurements = new Map<string, string>()
+/** Devices (and measurements) remembered at most; beyond, the cache starts over. */
+const maxCached = 1_000_000
+
+function tagsOf (p: Point): string {
+  const cached = seriesTags.get(p.device)
+  if (cached && cached.maker === p.maker && cached.model === p.model) return cached.tags
+  const tags = `,device=${escapeTag(p.device)},maker=${escapeTag(p.maker)},model=${escapeTag(p.model)} value=`
+  if (seriesTags.size >= maxCached) seriesTags.clear()
+  seriesTags.set(p.device, { maker: p.maker, model: p.model, tags })
+  return tags
+}
+
+function measurementOf (name: string): string {
+  let escaped = measurements.get(name)
+  if (escaped === undefined) {
+    escaped = measurementEscape.test(name) ? name.replace(measurementEscape, (c) => `\\${c}`) : name
+    if (measurements.size >= maxCached) measurements.clear()
+    measurements.set(name, escaped)
+  }
+  return escaped
+}
+
 /** Serializes a point as one line of InfluxDB line protocol at millisecond precision. */
 export function toLine (p: Point): string {
-  const measurement = measurementEscape.test(p.measurement) ? p.measurement.replace(measurementEscape, (c) => `\\${c}`) : p.measurement
-  return `${measurement},device=${escapeTag(p.device)},maker=${escapeTag(p.maker)},model=${escapeTag(p.model)} value=${fieldValue(p.value)} ${p.ts}`
+  return `${measurementOf(p.measurement)}${tagsOf(p)}${fieldValue(p.value)} ${p.ts}`
 }
 
 /** The series of a line written by `toLine`: what a dead letter needs to name its device. */

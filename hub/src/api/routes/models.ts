@@ -21,6 +21,8 @@ export const ModelDeclaration = z.strictObject({
   capabilities: z.array(CapabilityDeclaration).min(1).max(64),
   /** The model's payload dialect; omit for canonical (SDK) devices. Invalid mappings get 422 INVALID_MAPPING naming the field. */
   mapping: MappingDocument.optional(),
+  /** Seconds a device of this model may stay silent before it is marked offline. Default: the hub's (600). */
+  heartbeatSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
 })
 export type ModelDeclaration = z.infer<typeof ModelDeclaration>
 
@@ -33,6 +35,7 @@ export function modelView (m: Model) {
     name: m.name,
     capabilities: m.resolved,
     mapping: m.mapping,
+    heartbeatSeconds: m.heartbeatSeconds,
     createdAt: m.createdAt,
     updatedAt: m.updatedAt,
   }
@@ -90,7 +93,7 @@ export function modelRoutes (api: ApiContext) {
         }
         if (body.mapping !== undefined && body.mapping !== null) validMapping(body.mapping, resolved)
         try {
-          const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping })
+          const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping, heartbeatSeconds: body.heartbeatSeconds })
           return modelView(model)
         } catch (err) {
           if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)

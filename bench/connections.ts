@@ -1,0 +1,158 @@
+/**
+ * `npm run bench -- connections`: how many authenticated idle devices one
+ * broker holds, how fast they connect, and what each costs in RSS; the same
+ * count on bare aedes for comparison.
+ */
+import { BenchChild } from './lib/child.js'
+import { provisionFleet, startBenchInflux, startTrellis } from './lib/stack.js'
+import { fmtInt, fmtNum, median, table } from './lib/stats.js'
+import { collectGarbage, cpuSeconds, fdLimit, machine, rssBytes } from './lib/system.js'
+import type { OptionSpecs, Options } from './lib/options.js'
+
+export const connectionsOptions = {
+  devices: { default: 20_000, help: 'Devices to connect, capped by the file-descriptor limit (ulimit -n) less --fd-reserve.' },
+  'fd-reserve': { default: 300, help: 'Descriptors kept free for influxd, HTTP and the registry.' },
+  runs: { default: 1, help: 'Runs; the table shows medians.' },
+  generators: { default: 2, help: 'Load-generator processes sharing the devices (each has its own fd limit).' },
+  'source-addresses': { default: 8, help: 'Loopback source addresses 127.0.0.1..N to spread connections over.' },
+  concurrency: { default: 200, help: 'Connection attempts in flight per generator.' },
+  keepalive: { default: 60, help: 'MQTT keepalive of the devices, in seconds.' },
+  'idle-seconds': { default: 10, help: 'How long the devices stay connected and idle while CPU is measured.' },
+  'time-cap-seconds': { default: 180, help: 'Give up connecting after this long.' },
+  'skip-bare': { default: false, help: 'Skip the bare-aedes comparison.' },
+} satisfies OptionSpecs
+
+type ConnectionsOptions = Options<typeof connectionsOptions>
+
+interface ConnectResult { connected: number, failed: number, firstError: string | null, elapsedMs: number }
+
+interface ConnectionsRun {
+  system: string
+  connected: number
+  failed: number
+  firstError: string | null
+  connectPerS: number
+  rssBefore: number
+  rssAfter: number
+  perConnection: number
+  idleCpuPercent: number
+}
+
+export async function connections (opts: ConnectionsOptions): Promise<void> {
+  const limit = fdLimit()
+  const target = Math.max(1, Math.min(opts.devices, (Number.isFinite(limit) ? limit : opts.devices) - opts['fd-reserve']))
+  const addresses = Array.from({ length: opts['source-addresses'] }, (_, i) => `127.0.0.${i + 1}`)
+  const results: ConnectionsRun[] = []
+  for (let r = 0; r < opts.runs; r++) {
+    results.push(await runTrellis(opts, target, addresses))
+    if (!opts['skip-bare']) results.push(await runBare(opts, target, addresses))
+  }
+  const rows = ['trellis', 'bare aedes'].map((system) => {
+    const mine = results.filter((x) => x.system === system)
+    if (mine.length === 0) return null
+    const m = (f: (x: ConnectionsRun) => number) => median(mine.map(f))
+    return [
+      system,
+      fmtInt(m((x) => x.connected)),
+      fmtInt(m((x) => x.failed)),
+      fmtInt(m((x) => x.connectPerS)),
+      `${fmtNum(m((x) => x.rssBefore) / 1024 / 1024, 0)} MiB`,
+      `${fmtNum(m((x) => x.rssAfter) / 1024 / 1024, 0)} MiB`,
+      `${fmtNum(m((x) => x.perConnection) / 1024, 1)} KiB`,
+      `${fmtNum(m((x) => x.idleCpuPercent), 1)}%`,
+    ]
+  }).filter((x): x is string[] => x !== null)
+  console.log(`\nconnections: ${fmtInt(target)} devices asked (ulimit -n ${limit}, ${opts['fd-reserve']} kept free), ${addresses.length} source addresses, keepalive ${opts.keepalive} s, medians of ${opts.runs} run(s)\n`)
+  console.log(table(['broker', 'connected', 'failed', 'connects/s', 'RSS before', 'RSS connected', 'RSS per connection', `idle CPU (${opts['idle-seconds']} s)`], rows))
+  for (const x of results) if (x.firstError) console.log(`  ${x.system}: first error: ${x.firstError}`)
+  console.log(`\n${machine()}`)
+  console.log('RSS is measured after a full GC, before and after connecting; "trellis" is the whole hub process (broker, hub, registry).')
+}
+
+async function connectSpread (generators: BenchChild[], url: string, devices: Array<{ id: string, secret: string, profile: string }>, opts: ConnectionsOptions, addresses: string[]): Promise<ConnectResult> {
+  const started = performance.now()
+  const parts = await Promise.all(generators.map((g, i) => g.call<ConnectResult>('connect', {
+    url,
+    devices: devices.filter((_, k) => k % generators.length === i),
+    localAddresses: addresses,
+    concurrency: opts.concurrency,
+    keepaliveS: opts.keepalive,
+    timeoutMs: opts['time-cap-seconds'] * 1000,
+  })))
+  return {
+    connected: parts.reduce((s, p) => s + p.connected, 0),
+    failed: parts.reduce((s, p) => s + p.failed, 0),
+    firstError: parts.find((p) => p.firstError)?.firstError ?? null,
+    elapsedMs: performance.now() - started,
+  }
+}
+
+async function startGenerators (n: number): Promise<BenchChild[]> {
+  return await Promise.all(Array.from({ length: n }, () => BenchChild.start('generator')))
+}
+
+async function settle (): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+}
+
+async function runTrellis (opts: ConnectionsOptions, target: number, addresses: string[]): Promise<ConnectionsRun> {
+  const influx = await startBenchInflux()
+  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_connections' })
+  const generators = await startGenerators(opts.generators)
+  try {
+    console.error(`  provisioning ${fmtInt(target)} devices…`)
+    const fleet = await provisionFleet(stack.httpUrl, { count: target, profiles: ['thermostat'] })
+    collectGarbage()
+    await settle()
+    collectGarbage()
+    const rssBefore = rssBytes(process.pid)
+    console.error('  connecting to Trellis…')
+    const result = await connectSpread(generators, stack.mqttUrl, fleet.devices, opts, addresses)
+    collectGarbage()
+    await settle()
+    collectGarbage()
+    const rssAfter = rssBytes(process.pid)
+    const cpuStart = cpuSeconds(process.pid)
+    await new Promise((resolve) => setTimeout(resolve, opts['idle-seconds'] * 1000))
+    const idleCpuPercent = ((cpuSeconds(process.pid) - cpuStart) / opts['idle-seconds']) * 100
+    console.error(`  trellis: ${fmtInt(result.connected)} connected in ${fmtInt(result.elapsedMs)} ms, ${fmtInt(result.failed)} failed`)
+    return {
+      system: 'trellis', ...result,
+      connectPerS: result.connected / (result.elapsedMs / 1000),
+      rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / Math.max(1, result.connected), idleCpuPercent,
+    }
+  } finally {
+    await Promise.all(generators.map((g) => g.stop()))
+    await stack.close()
+    await influx.dispose()
+  }
+}
+
+async function runBare (opts: ConnectionsOptions, target: number, addresses: string[]): Promise<ConnectionsRun> {
+  const broker = await BenchChild.start('baseline-broker')
+  const generators = await startGenerators(opts.generators)
+  try {
+    const { port } = await broker.call<{ port: number }>('bare-listen', {})
+    const devices = Array.from({ length: target }, (_, i) => ({ id: `bare-${i}`, secret: 'unused', profile: 'thermostat' }))
+    await broker.call('gc', {})
+    await settle()
+    const { rss: rssBefore } = await broker.call<{ rss: number }>('gc', {})
+    console.error('  connecting to bare aedes…')
+    const result = await connectSpread(generators, `mqtt://127.0.0.1:${port}`, devices, opts, addresses)
+    await broker.call('gc', {})
+    await settle()
+    const { rss: rssAfter } = await broker.call<{ rss: number }>('gc', {})
+    const cpuStart = cpuSeconds(broker.pid!)
+    await new Promise((resolve) => setTimeout(resolve, opts['idle-seconds'] * 1000))
+    const idleCpuPercent = ((cpuSeconds(broker.pid!) - cpuStart) / opts['idle-seconds']) * 100
+    console.error(`  bare aedes: ${fmtInt(result.connected)} connected in ${fmtInt(result.elapsedMs)} ms, ${fmtInt(result.failed)} failed`)
+    return {
+      system: 'bare aedes', ...result,
+      connectPerS: result.connected / (result.elapsedMs / 1000),
+      rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / Math.max(1, result.connected), idleCpuPercent,
+    }
+  } finally {
+    await Promise.all(generators.map((g) => g.stop()))
+    await broker.stop()
+  }
+}

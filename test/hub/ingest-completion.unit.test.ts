@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest'
+import { pino } from 'pino'
+import { resolveCapabilities, topics } from '@trellis/device-sdk'
+import { attachIngest } from '../../hub/src/ingest/ingest.js'
+import { DeadLetters } from '../../hub/src/ingest/dead-letters.js'
+import { HubMetrics } from '../../hub/src/metrics.js'
+import type { DeviceContext } from '../../hub/src/registry/directory.js'
+import type { Point } from '../../hub/src/store/points.js'
+
+type Deliver = (packet: { topic: string, payload: Buffer, qos: number }, done: () => void) => void
+
+const device: DeviceContext = {
+  id: 'dev-completion',
+  makerId: 'mk-1',
+  ownerId: null,
+  secretHash: '',
+  disabled: false,
+  releasedAt: null,
+  model: { id: 'md-1', name: 'thermo-1', makerId: 'mk-1', capabilities: new Map(resolveCapabilities(['temperature']).map((c) => [c.name, c])), mapping: null, heartbeatMs: null },
+}
+
+/** Ingest on fakes: an aedes that records subscriptions, a writer that is full or stores at once. */
+async function ingestWith (writer: { write (points: readonly Point[], done?: (err?: Error) => void): boolean, flush (): void, stats?: { buffered: number } }) {
+  const subscribers = new Map<string, Deliver>()
+  const aedes = {
+    subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
+    unsubscribe: (_filter: string, _fn: Deliver, cb: () => void) => cb(),
+    on: () => {},
+    off: () => {},
+  }
+  const state = { touch: () => {}, applyReadings: () => {}, setPresence: () => {} }
+  const directory = { peek: (id: string) => (id === device.id ? device : undefined), get: async () => null }
+  await attachIngest({
+    aedes: aedes as never, directory: directory as never, state: state as never, writer: { stats: { buffered: 0 }, ...writer } as never,
+    deadLetters: new DeadLetters(), metrics: new HubMetrics(), log: pino({ level: 'silent' }),
+  })
+  return (payload: string) => {
+    let completed = false
+    subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from(payload), qos: 0 }, () => { completed = true })
+    return { completedInside: completed, settled: new Promise<boolean>((resolve) => setImmediate(() => resolve(completed))) }
+  }
+}
+
+describe('ingest hands a delivery back to the broker', () => {
+  // aedes parses the client's next packets inside the completion: completing inside
+  // the call, message after message, recursed until the stack overflowed (ingest bench).
+  it('never inside the delivery call, for a rejected payload or a full writer', async () => {
+    const full = { write: (_p: readonly Point[], done?: (err?: Error) => void) => { done?.(new Error('full')); return false }, flush: () => {} }
+    const deliver = await ingestWith(full)
+    for (const payload of ['not json', '{"readings":{"temperature":999}}', '{"readings":{"temperature":21}}']) {
+      const result = deliver(payload)
+      expect(result.completedInside).toBe(false)
+      expect(await result.settled).toBe(true)
+    }
+  })
+
+  it('asks the writer to send once the burst of reads is handled', async () => {
+    const written: Point[] = []
+    let flushes = 0
+    const writer = { write: (points: readonly Point[]) => { written.push(...points); return true }, flush: () => { flushes++ } }
+    const deliver = await ingestWith(writer)
+    for (let i = 0; i < 50; i++) deliver(`{"ts":${Date.now() - 1000 + i},"readings":{"temperature":21}}`)
+    expect(flushes).toBe(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(written).toHaveLength(50)
+    expect(flushes).toBe(1)
+  })
+})
+
+describe('ingest under overload', () => {
+  it('sheds and counts QoS 0 telemetry while the writer or the broker queue is over its mark, and keeps QoS 1', async () => {
+    const subscribers = new Map<string, Deliver>()
+    const aedes = {
+      mq: { length: 0 },
+      subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
+      unsubscribe: (_f: string, _fn: Deliver, cb: () => void) => cb(),
+      on: () => {},
+      off: () => {},
+    }
+    const written: Point[] = []
+    const writer = { stats: { buffered: 0 }, write: (points: readonly Point[], done?: () => void) => { written.push(...points); setImmediate(() => done?.()); return true }, flush: () => {} }
+    const metrics = new HubMetrics()
+    await attachIngest({
+      aedes: aedes as never,
+      directory: { peek: () => device, get: async () => device } as never,
+      state: { touch: () => {}, applyReadings: () => {}, setPresence: () => {} } as never,
+      writer: writer as never,
+      deadLetters: new DeadLetters(),
+      metrics,
+      log: pino({ level: 'silent' }),
+      shedQos0AbovePoints: 1000,
+      shedQos0AboveQueuedMessages: 5,
+    })
+    const deliver = (qos: number) => new Promise<void>((resolve) => subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from('{"readings":{"temperature":21}}'), qos }, resolve))
+    await deliver(0)
+    expect(written).toHaveLength(1)
+    writer.stats.buffered = 1000
+    await deliver(0)
+    await deliver(0)
+    expect(written).toHaveLength(1)
+    await deliver(1)
+    expect(written).toHaveLength(2)
+    writer.stats.buffered = 0
+    aedes.mq.length = 5
+    await deliver(0)
+    expect(written).toHaveLength(2)
+    aedes.mq.length = 4
+    await deliver(0)
+    expect(written).toHaveLength(3)
+    const shed = (await metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')
+    expect(shed?.value).toBe(3)
+  })
+})
