@@ -76,6 +76,12 @@ export interface BrokerOptions {
    * counted. Default 1000 (aedes: unbounded).
    */
   maxQueuedPerClient?: number
+  /**
+   * The same bound for a session of the hub's service principal, which queues
+   * every device's readings while a hub running apart is away: size it for
+   * the readings of the longest hub outage to bridge. Default 100000.
+   */
+  maxQueuedForService?: number
   /** QoS 2 publishes a client may hold awaiting PUBREL before it is cut off. Default 16 (aedes: 1000). */
   maxInflightInbound?: number
   /** Told of each security event (the hub records them in its audit log). Default: none. */
@@ -161,6 +167,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     publishDropped: 0, rateLimitDisconnects: 0, oversizedPackets: 0, queueDropped: 0,
   }
   const serviceHash = opts.service && sha256(opts.service.secret)
+  const serviceClientIds = new Set<string>()
   const maxConnections = opts.maxConnections ?? 50_000
   const maxPacketBytes = opts.maxPacketBytes ?? 64 * 1024
   const maxKeepalive = opts.maxKeepaliveSeconds ?? 600
@@ -225,6 +232,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       if (opts.service && username === opts.service.username) {
         if (!safeEqual(sha256(secret), serviceHash!)) return fail('bad service credentials')
         client.principal = { kind: 'service', name: username }
+        serviceClientIds.add(claimed)
         return done(null, true)
       }
       if (!username || claimed !== username) return fail('client id must equal the username (the device id)', 2)
@@ -272,7 +280,9 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     },
   }
   const aedes = await Aedes.createBroker(aedesOpts)
-  boundOutgoingQueues(aedes, opts.maxQueuedPerClient ?? 1000, stats)
+  const maxQueued = opts.maxQueuedPerClient ?? 1000
+  const maxQueuedForService = opts.maxQueuedForService ?? 100_000
+  boundOutgoingQueues(aedes, (clientId) => serviceClientIds.has(clientId) ? maxQueuedForService : maxQueued, stats)
   aedes.on('client', () => { stats.connections++ })
   aedes.on('clientDisconnect', () => { stats.connections-- })
   aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
@@ -385,12 +395,12 @@ interface OutgoingPersistence {
  * message enters through `outgoingEnqueue*` and leaves through
  * `outgoingClearMessageId`, so counting at those two doors bounds the queue.
  */
-function boundOutgoingQueues (aedes: Aedes, max: number, stats: BrokerStats): void {
+function boundOutgoingQueues (aedes: Aedes, maxFor: (clientId: string) => number, stats: BrokerStats): void {
   const persistence = (aedes as unknown as { persistence: OutgoingPersistence }).persistence
   const queued = new Map<string, number>()
   const admit = (clientId: string): boolean => {
     const n = queued.get(clientId) ?? 0
-    if (n >= max) {
+    if (n >= maxFor(clientId)) {
       stats.queueDropped++
       return false
     }

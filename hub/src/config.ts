@@ -31,6 +31,12 @@ export const HubConfig = z.object({
   TLS_KEY_FILE: z.string().min(1).optional(),
   /** MQTT over TLS port, used when TLS_CERT_FILE and TLS_KEY_FILE are set. */
   MQTTS_PORT: Port.default(8883),
+  /** A broker running apart from the hub (mqtt:// or mqtts://): the hub then runs none and joins it with SERVICE_SECRET. Unset: the broker runs in the hub. */
+  BROKER_URL: z.url().optional(),
+  /** The hub's service principal at BROKER_URL. */
+  SERVICE_USERNAME: z.string().regex(/^[^+#/\u0000]{1,64}$/).default('trellis-hub'),
+  /** The service principal's secret (at least 32 characters), needed with BROKER_URL; also guards POST /internal/mqtt/auth. */
+  SERVICE_SECRET: z.string().min(32, 'SERVICE_SECRET needs at least 32 characters').optional(),
   /** pino level: fatal, error, warn, info, debug, trace, silent. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
@@ -45,6 +51,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): HubConfig {
   }
   if (Boolean(parsed.data.TLS_CERT_FILE) !== Boolean(parsed.data.TLS_KEY_FILE)) {
     throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither')
+  }
+  if (parsed.data.BROKER_URL && !parsed.data.SERVICE_SECRET) {
+    throw new ConfigError('BROKER_URL needs SERVICE_SECRET: the hub joins the broker as its service principal')
   }
   if (parsed.data.DATABASE_URL) {
     throw new ConfigError('DATABASE_URL (PostgreSQL registry) is not supported yet; unset it to use the embedded registry under DATA_DIR')

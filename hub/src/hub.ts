@@ -1,4 +1,5 @@
 import path from 'node:path'
+import type { Aedes } from 'aedes'
 import { pino, type Logger } from 'pino'
 import { topics } from '@trellis/device-sdk'
 import { attachWebSocketListener, createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
@@ -17,6 +18,8 @@ import { PointWriter, type PointWriterOptions } from './store/writer.js'
 import { buildControl, type Control, type ControlOptions } from './control.js'
 import { Spool, type SpoolOptions } from './store/spool.js'
 import { seriesOfLine } from './store/points.js'
+import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
+import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -28,6 +31,13 @@ export interface HubOptions extends ControlOptions {
   logger?: Logger
   /** Broker settings other than authentication, which the hub provides. */
   broker?: Omit<BrokerOptions, 'authenticateDevice' | 'logger'>
+  /**
+   * A broker running apart from the hub, reached as its service principal on a
+   * persistent QoS 1 session (see docs/durability.md). The hub then runs no
+   * broker of its own, and `broker` and the MQTT ports of `listen()` are
+   * unused. Default none: the broker runs in-process.
+   */
+  remoteBroker?: RemoteBrokerOptions
   writer?: Omit<PointWriterOptions, 'url' | 'database' | 'logger' | 'spool'>
   /**
    * Where the hub keeps what must survive a restart: the spool of points
@@ -52,7 +62,10 @@ export interface HubOptions extends ControlOptions {
 export interface Hub {
   readonly registry: Registry
   readonly directory: DeviceDirectory
+  /** The in-process broker; reading it in remote mode throws. */
   readonly broker: Broker
+  /** The session with a broker apart from the hub, in remote mode; otherwise null. */
+  readonly remote: RemoteBroker | null
   readonly state: StateStore
   readonly store: TelemetryStore
   readonly writer: PointWriter
@@ -73,7 +86,8 @@ export interface Hub {
 }
 
 /**
- * Builds the hub and its in-process broker, ready to listen. Nothing here
+ * Builds the hub and its in-process broker (or its session with a broker
+ * apart, `remoteBroker`), ready to listen. Nothing here
  * reads the environment: `main.ts` does that.
  */
 export async function buildHub (opts: HubOptions): Promise<Hub> {
@@ -93,19 +107,22 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   await state.load()
 
   const audit = new AuditLog(registry, log.child({ component: 'audit' }))
-  const broker = await createBroker({
+  const remote = opts.remoteBroker ? new RemoteBroker(opts.remoteBroker, log.child({ component: 'remote-broker' })) : null
+  const broker = remote ? null : await createBroker({
     ...opts.broker,
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
-  const control = await buildControl({ sql, aedes: broker.aedes, directory, state, store, writer, deadLetters, metrics, log }, opts)
+  // The remote session offers the part of aedes' interface that ingest and commands use.
+  const bus = broker?.aedes ?? remote as unknown as Aedes
+  const control = await buildControl({ sql, aedes: bus, directory, state, store, writer, deadLetters, metrics, log }, opts)
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
-  registry.on('credentials-changed', (deviceId: string) => broker.disconnect(deviceId))
+  registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
-    aedes: broker.aedes,
-    broker,
+    aedes: bus,
+    broker: broker ?? remote!,
     directory,
     state,
     writer,
@@ -114,6 +131,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     log: log.child({ component: 'ingest' }),
     maxPayloadBytes: opts.maxPayloadBytes,
   })
+  await remote?.start()
 
   writer.on('rejected', (lines: string[], reason: string) => {
     metrics.rejected.labels('store-refused').inc(lines.length)
@@ -132,15 +150,17 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   metrics.gauge('trellis_spool_depth_points', 'Points in the spool waiting to be replayed.', () => writer.spoolDepth.points)
   metrics.gauge('trellis_spool_depth_bytes', 'Bytes of the spool on disk.', () => writer.spoolDepth.bytes)
   metrics.gauge('trellis_spool_fill_ratio', 'Spool bytes over its limit; at 1 new points wait in memory and devices are slowed.', () => spool ? spool.depth.bytes / spool.maxBytes : 0)
-  metrics.gauge('trellis_broker_connections', 'MQTT connections.', () => broker.stats.connections)
-  metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker.stats.authFailures)
-  metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker.stats.publishDenied)
-  metrics.gauge('trellis_broker_subscribe_denied', 'Subscriptions refused by the topic policy.', () => broker.stats.subscribeDenied)
-  metrics.gauge('trellis_broker_auth_throttled', 'MQTT connections refused unchecked after too many failed authentications.', () => broker.stats.authThrottled)
-  metrics.gauge('trellis_broker_publish_dropped', 'Device publishes dropped by the rate limit.', () => broker.stats.publishDropped)
-  metrics.gauge('trellis_broker_rate_limit_disconnects', 'Devices disconnected for sustained publishing over the rate limit.', () => broker.stats.rateLimitDisconnects)
-  metrics.gauge('trellis_broker_oversized_packets', 'MQTT connections cut for declaring a packet over the size limit.', () => broker.stats.oversizedPackets)
-  metrics.gauge('trellis_broker_queue_dropped', 'Messages not queued for a client whose queue was full.', () => broker.stats.queueDropped)
+  if (broker) {
+    metrics.gauge('trellis_broker_connections', 'MQTT connections.', () => broker!.stats.connections)
+    metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker!.stats.authFailures)
+    metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker!.stats.publishDenied)
+    metrics.gauge('trellis_broker_subscribe_denied', 'Subscriptions refused by the topic policy.', () => broker!.stats.subscribeDenied)
+    metrics.gauge('trellis_broker_auth_throttled', 'MQTT connections refused unchecked after too many failed authentications.', () => broker!.stats.authThrottled)
+    metrics.gauge('trellis_broker_publish_dropped', 'Device publishes dropped by the rate limit.', () => broker!.stats.publishDropped)
+    metrics.gauge('trellis_broker_rate_limit_disconnects', 'Devices disconnected for sustained publishing over the rate limit.', () => broker!.stats.rateLimitDisconnects)
+    metrics.gauge('trellis_broker_oversized_packets', 'MQTT connections cut for declaring a packet over the size limit.', () => broker!.stats.oversizedPackets)
+    metrics.gauge('trellis_broker_queue_dropped', 'Messages not queued for a client whose queue was full.', () => broker!.stats.queueDropped)
+  }
   metrics.gauge('trellis_audit_dropped', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
   const makerNames = new Map<string, string>()
@@ -167,17 +187,25 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const api = buildApi(apiContext, log, {
     ...opts.api,
     ...(opts.tls && { https: opts.tls }),
-    extraRoutes: (ctx) => [...control.routes(ctx), ...(opts.api?.extraRoutes?.(ctx) ?? [])],
+    extraRoutes: (ctx) => [
+      ...control.routes(ctx),
+      ...(opts.remoteBroker ? mqttAuthRoutes(ctx, opts.remoteBroker.secret) : []),
+      ...(opts.api?.extraRoutes?.(ctx) ?? []),
+    ],
   })
-  const webSocket = attachWebSocketListener(api.app.server, broker, { maxPayload: (opts.broker?.maxPacketBytes ?? 64 * 1024) + 1024 })
+  const webSocket = broker && attachWebSocketListener(api.app.server, broker, { maxPayload: (opts.broker?.maxPacketBytes ?? 64 * 1024) + 1024 })
 
   let closed = false
   return {
-    registry, directory, broker, state, store, writer, deadLetters, metrics, audit, api, log, control,
+    get broker (): Broker {
+      if (!broker) throw new Error('this hub runs apart from its broker (remoteBroker): there is no in-process broker')
+      return broker
+    },
+    remote, registry, directory, state, store, writer, deadLetters, metrics, audit, api, log, control,
     async listen ({ httpPort, mqttPort, mqttsPort, host = '127.0.0.1' }) {
       if (mqttsPort !== undefined && !opts.tls) throw new Error('mqttsPort needs the tls option (a certificate and key)')
-      const mqtt = await broker.listen({ port: mqttPort, host })
-      const mqtts = mqttsPort === undefined ? undefined : await broker.listen({ port: mqttsPort, host, tls: opts.tls })
+      const mqtt = broker ? await broker.listen({ port: mqttPort, host }) : null
+      const mqtts = mqttsPort === undefined || !broker ? undefined : await broker.listen({ port: mqttsPort, host, tls: opts.tls })
       await api.app.listen({ port: httpPort, host })
       const address = api.app.server.address()
       const port = typeof address === 'object' && address ? address.port : httpPort
@@ -185,7 +213,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       const secure = Boolean(opts.tls)
       return {
         httpUrl: `${secure ? 'https' : 'http'}://${shown}:${port}`,
-        mqttUrl: `mqtt://${shown}:${mqtt.port}`,
+        mqttUrl: mqtt ? `mqtt://${shown}:${mqtt.port}` : opts.remoteBroker!.url,
         wsUrl: `${secure ? 'wss' : 'ws'}://${shown}:${port}/mqtt`,
         ...(mqtts && { mqttsUrl: `mqtts://${shown}:${mqtts.port}` }),
       }
@@ -196,10 +224,10 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       // Open event streams would hold the HTTP server open; end them first.
       control.stopAccepting()
       stopEnsuringSchema()
-      webSocket.close()
+      webSocket?.close()
       await api.app.close()
       await control.close()
-      await broker.close()
+      await (broker ?? remote!).close()
       await ingest.detach()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       await state.close()

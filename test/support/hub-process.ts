@@ -20,6 +20,8 @@ export interface HubProcessOptions {
   httpPort?: number
   /** Writer settings; flushIntervalMs defaults to 20 here. */
   writer?: HubOptions['writer']
+  /** A broker apart from the hub (remote mode); default none, the broker runs in the hub process. */
+  remoteBroker?: HubOptions['remoteBroker']
 }
 
 export interface HubProcess {
@@ -109,6 +111,7 @@ async function main (opts: HubProcessOptions): Promise<void> {
     dataDir: opts.dataDir,
     logger,
     writer: { flushIntervalMs: 20, ...opts.writer },
+    remoteBroker: opts.remoteBroker,
   })
   const urls = await hub.listen({ httpPort: opts.httpPort ?? 0, mqttPort: opts.mqttPort ?? 0 })
   closeOnSignals(() => hub.close(), { logger })

@@ -1,0 +1,190 @@
+import { EventEmitter } from 'node:events'
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
+import type { Logger } from 'pino'
+import type { Duplex } from 'node:stream'
+import type { Broker } from '@trellis/broker'
+import { parseTopic, topics, type Channel } from '@trellis/device-sdk'
+
+export interface RemoteBrokerOptions {
+  /** The broker's URL, `mqtt://host:port` or `mqtts://…`. */
+  url: string
+  /** The service principal's name, as the broker's `service` option knows it. */
+  username: string
+  secret: string
+  /**
+   * Client id of the hub's persistent session. A restarted hub must use the
+   * same one to receive what the broker kept for it. Default `hub:<username>`,
+   * which no device id can be (device ids have no colon), so no device can take the session over.
+   */
+  clientId?: string
+  /** How long `start()` waits for the first connection. Default 30000 ms. */
+  connectTimeoutMs?: number
+  /** Extra mqtt.js options (TLS trust, for example). Default none. */
+  mqtt?: IClientOptions
+}
+
+type Deliver = (packet: IPublishPacket, done: (err?: Error | null) => void) => void
+
+/** Refusing mqtt.js' own PUBACK: this link sends it itself, once the message is handled. */
+const ackedLater = new Error('acknowledged once handled')
+
+/** The device channels the hub takes in; the broker's policy lets only the service subscribe to them. */
+const channels: Channel[] = ['telemetry', 'events', 'presence', 'acks']
+
+/**
+ * The hub's session with a broker running apart from it: the part of aedes'
+ * interface that ingest and commands use (subscribe, publish, events), over
+ * an mqtt.js client with a persistent session (`clean: false`, fixed client id)
+ * subscribed at QoS 1 to every device's channels.
+ *
+ * A message is acknowledged (PUBACK) only once it is handled, telemetry only
+ * once its readings are durable, so the broker keeps and re-sends to the
+ * session whatever a hub that died had not made durable. mqtt.js handles
+ * incoming packets one at a time and sends the PUBACK when its handler
+ * returns (`customHandleAcks` and `handleMessage` alike): holding that handler
+ * until a batch is written would let one message through per batch. So the
+ * handler returns at once without PUBACK, and the PUBACKs are written here,
+ * in the order the messages came (MQTT-4.6.0-2), as they become durable.
+ */
+export class RemoteBroker extends EventEmitter {
+  /** Same contract as the in-process broker's hook: telemetry goes there, and `done` releases the PUBACK. */
+  beforeAck: Broker['beforeAck'] = null
+  /** No device connects here: presence comes from the devices' retained presence and wills. */
+  readonly clients: Record<string, never> = {}
+  readonly stats = { received: 0, acknowledged: 0, notDurable: 0, reconnects: 0 }
+  private readonly client: MqttClient
+  private readonly subscribers: Array<{ filter: string, deliver: Deliver }> = []
+  /** PUBACKs owed on the current connection, oldest first; a new connection starts afresh (the broker re-sends). */
+  private owed: { stream: Duplex | null, queue: Array<{ messageId: number, ready: boolean }> } = { stream: null, queue: [] }
+
+  constructor (private readonly opts: RemoteBrokerOptions, private readonly log: Logger) {
+    super()
+    this.client = mqtt.connect(opts.url, {
+      reconnectPeriod: 1_000,
+      connectTimeout: 10_000,
+      ...opts.mqtt,
+      clientId: opts.clientId ?? `hub:${opts.username}`,
+      username: opts.username,
+      password: opts.secret,
+      clean: false,
+      protocolVersion: 4,
+      // Not before ingest is attached: the broker sends what it kept for the session right after CONNACK.
+      manualConnect: true,
+    })
+    this.client.handleMessage = (packet, callback) => this.receive(packet, callback)
+    this.client.on('connect', (connack) => {
+      this.owed = { stream: this.client.stream as unknown as Duplex, queue: [] }
+      this.log.info({ url: opts.url, sessionPresent: connack.sessionPresent }, 'connected to the broker')
+    })
+    this.client.on('reconnect', () => { this.stats.reconnects++ })
+    this.client.on('offline', () => this.log.warn({ url: opts.url }, 'broker connection lost; reconnecting'))
+    this.client.on('error', (err) => this.log.error({ err: err.message }, 'broker connection error'))
+  }
+
+  /** Connects and subscribes; resolves once the session is subscribed to every device channel. */
+  async start (): Promise<void> {
+    const timeoutMs = this.opts.connectTimeoutMs ?? 30_000
+    let onRefusal: (err: Error & { code?: number }) => void = () => {}
+    const connected = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no connection to the broker at ${this.opts.url} within ${timeoutMs} ms`)), timeoutMs)
+      this.client.once('connect', () => { clearTimeout(timer); resolve() })
+      // Bad credentials will not get better by retrying; an unreachable broker may.
+      onRefusal = (err) => {
+        if (err.code !== 4 && err.code !== 5) return
+        clearTimeout(timer)
+        this.client.end(true)
+        reject(new Error(`the broker at ${this.opts.url} refused the service credentials: ${err.message}`))
+      }
+      this.client.on('error', onRefusal)
+    })
+    this.client.connect()
+    await connected.finally(() => this.client.off('error', onRefusal))
+    const granted = await this.client.subscribeAsync(channels.map((c) => topics.all(c)), { qos: 1 })
+    const refused = granted.filter((g) => g.qos !== 1)
+    if (refused.length > 0) throw new Error(`the broker refused the hub's subscriptions (${refused.map((g) => g.topic).join(', ')}): are these the service credentials?`)
+  }
+
+  subscribe (filter: string, deliver: Deliver, done: () => void): void {
+    this.subscribers.push({ filter, deliver })
+    done()
+  }
+
+  unsubscribe (filter: string, deliver: Deliver, done: () => void): void {
+    const i = this.subscribers.findIndex((s) => s.filter === filter && s.deliver === deliver)
+    if (i >= 0) this.subscribers.splice(i, 1)
+    done()
+  }
+
+  /** Publishes a command; `done` is called once the broker has it (its PUBACK, for QoS 1). */
+  publish (packet: { topic: string, payload: Buffer | string, qos: 0 | 1 | 2, retain: boolean }, done: (err?: Error) => void): void {
+    this.client.publish(packet.topic, packet.payload, { qos: packet.qos, retain: packet.retain }, (err) => done(err ?? undefined))
+  }
+
+  /** Leaves the session with DISCONNECT: the broker keeps it, and what is not acknowledged, for the next start. */
+  async close (): Promise<void> {
+    await this.client.endAsync()
+  }
+
+  private receive (packet: IPublishPacket, callback: (err?: Error) => void): void {
+    this.stats.received++
+    if (packet.qos === 0 || packet.messageId === undefined) {
+      this.dispatch(packet, () => {})
+      return callback()
+    }
+    const owed = this.owed
+    const slot = { messageId: packet.messageId, ready: false }
+    owed.queue.push(slot)
+    this.dispatch(packet, (err) => {
+      if (err) {
+        this.stats.notDurable++
+        // Without a PUBACK the broker re-sends it, but only on a new connection: start one.
+        if (owed.stream === this.owed.stream) {
+          this.log.warn({ topic: packet.topic, err: err.message }, 'message not made durable; reconnecting so the broker sends it again')
+          this.owed.stream?.destroy()
+        }
+        return
+      }
+      slot.ready = true
+      this.flush(owed)
+    })
+    callback(ackedLater)
+  }
+
+  private dispatch (packet: IPublishPacket, done: (err?: Error | null) => void): void {
+    const parsed = parseTopic(packet.topic)
+    if (parsed?.channel === 'telemetry' && this.beforeAck) {
+      return this.beforeAck(parsed.deviceId, packet as never, (err) => done(err))
+    }
+    const targets = this.subscribers.filter((s) => matches(s.filter, packet.topic))
+    let waiting = targets.length
+    if (waiting === 0) return done()
+    let failed: Error | null = null
+    for (const { deliver } of targets) {
+      deliver(packet, (err) => {
+        failed ??= err ?? null
+        if (--waiting === 0) done(failed)
+      })
+    }
+  }
+
+  private flush (owed: RemoteBroker['owed']): void {
+    // A connection that is gone takes its debts with it: the broker re-sends those messages on the next one.
+    if (owed.stream !== this.owed.stream || !owed.stream || owed.stream.destroyed) return
+    while (owed.queue.length > 0 && owed.queue[0].ready) {
+      const { messageId } = owed.queue.shift()!
+      owed.stream.write(Buffer.from([0x40, 0x02, messageId >> 8, messageId & 0xff]))
+      this.stats.acknowledged++
+    }
+  }
+}
+
+/** MQTT topic filter matching (`+` one level, `#` the rest). */
+function matches (filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false
+  }
+  return f.length === t.length
+}
