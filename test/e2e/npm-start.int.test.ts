@@ -11,8 +11,18 @@ let dataDir: string
 const children: ChildProcess[] = []
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
-  if (dataDir) await rm(dataDir, { recursive: true, force: true })
+  // After a failed test: a SIGKILLed start would leave its influxd (its own process group) behind.
+  for (const c of children) {
+    if (c.exitCode !== null || c.signalCode !== null) continue
+    const exited = new Promise((resolve) => c.once('exit', resolve))
+    c.kill('SIGINT')
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))])
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  }
+  if (!dataDir) return
+  const pid = Number(await readFile(path.join(dataDir, 'influxdb', 'influxd.pid'), 'utf8').catch(() => ''))
+  if (pid > 1) try { process.kill(pid, 'SIGKILL') } catch {}
+  await rm(dataDir, { recursive: true, force: true })
 })
 
 interface Started { child: ChildProcess, output: () => string, apiUrl: string, token: string }
