@@ -250,11 +250,12 @@ export class CommandService extends EventEmitter {
       for (const w of flight.waiters.splice(0)) w()
     }
     this.inFlight.clear()
+    await this.opts.commandLog.flush().catch((err: Error) => this.log.error({ err }, 'command records could not be written at shutdown'))
   }
 
   // --- sending and settling ---------------------------------------------------
 
-  /** Publishes a record that has `sentAt` set; resolves when it settles or times out. */
+  /** The command in the model's dialect; a CommandRefused when the mapping cannot express it. */
   private encode (ctx: DeviceContext, command: Command): Buffer {
     try {
       return encodeCommand(ctx.model, command)
@@ -264,6 +265,7 @@ export class CommandService extends EventEmitter {
     }
   }
 
+  /** Publishes a record that has `sentAt` set; resolves when it settles or times out. */
   private dispatch (record: CommandRecord, ctx: DeviceContext, timeoutMs: number, encoded?: Buffer): Promise<void> {
     let payload = encoded
     if (!payload) {
