@@ -27,34 +27,21 @@ export function credentialRoutes (api: ApiContext) {
         return { id: device.id, secret }
       },
     }),
-    route({
+    ...([true, false] as const).map((disabled) => route({
       method: 'POST',
-      path: '/v1/devices/{id}/disable',
-      summary: 'Disable a device: it can no longer connect, and live sessions are closed',
+      path: disabled ? '/v1/devices/{id}/disable' : '/v1/devices/{id}/enable',
+      summary: disabled ? 'Disable a device: it can no longer connect, and live sessions are closed' : 'Enable a disabled device again',
       tags: ['devices'],
       access: 'maker',
       params: DeviceParams,
       handler: async ({ params, caller, request }) => {
         const device = await visibleDevice(api, caller, params.id, ['maker'])
-        await api.registry.setDeviceDisabled(device.id, true)
-        api.audit.record({ actor: actorOf(caller), action: 'device-disabled', deviceId: device.id, address: request.ip, detail: 'device disabled' })
-        return { id: device.id, disabled: true }
+        await api.registry.setDeviceDisabled(device.id, disabled)
+        const action = disabled ? 'device-disabled' : 'device-enabled'
+        api.audit.record({ actor: actorOf(caller), action, deviceId: device.id, address: request.ip, detail: disabled ? 'device disabled' : 'device enabled' })
+        return { id: device.id, disabled }
       },
-    }),
-    route({
-      method: 'POST',
-      path: '/v1/devices/{id}/enable',
-      summary: 'Enable a disabled device again',
-      tags: ['devices'],
-      access: 'maker',
-      params: DeviceParams,
-      handler: async ({ params, caller, request }) => {
-        const device = await visibleDevice(api, caller, params.id, ['maker'])
-        await api.registry.setDeviceDisabled(device.id, false)
-        api.audit.record({ actor: actorOf(caller), action: 'device-enabled', deviceId: device.id, address: request.ip, detail: 'device enabled' })
-        return { id: device.id, disabled: false }
-      },
-    }),
+    })),
     route({
       method: 'POST',
       path: '/v1/devices/{id}/release',
