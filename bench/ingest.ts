@@ -196,7 +196,7 @@ async function latencyPhase (opts: IngestOptions, stack: Awaited<ReturnType<type
     waiting.delete(ts)
     latencies.push(performance.now() - sentAt)
   }
-  stack.hub.state.on('change', onChange)
+  stack.hub.state.on('readings', onChange)
   const profile = profileByName(probe.profile)
   let seq = 0
   const probeBase = Date.now() - HOUR
@@ -210,7 +210,7 @@ async function latencyPhase (opts: IngestOptions, stack: Awaited<ReturnType<type
   clearInterval(timer)
   const stored = await awaitStored(async () => (await countStored(influx.url, database, measurements, base, base + HOUR)).total, load.readingsSent, { settleMs: 1500 })
   const phaseUsage = usage.stop()
-  stack.hub.state.off('change', onChange)
+  stack.hub.state.off('readings', onChange)
   await client.endAsync(true)
   return {
     msgsPerS: load.sent / (load.elapsedMs / 1000),

@@ -38,12 +38,14 @@ describe('live streams', () => {
     streams.open('ow-a', a as never)
     streams.open('ow-b', b as never)
     expect(a.headers['content-type']).toBe('text/event-stream; charset=utf-8')
-    state.emit('change', { kind: 'state', deviceId: 'dev-b', readings: { power: { value: true, ts: 'x' } } })
-    state.emit('change', { kind: 'presence', deviceId: 'dev-a', online: false, at: 'x' })
+    state.emit('readings', { kind: 'state', deviceId: 'dev-b', readings: { power: { value: true, ts: 'x' } } })
+    state.emit('presence', { kind: 'presence', deviceId: 'dev-a', online: false, at: 'x' })
     commands.emit('change', { id: 'cmd-1', ownerId: 'ow-b', deviceId: 'dev-b', status: 'ok' })
     expect(a.events()).toEqual(['ready', 'presence'])
     expect(b.events()).toEqual(['ready', 'state', 'command'])
     streams.close()
+    // With no stream open, nobody asks the state store to render readings.
+    expect(state.listenerCount('readings')).toBe(0)
   })
 
   it('refuses streams beyond the per-owner limit and frees a slot when one closes', () => {
@@ -63,7 +65,7 @@ describe('live streams', () => {
     const slow = new FakeResponse()
     streams.open('ow-a', slow as never)
     slow.writableLength = 5000
-    state.emit('change', { kind: 'presence', deviceId: 'dev-a', online: true, at: 'x' })
+    state.emit('presence', { kind: 'presence', deviceId: 'dev-a', online: true, at: 'x' })
     expect(slow.destroyed).toBe(true)
     expect(streams.size).toBe(0)
   })

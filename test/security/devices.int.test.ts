@@ -62,7 +62,7 @@ function sendCommand (deviceId: string, id: string): void {
 async function ingestLatency (dev: Device, value: number, ts: number): Promise<number> {
   const t0 = performance.now()
   const at = new Date(ts).toISOString()
-  const seen = nextEvent<[{ kind: string, deviceId: string, readings?: Record<string, { ts: string }> }]>(stack.hub.state, 'change',
+  const seen = nextEvent<[{ kind: string, deviceId: string, readings?: Record<string, { ts: string }> }]>(stack.hub.state, 'readings',
     (e) => e.kind === 'state' && e.deviceId === dev.id && e.readings?.temperature?.ts === at)
   await dev.report({ temperature: value }, ts)
   await seen

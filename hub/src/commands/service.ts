@@ -106,7 +106,7 @@ export class CommandService extends EventEmitter {
       }, (err: Error) => this.log.error({ err }, 'old commands could not be pruned'))
     }, Math.min(retentionMs, 3_600_000))
     this.pruning.unref()
-    opts.state.on('change', this.onStateChange)
+    opts.state.on('presence', this.onStateChange)
     opts.aedes.on('clientReady', this.onClientReady)
     opts.aedes.on('subscribe', this.onSubscribe)
   }
@@ -241,7 +241,7 @@ export class CommandService extends EventEmitter {
     this.closed = true
     clearInterval(this.sweep)
     clearInterval(this.pruning)
-    this.opts.state.off('change', this.onStateChange)
+    this.opts.state.off('presence', this.onStateChange)
     this.opts.aedes.off('clientReady', this.onClientReady)
     this.opts.aedes.off('subscribe', this.onSubscribe)
     for (const flight of this.inFlight.values()) {

@@ -88,32 +88,36 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     log.debug({ deviceId, topic, reason }, 'payload rejected')
   }
 
-  /** Resolves the device of a message; the broker authenticated it, so a miss means it was deleted. */
-  const withDevice = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void): Deliver => (packet, brokerDone) => {
+  type Handler = (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void
+
+  /**
+   * Resolves the device of a message (`deviceId` when the broker already knows
+   * it, else from the topic); the broker authenticated it, so a miss means it was deleted.
+   */
+  const withDevice = (channel: Channel, handle: Handler) => (packet: AedesPublishPacket, brokerDone: (err?: Error) => void, deviceId?: string) => {
     // aedes parses a client's next packets inside `done`: completing synchronously,
     // message after message (rejections, a full writer), recurses until the stack
     // overflows, so a synchronous completion waits for the next turn of the loop.
     let synchronous = true
     const done = (err?: Error) => { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }
-    deliver(channel, handle, packet, done)
+    deliver(channel, handle, packet, done, deviceId ?? parseTopic(packet.topic)?.deviceId)
     synchronous = false
   }
 
-  const deliver = (channel: Channel, handle: (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void, packet: AedesPublishPacket, done: (err?: Error) => void) => {
+  const deliver = (channel: Channel, handle: Handler, packet: AedesPublishPacket, done: (err?: Error) => void, deviceId: string | undefined) => {
     channelCounters[channel as keyof typeof channelCounters]?.inc()
-    const parsed = parseTopic(packet.topic)
-    if (!parsed) return done()
-    const ctx = directory.peek(parsed.deviceId)
+    if (!deviceId) return done()
+    const ctx = directory.peek(deviceId)
     if (ctx) return handle(ctx, packet, done)
-    directory.get(parsed.deviceId).then((loaded) => {
+    directory.get(deviceId).then((loaded) => {
       if (!loaded) {
-        reject(null, parsed.deviceId, packet.topic, packet.payload as Buffer, `unknown device ${parsed.deviceId}`, 'unknown-device')
+        reject(null, deviceId, packet.topic, packet.payload as Buffer, `unknown device ${deviceId}`, 'unknown-device')
         return done()
       }
       handle(loaded, packet, done)
     }, (err: Error) => {
       // Not acknowledged: the registry may answer when the device sends it again.
-      log.error({ err, deviceId: parsed.deviceId }, 'device lookup failed')
+      log.error({ err, deviceId }, 'device lookup failed')
       done(err)
     })
   }
@@ -201,8 +205,9 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
 
   if (opts.broker) {
     opts.broker.beforeAck = (deviceId, packet, done) => {
-      if (packet.topic !== topics.telemetry(deviceId)) return done(null)
-      onTelemetry(packet as AedesPublishPacket, done)
+      // The topic policy has already let only the device's own channels through.
+      if (!packet.topic.endsWith('/telemetry')) return done(null)
+      onTelemetry(packet as AedesPublishPacket, done, deviceId)
     }
   }
 

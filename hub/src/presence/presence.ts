@@ -44,7 +44,7 @@ export class PresenceMonitor {
 
   constructor (private readonly opts: PresenceMonitorOptions) {
     this.defaultAllowanceMs = opts.defaultAllowanceMs ?? 600_000
-    opts.state.on('change', this.onChange)
+    opts.state.on('presence', this.onChange)
     this.task = cron.schedule(opts.sweepCron ?? '*/10 * * * * *', () => this.sweep(), { name: 'presence-sweep', noOverlap: true })
     // The sweep alone must not keep a process alive that has nothing else to do.
     this.task.unref()
@@ -79,7 +79,7 @@ export class PresenceMonitor {
   }
 
   close (): void {
-    this.opts.state.off('change', this.onChange)
+    this.opts.state.off('presence', this.onChange)
     void this.task.destroy()
   }
 

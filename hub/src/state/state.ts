@@ -12,13 +12,15 @@ export interface DeviceState {
   readings: Map<string, CapabilityState>
 }
 
-export type StateChange =
-  | { kind: 'state', deviceId: string, readings: Record<string, { value: ReadingValue, ts: string }> }
-  | { kind: 'presence', deviceId: string, online: boolean, at: string }
+export interface ReadingsChange { kind: 'state', deviceId: string, readings: Record<string, { value: ReadingValue, ts: string }> }
+export interface PresenceChange { kind: 'presence', deviceId: string, online: boolean, at: string }
+export type StateChange = ReadingsChange | PresenceChange
 
 /**
  * The latest state of every device, in memory, persisted to the registry in
- * the background. Emits `change` (StateChange).
+ * the background. Emits `presence` (PresenceChange) and `readings`
+ * (ReadingsChange); the latter is built only while someone listens, since it
+ * would otherwise cost an object and a date string per reading on the ingest path.
  */
 export class StateStore extends EventEmitter {
   private readonly devices = new Map<string, DeviceState>()
@@ -57,14 +59,15 @@ export class StateStore extends EventEmitter {
     s.lastSeen = now
     if (!s.online) this.setPresence(deviceId, true, now)
     let changed: Record<string, { value: ReadingValue, ts: string }> | null = null
+    const wanted = this.listenerCount('readings') > 0
     for (const r of readings) {
       const prev = s.readings.get(r.capability)
       if (prev && prev.ts > ts) continue
       s.readings.set(r.capability, { value: r.value, ts })
-      if (this.listenerCount('change') > 0) (changed ??= {})[r.capability] = { value: r.value, ts: new Date(ts).toISOString() }
+      if (wanted) (changed ??= {})[r.capability] = { value: r.value, ts: new Date(ts).toISOString() }
     }
     this.dirty.add(deviceId)
-    if (changed) this.emit('change', { kind: 'state', deviceId, readings: changed } satisfies StateChange)
+    if (changed) this.emit('readings', { kind: 'state', deviceId, readings: changed } satisfies ReadingsChange)
   }
 
   /** Records that the device was heard from. */
@@ -82,7 +85,7 @@ export class StateStore extends EventEmitter {
     if (s.online === online) return
     s.online = online
     this.dirty.add(deviceId)
-    this.emit('change', { kind: 'presence', deviceId, online, at: new Date(now).toISOString() } satisfies StateChange)
+    this.emit('presence', { kind: 'presence', deviceId, online, at: new Date(now).toISOString() } satisfies PresenceChange)
   }
 
   /** Writes changed states to the registry. */

@@ -47,7 +47,7 @@ export class LiveStreams {
     this.heartbeatMs = opts.heartbeatMs ?? 15_000
     this.maxPerOwner = opts.maxPerOwner ?? 8
     this.maxBuffered = opts.maxBufferedBytes ?? 1024 * 1024
-    opts.state.on('change', this.onState)
+    opts.state.on('presence', this.onState)
     opts.commands.on('change', this.onCommand)
   }
 
@@ -81,6 +81,8 @@ export class LiveStreams {
       heartbeat: setInterval(() => this.write(sub, `: heartbeat ${new Date().toISOString()}\n\n`), this.heartbeatMs),
     }
     sub.heartbeat.unref()
+    // Readings are rendered for the stream only while some stream is open (see StateStore).
+    if (this.size === 0) this.opts.state.on('readings', this.onState)
     subs.add(sub)
     res.on('close', () => this.drop(sub))
     // `retry` tells EventSource how soon to reconnect; `ready` tells the client it is subscribed.
@@ -92,7 +94,8 @@ export class LiveStreams {
   close (reason = 'the hub is shutting down'): void {
     if (this.closed) return
     this.closed = true
-    this.opts.state.off('change', this.onState)
+    this.opts.state.off('presence', this.onState)
+    this.opts.state.off('readings', this.onState)
     this.opts.commands.off('change', this.onCommand)
     for (const subs of this.byOwner.values()) {
       for (const sub of subs) {
@@ -150,7 +153,8 @@ export class LiveStreams {
     clearInterval(sub.heartbeat)
     const subs = this.byOwner.get(sub.ownerId)
     if (!subs) return
-    subs.delete(sub)
+    if (!subs.delete(sub)) return
     if (subs.size === 0) this.byOwner.delete(sub.ownerId)
+    if (this.size === 0) this.opts.state.off('readings', this.onState)
   }
 }
