@@ -1,5 +1,4 @@
 import type { Aedes } from 'aedes'
-import type { Logger } from 'pino'
 import type { RouteDef } from './api/route.js'
 import type { ApiContext } from './api/context.js'
 import { commandRoutes, commandView } from './api/routes/commands.js'
@@ -8,16 +7,10 @@ import { scheduleRoutes } from './api/routes/schedules.js'
 import { streamRoutes } from './api/routes/stream.js'
 import { CommandLog } from './commands/command-log.js'
 import { CommandService, type CommandServiceOptions } from './commands/service.js'
-import type { DeadLetters } from './ingest/dead-letters.js'
-import type { HubMetrics } from './metrics.js'
 import { PresenceMonitor, type PresenceMonitorOptions } from './presence/presence.js'
-import type { DeviceDirectory } from './registry/directory.js'
 import type { SqlClient } from './registry/sql.js'
 import { ScheduleStore } from './schedules/schedule-store.js'
 import { Scheduler, type SchedulerOptions } from './schedules/scheduler.js'
-import type { StateStore } from './state/state.js'
-import type { TelemetryStore } from './store/telemetry.js'
-import type { PointWriter } from './store/writer.js'
 import { LiveStreams, type LiveStreamsOptions } from './stream/live.js'
 
 /** Settings of the owner-facing side; every field documents its default where it is declared. */
@@ -32,16 +25,10 @@ export interface ControlOptions {
   schedules?: Pick<SchedulerOptions, 'maxPerOwner' | 'runsKept'>
 }
 
-export interface ControlDeps {
+/** The hub's parts that control builds on: the API's own, plus SQL and the broker. */
+export interface ControlDeps extends Pick<ApiContext, 'directory' | 'state' | 'store' | 'writer' | 'deadLetters' | 'metrics' | 'log'> {
   sql: SqlClient
   aedes: Aedes
-  directory: DeviceDirectory
-  state: StateStore
-  store: TelemetryStore
-  writer: PointWriter
-  deadLetters: DeadLetters
-  metrics: HubMetrics
-  log: Logger
 }
 
 /** The way back from owners to devices: commands, presence, the live stream and schedules. */
