@@ -55,6 +55,12 @@ export interface CommandContext {
  */
 export type CommandHandler = (value: any, ctx: CommandContext) => void | Record<string, ReadingValue> | Promise<void | Record<string, ReadingValue>>
 
+/**
+ * A connected device. Events: `connect`, `disconnect`, `reconnect`,
+ * `command` (a valid command, before its handler runs), `rawCommand` (with
+ * `rawCommands`) and `error` (a command it ignored, an ack or presence it
+ * could not send; optional: unheard, such failures are dropped, never thrown).
+ */
 export interface Device extends EventEmitter {
   readonly id: string
   readonly connected: boolean
@@ -140,7 +146,7 @@ class SdkDevice extends EventEmitter implements Device {
       // until the broker's delayed ACK, some 40 ms later.
       ;(this.client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
       this.client.options.reconnectPeriod = this.baseDelay
-      void this.announce('online').catch((err) => this.emit('error', err))
+      void this.announce('online').catch((err) => this.fail(err))
       this.emit('connect')
     })
     this.client.on('close', () => this.emit('disconnect'))
@@ -211,6 +217,17 @@ class SdkDevice extends EventEmitter implements Device {
     this.client.end(true)
   }
 
+  /**
+   * Reports a failure nobody awaits (a command it could not read, an ack or
+   * presence it could not send) to `error` listeners. Without a listener it is
+   * dropped: an unheard `error` event would throw and take the appliance's
+   * process down. A publish cut short by `close()` or `kill()` is no failure.
+   */
+  private fail (err: Error): void {
+    if (this.client.disconnecting) return
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+  }
+
   private async announce (presence: Presence): Promise<void> {
     await this.client.publishAsync(topics.presence(this.id), presence, { qos: 1, retain: true })
   }
@@ -225,7 +242,7 @@ class SdkDevice extends EventEmitter implements Device {
     try {
       json = JSON.parse(payload.toString('utf8'))
     } catch (err) {
-      this.emit('error', new Error(`ignored a command that is not JSON: ${(err as Error).message}`))
+      this.fail(new Error(`ignored a command that is not JSON: ${(err as Error).message}`))
       return
     }
     const parsed = Command.safeParse(json)
@@ -235,16 +252,16 @@ class SdkDevice extends EventEmitter implements Device {
       const id = (json as { id?: unknown } | null)?.id
       // With an id the hub can be told why; without one there is nobody to answer.
       if (typeof id === 'string' && id.length > 0 && id.length <= 64) {
-        await this.client.publishAsync(topics.acks(this.id), JSON.stringify({ id, status: 'error', error: reason.slice(0, 512) }), { qos: 1 }).catch((err) => this.emit('error', err))
+        await this.client.publishAsync(topics.acks(this.id), JSON.stringify({ id, status: 'error', error: reason.slice(0, 512) }), { qos: 1 }).catch((err) => this.fail(err))
       } else {
-        this.emit('error', new Error(`ignored a ${reason}`))
+        this.fail(new Error(`ignored a ${reason}`))
       }
       return
     }
     const command = parsed.data
     this.emit('command', command)
     const ack = await this.execute(command)
-    await this.client.publishAsync(topics.acks(this.id), JSON.stringify(Ack.parse(ack)), { qos: 1 }).catch((err) => this.emit('error', err))
+    await this.client.publishAsync(topics.acks(this.id), JSON.stringify(Ack.parse(ack)), { qos: 1 }).catch((err) => this.fail(err))
   }
 
   private async execute (command: Command): Promise<Ack> {
