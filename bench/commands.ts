@@ -1,122 +1,159 @@
 /**
- * Command round trip: API call → hub validates and records → broker → SDK
- * device handler → ack → hub settles → HTTP answer. Measured at 1, 10 and
- * 100 commands in flight at once (one device per worker, as an owner's app
- * would address them), against a real influxd and the in-process broker on
- * 127.0.0.1 ephemeral ports.
- *
- *   npx tsx bench/commands.ts [--quick]
- *
- * Bounded: each level stops at its command count or its time budget,
- * whichever comes first.
+ * `npm run bench -- commands`: the command round trip an owner sees, API call
+ * → hub validates and records → broker → SDK device handler → ack → hub
+ * settles → HTTP answer, at 1, 10 and 100 commands in flight, first with the
+ * hub otherwise idle, then while a fleet reports at half the ingest capacity.
+ * The owner's app and the commanded devices run in one helper process, the
+ * reporting fleet in another: the hub's process holds only the hub.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { pino } from 'pino'
-import { connectDevice, type Device } from '@trellis/device-sdk'
-import { buildHub, startInfluxd } from '@trellis/hub'
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { BenchChild } from './lib/child.js'
+import { defaultProfiles } from './lib/payloads.js'
+import { claimAll, post, provisionFleet, startBenchInflux, startTrellis, type BenchDevice } from './lib/stack.js'
+import { fmtInt, fmtMiB, fmtNum, median, quantile, table } from './lib/stats.js'
+import { machine, UsageWindow, type ProcessUsage } from './lib/system.js'
+import type { OptionSpecs, Options } from './lib/options.js'
 
-const quick = process.argv.includes('--quick')
-const levels = [
-  { concurrency: 1, commands: quick ? 100 : 500 },
-  { concurrency: 10, commands: quick ? 500 : 3000 },
-  { concurrency: 100, commands: quick ? 1000 : 6000 },
-]
-/** Time budget per level, ms. */
-const levelBudgetMs = quick ? 10_000 : 30_000
-const warmup = 50
+export const commandsOptions = {
+  levels: { default: '1,10,100', help: 'Commands in flight at once, comma-separated; each in flight command goes to a device of its own.' },
+  commands: { default: 2000, help: 'Commands per level and run (fewer when the level\'s time runs out).' },
+  'level-seconds': { default: 10, help: 'Time budget of one level in one run.' },
+  runs: { default: 3, help: 'Runs of every level; the table shows medians of the runs\' percentiles.' },
+  devices: { default: 1000, help: 'Reporting devices of the ingest load beside the commands.' },
+  profile: { default: '', help: 'Write a CPU profile of the hub process over each measured level to <profile>-<condition>-<in flight>.cpuprofile (open in Chrome DevTools).' },
+  'ingest-rate': { default: 15_000, help: 'Telemetry msg/s (QoS 0, mixed profiles) offered beside the commands: half the QoS 0 capacity `ingest` measures on the 2-core machine of docs/performance.md. 0: commands only.' },
+} satisfies OptionSpecs
 
-async function main (): Promise<void> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-commands-'))
-  const influxd = await startInfluxd({ dataDir: dir, supervise: false })
-  const hub = await buildHub({ influxUrl: influxd.url, logger: pino({ level: 'silent' }) })
-  const devices: Device[] = []
+type CommandsOptions = Options<typeof commandsOptions>
+
+interface LevelResult { latencies: number[], failures: number, firstFailure: string | null, seconds: number }
+interface LevelRun { p50: number, p99: number, max: number, commands: number, failures: number, perS: number, loopP99: number, loopMax: number, usage: Record<string, ProcessUsage> }
+interface LoadResult { sent: number, heldBack: number, lagged: number, elapsedMs: number }
+
+const warmupCommands = 200
+
+export async function commands (opts: CommandsOptions): Promise<void> {
+  const levels = opts.levels.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0)
+  if (levels.length === 0) throw new Error(`--levels wants positive integers, got "${opts.levels}"`)
+  const influx = await startBenchInflux()
+  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_commands' })
+  const generator = await BenchChild.start('generator')
+  const commander = await BenchChild.start('commander')
+  const conditions = opts['ingest-rate'] > 0 ? ['idle hub', `ingest at ${fmtInt(opts['ingest-rate'])} msg/s`] : ['idle hub']
+  const results = new Map<string, LevelRun[]>()
+  const ingestNotes: string[] = []
   try {
-    const { httpUrl, mqttUrl } = await hub.listen({ httpPort: 0, mqttPort: 0, host: '127.0.0.1' })
-    const post = async (p: string, body: unknown, token?: string) => {
-      const res = await fetch(httpUrl + p, { method: 'POST', headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) })
-      return { status: res.status, body: await res.json() as any }
+    // The commanded devices: one maker's settable thermostats, claimed by one owner.
+    const maker = await post(stack.httpUrl, '/v1/makers', { name: 'Bench Thermostats' })
+    const model = await post(stack.httpUrl, '/v1/models', { name: 'bench-settable-thermostat', capabilities: ['temperature', 'targetTemperature', 'power'] }, maker.token)
+    const provisioned = await post(stack.httpUrl, '/v1/devices', { model: model.id, count: Math.max(...levels) }, maker.token)
+    const targets = (provisioned.devices as Array<{ id: string, secret: string, claimCode: string }>)
+      .map((d): BenchDevice => ({ ...d, profile: 'none', modelId: model.id, makerId: maker.id }))
+    const token = await claimAll(stack.httpUrl, targets)
+    await commander.call('commander-connect', { url: stack.mqttUrl, devices: targets })
+    const deadline = Date.now() + 30_000
+    while (!targets.every((d) => stack.hub.state.get(d.id)?.online)) {
+      if (Date.now() > deadline) throw new Error('the commanded devices did not come online within 30 s')
+      await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    const maker = await post('/v1/makers', { name: 'Bench Appliances' })
-    const model = await post('/v1/models', { name: 'bench-thermo', capabilities: ['temperature', 'targetTemperature', 'power'] }, maker.body.token)
-    const maxConcurrency = Math.max(...levels.map((l) => l.concurrency))
-    const provisioned = await post('/v1/devices', { model: model.body.id, count: maxConcurrency }, maker.body.token)
-    const owner = await post('/v1/owners', { email: 'bench@example.com', password: 'correct horse battery' })
-    const ownerToken: string = owner.body.token
-    for (const d of provisioned.body.devices) await post('/v1/devices/claim', { claimCode: d.claimCode }, ownerToken)
-    for (const d of provisioned.body.devices as Array<{ id: string, secret: string }>) {
-      devices.push(await connectDevice({
-        url: mqttUrl,
-        deviceId: d.id,
-        secret: d.secret,
-        handlers: { targetTemperature: (value: number) => ({ targetTemperature: value }) },
-      }))
-    }
-    const ids = devices.map((d) => d.id)
-    const deadline = Date.now() + 10_000
-    while (!ids.every((id) => hub.state.get(id)?.online)) {
-      if (Date.now() > deadline) throw new Error('devices did not come online within 10 s')
-      await new Promise((resolve) => setTimeout(resolve, 20))
+    const ids = targets.map((d) => d.id)
+
+    if (opts['ingest-rate'] > 0) {
+      const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices, profiles: defaultProfiles, makerName: 'Bench Reporters' })
+      const connected = await generator.call<{ connected: number, failed: number }>('connect', { url: stack.mqttUrl, devices: fleet.devices })
+      if (connected.failed > 0) throw new Error(`${connected.failed} reporting devices could not connect`)
     }
 
-    const send = async (deviceId: string, value: number): Promise<{ ms: number, ok: boolean }> => {
-      const started = performance.now()
-      const res = await fetch(`${httpUrl}/v1/devices/${deviceId}/commands?wait=5s`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${ownerToken}` },
-        body: JSON.stringify({ set: { targetTemperature: value } }),
-      })
-      const body = await res.json() as { status?: string }
-      return { ms: performance.now() - started, ok: res.status === 200 && body.status === 'ok' }
+    const inspector = new Session()
+    inspector.connect()
+    const level = async (concurrency: number, count: number, profileAs?: string) => {
+      if (profileAs) {
+        await inspector.post('Profiler.enable')
+        await inspector.post('Profiler.start')
+      }
+      const usage = new UsageWindow({ hub: process.pid, influxd: influx.pid, commander: commander.pid, generator: generator.pid })
+      // Every hop of a command waits its turn in the hub's event loop: its delay bounds the round trip.
+      const loop = monitorEventLoopDelay({ resolution: 5 })
+      loop.enable()
+      const r = await commander.call<LevelResult>('command-level', { httpUrl: stack.httpUrl, token, ids, concurrency, commands: count, budgetMs: opts['level-seconds'] * 1000 })
+      const run: LevelRun = {
+        p50: quantile(r.latencies, 0.5),
+        p99: quantile(r.latencies, 0.99),
+        max: quantile(r.latencies, 1),
+        commands: r.latencies.length + r.failures,
+        failures: r.failures,
+        perS: (r.latencies.length + r.failures) / r.seconds,
+        loopP99: loop.percentile(99) / 1e6,
+        loopMax: loop.max / 1e6,
+        usage: usage.stop(),
+      }
+      loop.disable()
+      if (profileAs) {
+        const { profile } = await inspector.post('Profiler.stop')
+        await writeFile(profileAs, JSON.stringify(profile))
+      }
+      if (r.firstFailure) console.error(`    ${r.failures} failed; first: ${r.firstFailure}`)
+      return run
     }
 
-    for (let i = 0; i < warmup; i++) await send(ids[i % ids.length], 20)
-
-    const rows: string[][] = []
-    for (const level of levels) {
-      const latencies: number[] = []
-      let failures = 0
-      let issued = 0
-      const stopAt = Date.now() + levelBudgetMs
-      const started = performance.now()
-      await Promise.all(Array.from({ length: level.concurrency }, async (_, worker) => {
-        while (issued < level.commands && Date.now() < stopAt) {
-          issued++
-          const r = await send(ids[worker], 15 + (issued % 10))
-          if (r.ok) latencies.push(r.ms)
-          else failures++
+    for (const condition of conditions) {
+      let load: Promise<LoadResult> | null = null
+      if (condition !== 'idle hub') {
+        const budget = (levels.length * opts.runs * opts['level-seconds'] + 30) * 1000
+        load = generator.call<LoadResult>('load', { qos: 0, mode: 'paced', rate: opts['ingest-rate'], durationMs: budget, tsBase: Date.now() - 3_600_000 })
+        await new Promise((resolve) => setTimeout(resolve, 2000))
+      }
+      await level(10, warmupCommands)
+      for (let r = 0; r < opts.runs; r++) {
+        for (const concurrency of levels) {
+          const profileAs = opts.profile && r === 0 ? `${opts.profile}-${condition.replace(/[^a-z0-9]+/gi, '-')}-${concurrency}.cpuprofile` : undefined
+          const run = await level(concurrency, opts.commands, profileAs)
+          const key = `${condition}\t${concurrency}`
+          results.set(key, [...(results.get(key) ?? []), run])
+          console.error(`  ${condition}, run ${r + 1}, ${concurrency} in flight: p50 ${fmtNum(run.p50)} ms, p99 ${fmtNum(run.p99)} ms, ${fmtInt(run.perS)} commands/s, hub CPU ${fmtInt(run.usage.hub.cpuPercent)}%, event-loop delay p99 ${fmtNum(run.loopP99)} ms, max ${fmtNum(run.loopMax)} ms`)
         }
-      }))
-      const seconds = (performance.now() - started) / 1000
-      latencies.sort((a, b) => a - b)
-      const pct = (p: number) => latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : NaN
-      rows.push([
-        String(level.concurrency),
-        String(latencies.length + failures),
-        String(failures),
-        pct(0.5).toFixed(1),
-        pct(0.99).toFixed(1),
-        (latencies[latencies.length - 1] ?? NaN).toFixed(1),
-        ((latencies.length + failures) / seconds).toFixed(0),
-      ])
+      }
+      if (load) {
+        await generator.call('load-stop', {})
+        const l = await load
+        ingestNotes.push(`ingest beside the commands: ${fmtInt(l.sent / (l.elapsedMs / 1000))} msg/s sent over ${fmtNum(l.elapsedMs / 1000, 0)} s (${fmtInt(l.heldBack)} held back by full sockets, ${fmtInt(l.lagged)} behind by generator lag)`)
+      }
     }
-
-    const header = ['in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s']
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-    const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ')
-    console.log(`command round trip (API → device → ack → API), Node ${process.version}, ${quick ? 'quick' : 'full'} run`)
-    console.log(line(header))
-    for (const r of rows) console.log(line(r))
+    const shed = (await stack.hub.metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')?.value ?? 0
+    ingestNotes.push(`QoS 0 messages the hub shed under overload meanwhile: ${fmtInt(shed)}`)
   } finally {
-    await Promise.all(devices.map((d) => d.close().catch(() => {})))
-    await hub.close()
-    await influxd.stop()
-    await rm(dir, { recursive: true, force: true })
+    await commander.stop()
+    await generator.stop()
+    await stack.close()
+    await influx.dispose()
   }
-}
 
-main().catch((err) => {
-  console.error(err)
-  process.exitCode = 1
-})
+  const rows = [...results.entries()].map(([key, runs]) => {
+    const [condition, concurrency] = key.split('\t')
+    const m = (f: (x: LevelRun) => number) => median(runs.map(f))
+    return [
+      condition,
+      concurrency,
+      fmtInt(runs.reduce((n, x) => n + x.commands, 0)),
+      fmtInt(runs.reduce((n, x) => n + x.failures, 0)),
+      fmtNum(m((x) => x.p50)),
+      fmtNum(m((x) => x.p99)),
+      fmtNum(Math.max(...runs.map((x) => x.max))),
+      fmtInt(m((x) => x.perS)),
+      `${fmtNum(m((x) => x.loopP99))} / ${fmtNum(Math.max(...runs.map((x) => x.loopMax)))}`,
+      `${fmtInt(m((x) => x.usage.hub.cpuPercent))}%`,
+      `${fmtInt(m((x) => x.usage.commander.cpuPercent))}%`,
+      `${fmtInt(m((x) => x.usage.generator.cpuPercent))}%`,
+      `${fmtInt(m((x) => x.usage.influxd.cpuPercent))}%`,
+      fmtMiB(Math.max(...runs.map((x) => x.usage.hub.peakRssBytes))),
+    ]
+  })
+  console.log(`\ncommands: API → device → ack → API, ${opts.runs} runs of up to ${fmtInt(opts.commands)} commands per level, medians of the runs' percentiles\n`)
+  console.log(table(['load beside', 'in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s', 'hub loop delay p99 / max ms', 'hub CPU', 'commander CPU', 'generator CPU', 'influxd CPU', 'hub peak RSS'], rows))
+  console.log('')
+  for (const note of ingestNotes) console.log(note)
+  console.log(`\n${machine()}`)
+  console.log('target: p99 < 20 ms at 10 in flight, with ingest at half its capacity. CPU is % of one core; "commander" runs the owner\'s app and the commanded devices.')
+}

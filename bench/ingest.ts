@@ -18,7 +18,7 @@ export const ingestOptions = {
   runs: { default: 3, help: 'Runs of each system; the table shows medians.' },
   profiles: { default: defaultProfiles.join(','), help: 'Payload profiles (bench/lib/payloads.ts), comma-separated.' },
   'qos1-seconds': { default: 8, help: 'Length of the closed-loop QoS 1 phase.' },
-  window: { default: 1, help: 'QoS 1 messages in flight per device in the closed loop.' },
+  window: { default: 8, help: 'QoS 1 messages in flight per device in the closed loop; mqtt.js sets no limit, `overload` uses 8 too. 1 measures a device that awaits each PUBACK.' },
   'qos0-start': { default: 8000, help: 'First offered QoS 0 rate (msg/s) of the step search.' },
   'qos0-factor': { default: 1.25, help: 'Each QoS 0 step offers this much more than the last passing one.' },
   'step-seconds': { default: 3, help: 'Length of one QoS 0 step.' },

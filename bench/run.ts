@@ -22,17 +22,18 @@ async function loadBenches (): Promise<Record<string, Bench>> {
   const { api, apiOptions } = await import('./api.js')
   const { overload, overloadOptions } = await import('./overload.js')
   const { hotpath, hotpathOptions } = await import('./hotpath.js')
+  const { commands, commandsOptions } = await import('./commands.js')
   const benches: Record<string, Bench> = {
     ingest: { summary: 'readings stored/s at QoS 0 and 1, publish-to-state latency, against a bare-aedes baseline', options: ingestOptions, run: ingest },
     connections: { summary: 'authenticated idle devices one broker holds: connect rate, RSS per connection', options: connectionsOptions, run: connections },
     api: { summary: 'GET /v1/devices/{id} and /telemetry under load (autocannon): requests/s, p99', options: apiOptions, run: api },
     hotpath: { summary: 'hub CPU per message on the ingest path, in-process (for before/after a hot-path change)', options: hotpathOptions, run: hotpath },
+    commands: { summary: 'API → device → ack round trip at 1, 10, 100 in flight, idle and beside ingest at half capacity: p50/p99', options: commandsOptions, run: commands },
     overload: { summary: 'twice the measured capacity, then half: RSS over time, acked-vs-stored, shed, recovery', options: overloadOptions, run: overload },
   }
   // Benches written with their features are standalone scripts (they run on import):
   // dispatched as a child process when their file exists, never imported here.
   const scripts: Record<string, string> = {
-    commands: 'API → device → ack round trip at 1, 10, 100 concurrent (bench/commands.ts; --quick for a short run)',
     mappings: 'payloads normalized per second, canonical against each built-in dialect (bench/mappings.ts)',
     'acked-ingest': 'acknowledged QoS 1 ingest through the SDK (bench/acked-ingest.ts; options by environment, see its header)',
     soak: 'long-running soak (bench/soak.ts; see its header)',

@@ -2,14 +2,15 @@
  * The bench's helper processes, one role each, driven by the parent over IPC
  * (see lib/child.ts): `generator` (simulated devices), `baseline-broker`
  * (bare aedes), `baseline-subscriber` (naive mqtt.js → writePoints),
- * `http-load` (autocannon).
+ * `http-load` (autocannon), `commander` (SDK devices that obey commands, and
+ * an owner's app sending them).
  */
 import net from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import { Aedes } from 'aedes'
 import { InfluxDB, type IPoint } from 'influx'
 import autocannon from 'autocannon'
-import { topics } from '@trellis/device-sdk'
+import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { profileByName, type PayloadProfile } from './lib/payloads.js'
 
 type Handler = (args: any) => Promise<unknown> | unknown
@@ -104,6 +105,9 @@ export interface LoadArgs {
   to?: number
 }
 
+/** Ends the running load early (its `load` call then returns its totals). */
+let stopLoad = () => {}
+
 async function load (args: LoadArgs) {
   const slice = sims.slice(args.from ?? 0, args.to ?? sims.length).filter((s) => s.client)
   for (const s of slice) s.seq = 0
@@ -122,7 +126,8 @@ async function load (args: LoadArgs) {
   let errors = 0
   let inflight = 0
   const started = performance.now()
-  const deadline = started + args.durationMs
+  let deadline = started + args.durationMs
+  stopLoad = () => { deadline = performance.now() }
   let allAcked: (() => void) | null = null
 
   const publish = (s: SimDevice, after?: () => void) => {
@@ -284,6 +289,62 @@ async function httpLoad (args: { url: string, paths: string[], token: string, co
   }
 }
 
+// ---------------------------------------------------------------- commander
+
+const commandDevices: Device[] = []
+
+/** SDK devices that set their target temperature when told, as an appliance would. */
+async function commanderConnect (args: { url: string, devices: Array<{ id: string, secret: string }> }) {
+  for (const d of args.devices) {
+    commandDevices.push(await connectDevice({
+      url: args.url,
+      deviceId: d.id,
+      secret: d.secret,
+      handlers: { targetTemperature: (value: number) => ({ targetTemperature: value }) },
+    }))
+  }
+  return { connected: commandDevices.length }
+}
+
+export interface CommandLevelArgs {
+  httpUrl: string
+  token: string
+  /** Device ids; worker k of `concurrency` commands device k, as an owner's app addresses its devices. */
+  ids: string[]
+  concurrency: number
+  commands: number
+  budgetMs: number
+}
+
+/** Commands through the owner API, `concurrency` at once, each awaiting the device's ack. */
+async function commandLevel (args: CommandLevelArgs) {
+  const latencies: number[] = []
+  const failures: string[] = []
+  let issued = 0
+  const stopAt = performance.now() + args.budgetMs
+  const started = performance.now()
+  await Promise.all(Array.from({ length: args.concurrency }, async (_, worker) => {
+    const id = args.ids[worker % args.ids.length]
+    while (issued < args.commands && performance.now() < stopAt) {
+      const value = 15 + (issued++ % 10)
+      const sentAt = performance.now()
+      try {
+        const res = await fetch(`${args.httpUrl}/v1/devices/${id}/commands?wait=5s`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${args.token}` },
+          body: JSON.stringify({ set: { targetTemperature: value } }),
+        })
+        const body = await res.json() as { status?: string }
+        if (res.status === 200 && body.status === 'ok') latencies.push(performance.now() - sentAt)
+        else failures.push(`${res.status} ${JSON.stringify(body).slice(0, 200)}`)
+      } catch (err) {
+        failures.push((err as Error).message)
+      }
+    }
+  }))
+  return { latencies, failures: failures.length, firstFailure: failures[0] ?? null, seconds: (performance.now() - started) / 1000 }
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const handlers: Record<string, Handler> = {
@@ -291,7 +352,10 @@ const handlers: Record<string, Handler> = {
   gc: () => { (globalThis as { gc?: () => void }).gc?.(); return { rss: process.memoryUsage().rss } },
   connect: connectAll,
   load,
+  'load-stop': () => { stopLoad(); return { ok: true } },
   disconnect: disconnectAll,
+  'commander-connect': commanderConnect,
+  'command-level': commandLevel,
   'bare-listen': bareListen,
   'naive-start': naiveStart,
   'naive-stats': () => ({ received: naive.received, pointsWritten: naive.pointsWritten, failedWrites: naive.failedWrites }),
@@ -308,6 +372,7 @@ process.on('message', (msg: { id: number, op: string, args: unknown }) => {
 })
 process.on('SIGTERM', () => {
   naive.client?.end(true)
+  for (const d of commandDevices) d.kill()
   bareBroker?.server.close()
   process.exit(0)
 })

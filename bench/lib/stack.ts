@@ -56,7 +56,8 @@ export interface BenchFleet {
   devices: BenchDevice[]
 }
 
-async function post (base: string, path: string, body: unknown, token?: string): Promise<any> {
+/** POSTs JSON and returns the answer's JSON; throws on a status of 300 or more. */
+export async function post (base: string, path: string, body: unknown, token?: string): Promise<any> {
   const res = await fetch(base + path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
