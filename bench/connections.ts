@@ -33,8 +33,11 @@ interface ConnectionsRun {
   firstError: string | null
   connectPerS: number
   rssBefore: number
+  rssHalf: number
   rssAfter: number
   perConnection: number
+  /** RSS growth per connection over the second half: the marginal cost, without one-off growth. */
+  marginal: number
   idleCpuPercent: number
 }
 
@@ -59,14 +62,17 @@ export async function connections (opts: ConnectionsOptions): Promise<void> {
       `${fmtNum(m((x) => x.rssBefore) / 1024 / 1024, 0)} MiB`,
       `${fmtNum(m((x) => x.rssAfter) / 1024 / 1024, 0)} MiB`,
       `${fmtNum(m((x) => x.perConnection) / 1024, 1)} KiB`,
+      `${fmtNum(m((x) => x.marginal) / 1024, 1)} KiB`,
       `${fmtNum(m((x) => x.idleCpuPercent), 1)}%`,
     ]
   }).filter((x): x is string[] => x !== null)
   console.log(`\nconnections: ${fmtInt(target)} devices asked (ulimit -n ${limit}, ${opts['fd-reserve']} kept free), ${addresses.length} source addresses, keepalive ${opts.keepalive} s, medians of ${opts.runs} run(s)\n`)
-  console.log(table(['broker', 'connected', 'failed', 'connects/s', 'RSS before', 'RSS connected', 'RSS per connection', `idle CPU (${opts['idle-seconds']} s)`], rows))
+  console.log(table(['broker', 'connected', 'failed', 'connects/s', 'RSS before', 'RSS connected', 'RSS per connection', 'second half, per connection', `idle CPU (${opts['idle-seconds']} s)`], rows))
   for (const x of results) if (x.firstError) console.log(`  ${x.system}: first error: ${x.firstError}`)
   console.log(`\n${machine()}`)
-  console.log('RSS is measured after a full GC, before and after connecting; "trellis" is the whole hub process (broker, hub, registry).')
+  console.log('RSS is measured after a full GC, before connecting, at half the devices and with all; "per connection" divides all the growth by all')
+  console.log('devices, "second half" the growth from half to all by the second half: the cost of one more device, without the one-off growth')
+  console.log('(code warming up, pools and tables sized on first use) that the first connections pay. "trellis" is the whole hub process (broker, hub, registry).')
 }
 
 async function connectSpread (generators: BenchChild[], url: string, devices: Array<{ id: string, secret: string, profile: string }>, opts: ConnectionsOptions, addresses: string[]): Promise<ConnectResult> {
@@ -87,6 +93,34 @@ async function connectSpread (generators: BenchChild[], url: string, devices: Ar
   }
 }
 
+/**
+ * Connects the devices in two halves and measures RSS (after a full GC) at
+ * each step; `measure` reads the broker process's RSS.
+ */
+async function connectInHalves (generators: BenchChild[], url: string, devices: Array<{ id: string, secret: string, profile: string }>, opts: ConnectionsOptions, addresses: string[], measure: () => Promise<number>) {
+  const rssBefore = await measure()
+  const half = Math.floor(devices.length / 2)
+  const first = await connectSpread(generators, url, devices.slice(0, half), opts, addresses)
+  const rssHalf = await measure()
+  const second = await connectSpread(generators, url, devices.slice(half), opts, addresses)
+  const rssAfter = await measure()
+  const result: ConnectResult = {
+    connected: first.connected + second.connected,
+    failed: first.failed + second.failed,
+    firstError: first.firstError ?? second.firstError,
+    elapsedMs: first.elapsedMs + second.elapsedMs,
+  }
+  return {
+    ...result,
+    connectPerS: result.connected / (result.elapsedMs / 1000),
+    rssBefore,
+    rssHalf,
+    rssAfter,
+    perConnection: (rssAfter - rssBefore) / Math.max(1, result.connected),
+    marginal: (rssAfter - rssHalf) / Math.max(1, second.connected),
+  }
+}
+
 async function startGenerators (n: number): Promise<BenchChild[]> {
   return await Promise.all(Array.from({ length: n }, () => BenchChild.start('generator')))
 }
@@ -102,25 +136,19 @@ async function runTrellis (opts: ConnectionsOptions, target: number, addresses: 
   try {
     console.error(`  provisioning ${fmtInt(target)} devices…`)
     const fleet = await provisionFleet(stack.httpUrl, { count: target, profiles: ['thermostat'] })
-    collectGarbage()
-    await settle()
-    collectGarbage()
-    const rssBefore = rssBytes(process.pid)
+    const measure = async () => {
+      collectGarbage()
+      await settle()
+      collectGarbage()
+      return rssBytes(process.pid)
+    }
     console.error('  connecting to Trellis…')
-    const result = await connectSpread(generators, stack.mqttUrl, fleet.devices, opts, addresses)
-    collectGarbage()
-    await settle()
-    collectGarbage()
-    const rssAfter = rssBytes(process.pid)
+    const result = await connectInHalves(generators, stack.mqttUrl, fleet.devices, opts, addresses, measure)
     const cpuStart = cpuSeconds(process.pid)
     await new Promise((resolve) => setTimeout(resolve, opts['idle-seconds'] * 1000))
     const idleCpuPercent = ((cpuSeconds(process.pid) - cpuStart) / opts['idle-seconds']) * 100
     console.error(`  trellis: ${fmtInt(result.connected)} connected in ${fmtInt(result.elapsedMs)} ms, ${fmtInt(result.failed)} failed`)
-    return {
-      system: 'trellis', ...result,
-      connectPerS: result.connected / (result.elapsedMs / 1000),
-      rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / Math.max(1, result.connected), idleCpuPercent,
-    }
+    return { system: 'trellis', ...result, idleCpuPercent }
   } finally {
     await Promise.all(generators.map((g) => g.stop()))
     await stack.close()
@@ -134,23 +162,18 @@ async function runBare (opts: ConnectionsOptions, target: number, addresses: str
   try {
     const { port } = await broker.call<{ port: number }>('bare-listen', {})
     const devices = Array.from({ length: target }, (_, i) => ({ id: `bare-${i}`, secret: 'unused', profile: 'thermostat' }))
-    await broker.call('gc', {})
-    await settle()
-    const { rss: rssBefore } = await broker.call<{ rss: number }>('gc', {})
+    const measure = async () => {
+      await broker.call('gc', {})
+      await settle()
+      return (await broker.call<{ rss: number }>('gc', {})).rss
+    }
     console.error('  connecting to bare aedes…')
-    const result = await connectSpread(generators, `mqtt://127.0.0.1:${port}`, devices, opts, addresses)
-    await broker.call('gc', {})
-    await settle()
-    const { rss: rssAfter } = await broker.call<{ rss: number }>('gc', {})
+    const result = await connectInHalves(generators, `mqtt://127.0.0.1:${port}`, devices, opts, addresses, measure)
     const cpuStart = cpuSeconds(broker.pid!)
     await new Promise((resolve) => setTimeout(resolve, opts['idle-seconds'] * 1000))
     const idleCpuPercent = ((cpuSeconds(broker.pid!) - cpuStart) / opts['idle-seconds']) * 100
     console.error(`  bare aedes: ${fmtInt(result.connected)} connected in ${fmtInt(result.elapsedMs)} ms, ${fmtInt(result.failed)} failed`)
-    return {
-      system: 'bare aedes', ...result,
-      connectPerS: result.connected / (result.elapsedMs / 1000),
-      rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / Math.max(1, result.connected), idleCpuPercent,
-    }
+    return { system: 'bare aedes', ...result, idleCpuPercent }
   } finally {
     await Promise.all(generators.map((g) => g.stop()))
     await broker.stop()
