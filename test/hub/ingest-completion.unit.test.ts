@@ -30,15 +30,22 @@ async function ingestWith (writer: { write (points: readonly Point[], done?: (er
   }
   const state = { touch: () => {}, applyReadings: () => {}, setPresence: () => {} }
   const directory = { peek: (id: string) => (id === device.id ? device : undefined), get: async () => null }
+  const metrics = new HubMetrics()
   await attachIngest({
     aedes: aedes as never, directory: directory as never, state: state as never, writer: { stats: { buffered: 0 }, ...writer } as never,
-    deadLetters: new DeadLetters(), metrics: new HubMetrics(), log: pino({ level: 'silent' }),
+    deadLetters: new DeadLetters(), metrics, log: pino({ level: 'silent' }),
   })
-  return (payload: string) => {
+  const deliver = (payload: string, qos = 0) => {
     let completed = false
-    subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from(payload), qos: 0 }, () => { completed = true })
-    return { completedInside: completed, settled: new Promise<boolean>((resolve) => setImmediate(() => resolve(completed))) }
+    subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from(payload), qos }, () => { completed = true })
+    return {
+      completedInside: completed,
+      /** Whether it completed by the next turn of the event loop. */
+      settled: new Promise<boolean>((resolve) => setImmediate(() => resolve(completed))),
+      get completed () { return completed },
+    }
   }
+  return Object.assign(deliver, { metrics })
 }
 
 describe('ingest hands a delivery back to the broker', () => {
@@ -54,16 +61,39 @@ describe('ingest hands a delivery back to the broker', () => {
     }
   })
 
-  it('asks the writer to send once the burst of reads is handled', async () => {
+  it('asks the writer to send once a burst of QoS 1 reads is handled', async () => {
     const written: Point[] = []
     let flushes = 0
     const writer = { write: (points: readonly Point[]) => { written.push(...points); return true }, flush: () => { flushes++ } }
     const deliver = await ingestWith(writer)
-    for (let i = 0; i < 50; i++) deliver(`{"ts":${Date.now() - 1000 + i},"readings":{"temperature":21}}`)
+    for (let i = 0; i < 50; i++) deliver(`{"ts":${Date.now() - 1000 + i},"readings":{"temperature":21}}`, 1)
     expect(flushes).toBe(0)
     await new Promise((resolve) => setImmediate(resolve))
     expect(written).toHaveLength(50)
     expect(flushes).toBe(1)
+  })
+
+  it('completes QoS 0 without waiting for durability, and QoS 1 only once its points are durable', async () => {
+    const pending: Array<(err?: Error) => void> = []
+    const writer = { write: (_p: readonly Point[], done?: (err?: Error) => void) => { if (done) pending.push(done); return true }, flush: () => {} }
+    const deliver = await ingestWith(writer)
+    const qos0 = deliver('{"readings":{"temperature":21}}', 0)
+    expect(await qos0.settled).toBe(true)
+    expect(pending).toHaveLength(0)
+    const qos1 = deliver('{"readings":{"temperature":22}}', 1)
+    expect(await qos1.settled).toBe(false)
+    expect(pending).toHaveLength(1)
+    pending[0]()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(qos1.completed).toBe(true)
+  })
+
+  it('sheds and counts QoS 0 points that the writer can neither hold nor spool', async () => {
+    const full = { write: () => false, flush: () => {} }
+    const deliver = await ingestWith(full)
+    expect(await deliver('{"readings":{"temperature":21}}', 0).settled).toBe(true)
+    const shed = (await deliver.metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')
+    expect(shed?.value).toBe(1)
   })
 })
 
