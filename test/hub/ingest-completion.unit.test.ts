@@ -88,6 +88,20 @@ describe('ingest hands a delivery back to the broker', () => {
     expect(qos1.completed).toBe(true)
   })
 
+  it('makes QoS 0 wait for durability too while the writer is behind, so that TCP slows the device before anything is shed', async () => {
+    const pending: Array<(err?: Error) => void> = []
+    const writer = { stats: { buffered: 30_000 }, write: (_p: readonly Point[], done?: (err?: Error) => void) => { if (done) pending.push(done); return true }, flush: () => {} }
+    const deliver = await ingestWith(writer)
+    const held = deliver('{"readings":{"temperature":21}}', 0)
+    expect(await held.settled).toBe(false)
+    expect(pending).toHaveLength(1)
+    writer.stats.buffered = 29_999
+    expect(await deliver('{"readings":{"temperature":21}}', 0).settled).toBe(true)
+    pending[0]()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(held.completed).toBe(true)
+  })
+
   it('sheds and counts QoS 0 points that the writer can neither hold nor spool', async () => {
     const full = { write: () => false, flush: () => {} }
     const deliver = await ingestWith(full)

@@ -39,6 +39,14 @@ export interface IngestOptions {
    */
   shedQos0AbovePoints?: number
   /**
+   * While the point writer holds fewer points than this, a QoS 0 delivery
+   * completes at once; from it on, it completes once its points are durable,
+   * as QoS 1 does, so that the device's next packets wait in its socket (TCP
+   * backpressure) before anything is shed. Default 30000: some three batches
+   * behind at 120,000 points/s.
+   */
+  backpressureQos0AbovePoints?: number
+  /**
    * Likewise while this many messages wait in the broker for delivery (they
    * wait there when InfluxDB is the bottleneck, since deliveries complete only
    * once durable). Default 20000.
@@ -61,6 +69,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   const { aedes, directory, state, writer, deadLetters, metrics, log } = opts
   const maxPayloadBytes = opts.maxPayloadBytes ?? 16_384
   const shedQos0Above = opts.shedQos0AbovePoints ?? 85_000
+  const backpressureQos0Above = opts.backpressureQos0AbovePoints ?? 30_000
   const shedQos0AboveQueued = opts.shedQos0AboveQueuedMessages ?? 20_000
   // aedes's message emitter (mqemitter) reports the deliveries waiting for a slot as `length`.
   const emitter = (aedes as unknown as { mq?: { length?: number } }).mq
@@ -154,11 +163,11 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     for (let i = 0; i < readings.length; i++) {
       points[i] = { measurement: readings[i].capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: readings[i].value, ts }
     }
-    if (packet.qos === 0) {
-      // QoS 0 promises no delivery, so nothing waits for these points to be durable: the
-      // device's next packets are read at once, not in a burst when InfluxDB answers
-      // (which held every socket in the hub for tens of ms), and the points ride the
-      // writer's timer in fewer, larger requests. Past the writer's bounds they are shed.
+    if (packet.qos === 0 && writer.stats.buffered < backpressureQos0Above) {
+      // QoS 0 promises no delivery, so while InfluxDB keeps up nothing waits for these
+      // points to be durable: the device's next packets are read at once, not in a burst
+      // when InfluxDB answers (which held every socket in the hub for tens of ms), and the
+      // points ride the writer's timer in fewer, larger requests.
       if (!writer.write(points)) shedCounter.inc()
       return done()
     }
