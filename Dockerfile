@@ -12,4 +12,5 @@ COPY . .
 ENV HOST=0.0.0.0 DATA_DIR=/data NODE_ENV=production
 VOLUME /data
 EXPOSE 8080 1883
-CMD ["npx", "tsx", "hub/src/main.ts"]
+# A young generation of 64 MiB a half: ingest allocates fast, and 16 MiB cost it a fifth of its CPU in GC.
+CMD ["npx", "tsx", "--max-semi-space-size=64", "hub/src/main.ts"]

@@ -19,8 +19,20 @@ const device: DeviceContext = {
   model: { id: 'md-1', name: 'thermo-1', makerId: 'mk-1', capabilities: new Map(resolveCapabilities(['temperature']).map((c) => [c.name, c])), mapping: null, heartbeatMs: null },
 }
 
+type FakeWriter = { write (points: readonly Point[], done?: (err?: Error) => void): boolean, flush (): void, stats?: { buffered: number } }
+
+/** A fake that takes points, seen through the writer's one-device `writeValues`, as ingest calls it. */
+function asWriter (fake: FakeWriter) {
+  return {
+    stats: fake.stats ?? { buffered: 0 },
+    flush: () => fake.flush(),
+    writeValues: (series: { device: string, model: string, maker: string }, values: ReadonlyArray<{ capability: string, value: Point['value'] }>, ts: number, done?: (err?: Error) => void) =>
+      fake.write(values.map((v) => ({ measurement: v.capability, ...series, value: v.value, ts })), done),
+  }
+}
+
 /** Ingest on fakes: an aedes that records subscriptions, a writer that is full or stores at once. */
-async function ingestWith (writer: { write (points: readonly Point[], done?: (err?: Error) => void): boolean, flush (): void, stats?: { buffered: number } }) {
+async function ingestWith (writer: FakeWriter) {
   const subscribers = new Map<string, Deliver>()
   const aedes = {
     subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
@@ -32,7 +44,7 @@ async function ingestWith (writer: { write (points: readonly Point[], done?: (er
   const directory = { peek: (id: string) => (id === device.id ? device : undefined), get: async () => null }
   const metrics = new HubMetrics()
   await attachIngest({
-    aedes: aedes as never, directory: directory as never, state: state as never, writer: { stats: { buffered: 0 }, ...writer } as never,
+    aedes: aedes as never, directory: directory as never, state: state as never, writer: asWriter(writer) as never,
     deadLetters: new DeadLetters(), metrics, log: pino({ level: 'silent' }),
   })
   const deliver = (payload: string, qos = 0) => {
@@ -128,7 +140,7 @@ describe('ingest under overload', () => {
       aedes: aedes as never,
       directory: { peek: () => device, get: async () => device } as never,
       state: { touch: () => {}, applyReadings: () => {}, setPresence: () => {} } as never,
-      writer: writer as never,
+      writer: asWriter(writer) as never,
       deadLetters: new DeadLetters(),
       metrics,
       log: pino({ level: 'silent' }),

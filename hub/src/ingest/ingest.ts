@@ -6,7 +6,6 @@ import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
 import { normalizeTelemetry } from '../normalize/index.js'
 import type { StateStore } from '../state/state.js'
 import type { PointWriter } from '../store/writer.js'
-import type { Point } from '../store/points.js'
 import type { HubMetrics } from '../metrics.js'
 import type { DeadLetters } from './dead-letters.js'
 
@@ -58,6 +57,9 @@ export interface IngestOptions {
   onEvent?: (deviceId: string, event: DeviceEvent) => void
 }
 
+/** What ingest takes from devices: all but the commands, which go to them. */
+type IngestChannel = Exclude<Channel, 'commands'>
+
 type Deliver = (packet: AedesPublishPacket, done: (err?: Error) => void) => void
 
 /**
@@ -74,13 +76,6 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   // aedes's message emitter (mqemitter) reports the deliveries waiting for a slot as `length`.
   const emitter = (aedes as unknown as { mq?: { length?: number } }).mq
   const overloaded = () => writer.stats.buffered >= shedQos0Above || (emitter?.length ?? 0) >= shedQos0AboveQueued
-  const channelCounters = {
-    telemetry: metrics.messages.labels('telemetry'),
-    events: metrics.messages.labels('events'),
-    presence: metrics.messages.labels('presence'),
-    acks: metrics.messages.labels('acks'),
-  }
-
   // The writer's timer batches sparse traffic; under load, waiting for it would stall
   // every QoS 1 device whose delivery awaits durability. Once a burst of reads has been
   // handled (setImmediate runs after the poll phase), send what is batched if a
@@ -106,18 +101,18 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
    * Resolves the device of a message (`deviceId` when the broker already knows
    * it, else from the topic); the broker authenticated it, so a miss means it was deleted.
    */
-  const withDevice = (channel: Channel, handle: Handler) => (packet: AedesPublishPacket, brokerDone: (err?: Error) => void, deviceId?: string) => {
+  const withDevice = (channel: IngestChannel, handle: Handler) => (packet: AedesPublishPacket, brokerDone: (err?: Error) => void, deviceId?: string) => {
     // aedes parses a client's next packets inside `done`: completing synchronously,
     // message after message (rejections, a full writer), recurses until the stack
     // overflows, so a synchronous completion waits for the next turn of the loop.
+    // (An unnamed function: a named closure per message also cost a `name` property under tsx.)
     let synchronous = true
-    const done = (err?: Error) => { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }
-    deliver(channel, handle, packet, done, deviceId ?? parseTopic(packet.topic)?.deviceId)
+    deliver(channel, handle, packet, function (err?: Error) { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }, deviceId ?? parseTopic(packet.topic)?.deviceId)
     synchronous = false
   }
 
-  const deliver = (channel: Channel, handle: Handler, packet: AedesPublishPacket, done: (err?: Error) => void, deviceId: string | undefined) => {
-    channelCounters[channel as keyof typeof channelCounters]?.inc()
+  const deliver = (channel: IngestChannel, handle: Handler, packet: AedesPublishPacket, done: (err?: Error) => void, deviceId: string | undefined) => {
+    metrics.tally[channel]++
     if (!deviceId) return done()
     const ctx = directory.peek(deviceId)
     if (ctx) return handle(ctx, packet, done)
@@ -158,20 +153,17 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       return done()
     }
     state.applyReadings(ctx.id, readings, ts, now)
-    metrics.readings.inc(readings.length)
-    const points: Point[] = new Array(readings.length)
-    for (let i = 0; i < readings.length; i++) {
-      points[i] = { measurement: readings[i].capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: readings[i].value, ts }
-    }
+    metrics.tally.readings += readings.length
+    const series = { device: ctx.id, model: ctx.model.id, maker: ctx.makerId }
     if (packet.qos === 0 && writer.stats.buffered < backpressureQos0Above) {
       // QoS 0 promises no delivery, so while InfluxDB keeps up nothing waits for these
       // points to be durable: the device's next packets are read at once, not in a burst
       // when InfluxDB answers (which held every socket in the hub for tens of ms), and the
       // points ride the writer's timer in fewer, larger requests.
-      if (!writer.write(points)) shedCounter.inc()
+      if (!writer.writeValues(series, readings, ts)) shedCounter.inc()
       return done()
     }
-    writer.write(points, (err) => {
+    writer.writeValues(series, readings, ts, (err) => {
       if (!err) return done()
       // Not acknowledged: the broker drops the connection and the device re-sends later.
       log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be made durable')

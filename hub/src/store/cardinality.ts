@@ -1,4 +1,4 @@
-import type { Point } from './points.js'
+import type { Series } from './points.js'
 
 export interface SeriesGuardOptions {
   /**
@@ -23,7 +23,7 @@ export class SeriesGuard {
   }
 
   /** Null when the point may be written, else why not. */
-  refusal (p: Point): string | null {
+  refusal (p: Pick<Series, 'device' | 'maker'>): string | null {
     let devices = this.devicesByMaker.get(p.maker)
     if (!devices) this.devicesByMaker.set(p.maker, devices = new Set())
     if (devices.has(p.device)) return null

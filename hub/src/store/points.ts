@@ -37,7 +37,14 @@ const measurements = new Map<string, string>()
 /** Devices (and measurements) remembered at most; beyond, the cache starts over. */
 const maxCached = 1_000_000
 
-function tagsOf (p: Point): string {
+/** Whose a point is: its tags. */
+export interface Series {
+  device: string
+  model: string
+  maker: string
+}
+
+function tagsOf (p: Series): string {
   const cached = seriesTags.get(p.device)
   if (cached && cached.maker === p.maker && cached.model === p.model) return cached.tags
   const tags = `,device=${escapeTag(p.device)},maker=${escapeTag(p.maker)},model=${escapeTag(p.model)} value=`
@@ -58,7 +65,12 @@ function measurementOf (name: string): string {
 
 /** Serializes a point as one line of InfluxDB line protocol at millisecond precision. */
 export function toLine (p: Point): string {
-  return `${measurementOf(p.measurement)}${tagsOf(p)}${fieldValue(p.value)} ${p.ts}`
+  return lineOf(p.measurement, p, p.value, p.ts)
+}
+
+/** The line of one value of `series`: `toLine` without a point object. */
+export function lineOf (measurement: string, series: Series, value: ReadingValue, ts: number): string {
+  return `${measurementOf(measurement)}${tagsOf(series)}${fieldValue(value)} ${ts}`
 }
 
 /** The series of a line written by `toLine`: what a dead letter needs to name its device. */

@@ -1,7 +1,8 @@
 import http from 'node:http'
 import { EventEmitter } from 'node:events'
 import { pino, type Logger } from 'pino'
-import { toLine, type Point } from './points.js'
+import type { ReadingValue } from '@trellis/device-sdk'
+import { lineOf, toLine, type Point, type Series } from './points.js'
 import { SeriesGuard, type SeriesGuardOptions } from './cardinality.js'
 import type { Spool, SpoolDepth } from './spool.js'
 
@@ -180,6 +181,30 @@ export class PointWriter extends EventEmitter {
       else lines.push(toLine(p))
     }
     if (refused) this.reject(refused)
+    return this.enqueue(lines, done)
+  }
+
+  /**
+   * `write` for the values of one device taken at one time, as ingest has
+   * them: the series is checked once, and no point object is made per value.
+   */
+  writeValues (series: Series, values: ReadonlyArray<{ capability: string, value: ReadingValue }>, ts: number, done?: Durable): boolean {
+    if (this.closing) {
+      done?.(new Error('the point writer is closed'))
+      return false
+    }
+    const reason = this.guard.refusal(series)
+    const lines: string[] = new Array(values.length)
+    for (let i = 0; i < values.length; i++) lines[i] = lineOf(values[i].capability, series, values[i].value, ts)
+    if (reason) {
+      this.reject(lines.map((line) => ({ line, reason })))
+      done?.()
+      return true
+    }
+    return this.enqueue(lines, done)
+  }
+
+  private enqueue (lines: string[], done?: Durable): boolean {
     if (lines.length === 0) {
       done?.()
       return true

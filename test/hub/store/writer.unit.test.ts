@@ -87,3 +87,29 @@ describe('the point writer', () => {
     await expect(write(writer, points(1, 5))).rejects.toThrow(/holds 5 points, its limit/)
   })
 })
+
+describe('the point writer, values of one device', () => {
+  it('writes the same lines as points would, and refuses a series past its maker\'s quota with the reason', async () => {
+    const influx = await fakeInflux(() => 204)
+    cleanups.push(influx.close)
+    const writer = new PointWriter({ url: influx.url, flushIntervalMs: 5, cardinality: { maxDevicesPerMaker: 1 } })
+    cleanups.push(() => writer.close(1000))
+    const refused: Array<{ lines: string[], reason: string }> = []
+    writer.on('rejected', (lines: string[], reason: string) => refused.push({ lines, reason }))
+    const ts = 1_700_000_000_000
+    await write(writer, [{ measurement: 'temperature', device: 'dev-a', model: 'md-a', maker: 'mk-a', value: 21, ts }])
+    await new Promise<void>((resolve, reject) => writer.writeValues({ device: 'dev-a', model: 'md-a', maker: 'mk-a' },
+      [{ capability: 'temperature', value: 21.5 }, { capability: 'power', value: true }], ts + 1, (err) => err ? reject(err) : resolve()))
+    expect(influx.stored).toEqual([
+      'temperature,device=dev-a,maker=mk-a,model=md-a value=21.0 1700000000000',
+      'temperature,device=dev-a,maker=mk-a,model=md-a value=21.5 1700000000001',
+      'power,device=dev-a,maker=mk-a,model=md-a value=true 1700000000001',
+    ])
+    await new Promise<void>((resolve, reject) => writer.writeValues({ device: 'dev-b', model: 'md-a', maker: 'mk-a' },
+      [{ capability: 'temperature', value: 19 }, { capability: 'humidity', value: 40 }], ts + 2, (err) => err ? reject(err) : resolve()))
+    expect(influx.stored).toHaveLength(3)
+    expect(refused).toHaveLength(1)
+    expect(refused[0].lines).toHaveLength(2)
+    expect(refused[0].reason).toMatch(/maker mk-a already has 1 devices reporting/)
+  })
+})
