@@ -16,7 +16,7 @@ export const overloadOptions = {
   'capacity-seconds': { default: 5, help: 'Closed-loop QoS 1 phase that measures capacity.' },
   factor: { default: 2, help: 'Offered load during overload, as a multiple of the measured capacity.' },
   capacity: { default: 0, help: 'Take this capacity (msg/s) instead of measuring it: the closed loop understates it on a busy machine (QoS 1 waits for durable writes). 0 measures.' },
-  'overload-seconds': { default: 20, help: 'Length of the overload (the issue\'s figure is 60: pass --overload-seconds 60).' },
+  'overload-seconds': { default: 60, help: 'Length of the overload.' },
   'recovery-seconds': { default: 10, help: 'Length of the phase at half capacity that follows.' },
   'max-inflight': { default: 8, help: 'Unacknowledged QoS 1 messages a device allows itself before it skips a turn.' },
 } satisfies OptionSpecs

@@ -13,6 +13,7 @@ import { InfluxDB, type IPoint } from 'influx'
 import autocannon from 'autocannon'
 import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { profileByName, type PayloadProfile } from './lib/payloads.js'
+import { youngGenerationBytes } from './lib/system.js'
 
 type Handler = (args: any) => Promise<unknown> | unknown
 
@@ -379,7 +380,7 @@ async function commandLevel (args: CommandLevelArgs) {
 
 const handlers: Record<string, Handler> = {
   ping: () => ({ pid: process.pid }),
-  gc: () => { (globalThis as { gc?: () => void }).gc?.(); return { rss: process.memoryUsage().rss } },
+  gc: () => { (globalThis as { gc?: () => void }).gc?.(); return { rss: process.memoryUsage().rss, young: youngGenerationBytes() } },
   connect: connectAll,
   load,
   'load-stop': () => { stopLoad(); return { ok: true } },

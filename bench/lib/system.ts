@@ -107,3 +107,12 @@ export function collectGarbage (): void {
   v8.setFlagsFromString('--expose-gc')
   ;(vm.runInNewContext('gc') as () => void)()
 }
+
+/**
+ * Bytes the young generation (V8's new space) holds in this process. Its size
+ * is set by --max-semi-space-size and by how fast the process allocates, not
+ * by how many devices it serves, so the connections bench sets it aside.
+ */
+export function youngGenerationBytes (): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0
+}
