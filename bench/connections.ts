@@ -4,9 +4,9 @@
  * count on bare aedes for comparison.
  */
 import { BenchChild } from './lib/child.js'
-import { provisionFleet, startBenchInflux, startTrellis } from './lib/stack.js'
+import { provisionFleet, startBenchInflux } from './lib/stack.js'
 import { fmtInt, fmtNum, median, table } from './lib/stats.js'
-import { collectGarbage, cpuSeconds, fdLimit, machine, rssBytes, youngGenerationBytes } from './lib/system.js'
+import { cpuSeconds, fdLimit, machine } from './lib/system.js'
 import type { OptionSpecs, Options } from './lib/options.js'
 
 export const connectionsOptions = {
@@ -143,29 +143,33 @@ async function settle (): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 1000))
 }
 
+/** The hub's Node flags, as `npm run hub` gives them. */
+const hubNodeFlags = ['--max-semi-space-size=64']
+
 async function runTrellis (opts: ConnectionsOptions, target: number, addresses: string[]): Promise<ConnectionsRun> {
   const influx = await startBenchInflux()
-  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_connections' })
+  // A process of its own per run: what is measured is the whole process, so earlier runs must not be in it.
+  const hub = await BenchChild.start('hub', { nodeFlags: hubNodeFlags })
   const generators = await startGenerators(opts.generators)
   try {
+    const { httpUrl, mqttUrl } = await hub.call<{ httpUrl: string, mqttUrl: string }>('hub-start', { influxUrl: influx.url, database: 'bench_connections' })
     console.error(`  provisioning ${fmtInt(target)} devices…`)
-    const fleet = await provisionFleet(stack.httpUrl, { count: target, profiles: ['thermostat'] })
+    const fleet = await provisionFleet(httpUrl, { count: target, profiles: ['thermostat'] })
     const measure = async () => {
-      collectGarbage()
+      await hub.call('gc', {})
       await settle()
-      collectGarbage()
-      return { rss: rssBytes(process.pid), young: youngGenerationBytes() }
+      return await hub.call<{ rss: number, young: number }>('gc', {})
     }
     console.error('  connecting to Trellis…')
-    const result = await connectInHalves(generators, stack.mqttUrl, fleet.devices, opts, addresses, measure)
-    const cpuStart = cpuSeconds(process.pid)
+    const result = await connectInHalves(generators, mqttUrl, fleet.devices, opts, addresses, measure)
+    const cpuStart = cpuSeconds(hub.pid!)
     await new Promise((resolve) => setTimeout(resolve, opts['idle-seconds'] * 1000))
-    const idleCpuPercent = ((cpuSeconds(process.pid) - cpuStart) / opts['idle-seconds']) * 100
+    const idleCpuPercent = ((cpuSeconds(hub.pid!) - cpuStart) / opts['idle-seconds']) * 100
     console.error(`  trellis: ${fmtInt(result.connected)} connected in ${fmtInt(result.elapsedMs)} ms, ${fmtInt(result.failed)} failed`)
     return { system: 'trellis', ...result, idleCpuPercent }
   } finally {
     await Promise.all(generators.map((g) => g.stop()))
-    await stack.close()
+    await hub.stop()
     await influx.dispose()
   }
 }

@@ -3,7 +3,8 @@
  * (see lib/child.ts): `generator` (simulated devices), `baseline-broker`
  * (bare aedes), `baseline-subscriber` (naive mqtt.js → writePoints),
  * `http-load` (autocannon), `commander` (SDK devices that obey commands, and
- * an owner's app sending them).
+ * an owner's app sending them), `hub` (the hub with its broker, in a process
+ * of its own, for measures of the whole process such as RSS).
  */
 import http from 'node:http'
 import net from 'node:net'
@@ -14,6 +15,7 @@ import autocannon from 'autocannon'
 import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { profileByName, type PayloadProfile } from './lib/payloads.js'
 import { youngGenerationBytes } from './lib/system.js'
+import { startTrellis, type RunningHub } from './lib/stack.js'
 
 type Handler = (args: any) => Promise<unknown> | unknown
 
@@ -376,6 +378,16 @@ async function commandLevel (args: CommandLevelArgs) {
   return { latencies, failures: failures.length, firstFailure: failures[0] ?? null, seconds: (performance.now() - started) / 1000 }
 }
 
+// ---------------------------------------------------------------- hub
+
+let hub: RunningHub | null = null
+
+/** The hub as `npm run hub` runs it (its Node flags come from the parent), on ephemeral 127.0.0.1 ports. */
+async function hubStart (args: { influxUrl: string, database: string }) {
+  hub = await startTrellis({ influxUrl: args.influxUrl, database: args.database })
+  return { httpUrl: hub.httpUrl, mqttUrl: hub.mqttUrl }
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const handlers: Record<string, Handler> = {
@@ -387,6 +399,7 @@ const handlers: Record<string, Handler> = {
   disconnect: disconnectAll,
   'commander-connect': commanderConnect,
   'command-level': commandLevel,
+  'hub-start': hubStart,
   'bare-listen': bareListen,
   'naive-start': naiveStart,
   'naive-stats': () => ({ received: naive.received, pointsWritten: naive.pointsWritten, failedWrites: naive.failedWrites }),
@@ -405,7 +418,8 @@ process.on('SIGTERM', () => {
   naive.client?.end(true)
   for (const d of commandDevices) d.kill()
   bareBroker?.server.close()
-  process.exit(0)
+  if (hub) void hub.close().catch(() => {}).finally(() => process.exit(0))
+  else process.exit(0)
 })
 // The parent's death ends the helper too: never leave load running unattended.
 process.on('disconnect', () => process.exit(0))

@@ -30,8 +30,9 @@ export class BenchChild {
     })
   }
 
-  static async start (role: string, opts: { maxOldSpaceMiB?: number } = {}): Promise<BenchChild> {
-    const execArgv = ['--import', 'tsx', '--expose-gc']
+  /** `nodeFlags`: more flags for the child's Node, as the process it stands for would run with. */
+  static async start (role: string, opts: { maxOldSpaceMiB?: number, nodeFlags?: string[] } = {}): Promise<BenchChild> {
+    const execArgv = ['--import', 'tsx', '--expose-gc', ...(opts.nodeFlags ?? [])]
     if (opts.maxOldSpaceMiB) execArgv.push(`--max-old-space-size=${opts.maxOldSpaceMiB}`)
     const proc = fork(workerPath, [role], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const child = new BenchChild(role, proc)
