@@ -121,6 +121,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
         ingestNotes.push(`ingest beside the commands: ${fmtInt(l.sent / (l.elapsedMs / 1000))} msg/s sent over ${fmtNum(l.elapsedMs / 1000, 0)} s (${fmtInt(l.heldBack)} held back by full sockets, ${fmtInt(l.lagged)} behind by generator lag)`)
       }
     }
+    inspector.disconnect()
     const shed = (await stack.hub.metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')?.value ?? 0
     ingestNotes.push(`QoS 0 messages the hub shed under overload meanwhile: ${fmtInt(shed)}`)
   } finally {

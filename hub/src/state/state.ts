@@ -32,8 +32,8 @@ export class StateStore extends EventEmitter {
    * Every `persistIntervalMs` (default 10 s), changed states are written,
    * `persistChunk` devices per statement. What a crash loses in between is only
    * the latest values shown before the devices report again (the readings
-   * themselves are in InfluxDB); every 2 s, a fleet reporting all the time cost
-   * the embedded registry a tenth of the hub's CPU.
+   * themselves are in InfluxDB); a thousand devices reporting all the time
+   * cost the embedded registry, on the hub's thread, 45 ms a round.
    */
   constructor (private readonly registry: Registry, private readonly persistIntervalMs = 10_000, private readonly persistChunk = 100) { super() }
 
