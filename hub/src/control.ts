@@ -26,7 +26,7 @@ export interface ControlOptions {
 }
 
 /** The hub's parts that control builds on: the API's own, plus SQL and the broker. */
-export interface ControlDeps extends Pick<ApiContext, 'directory' | 'state' | 'store' | 'writer' | 'deadLetters' | 'metrics' | 'log'> {
+export interface ControlDeps extends Pick<ApiContext, 'registry' | 'directory' | 'state' | 'store' | 'writer' | 'deadLetters' | 'metrics' | 'log'> {
   sql: SqlClient
   aedes: Aedes
 }
@@ -47,12 +47,15 @@ export interface Control {
 
 /** Builds the owner-facing services on their own tables in the registry's database. */
 export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}): Promise<Control> {
-  const { sql, aedes, directory, state, store, writer, deadLetters, metrics, log } = deps
+  const { sql, aedes, registry, directory, state, store, writer, deadLetters, metrics, log } = deps
   const commands = await CommandService.start({
     ...opts.commands, aedes, directory, state, writer, deadLetters, metrics, commandLog: await CommandLog.open(sql), log: log.child({ component: 'commands' }),
   })
   const presence = new PresenceMonitor({ ...opts.presence, state, directory, writer, store, log: log.child({ component: 'presence' }) })
   const streams = new LiveStreams({ ...opts.stream, state, commands, directory, commandView, log: log.child({ component: 'stream' }) })
+  // A revoked token stops reading at once, not only at its next request.
+  const onTokenRevoked = (tokenId: string) => { streams.closeForToken(tokenId) }
+  registry.on('token-revoked', onTokenRevoked)
   const scheduler = await Scheduler.start({ ...opts.schedules, store: await ScheduleStore.open(sql), commands, directory, log: log.child({ component: 'schedules' }) })
   return {
     commands,
@@ -66,6 +69,7 @@ export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}
       ...streamRoutes(streams),
     ],
     stopAccepting () {
+      registry.off('token-revoked', onTokenRevoked)
       scheduler.close()
       presence.close()
       streams.close()

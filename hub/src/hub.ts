@@ -116,7 +116,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   })
   // The remote session offers the part of aedes' interface that ingest and commands use.
   const bus = broker?.aedes ?? remote as unknown as Aedes
-  const control = await buildControl({ sql, aedes: bus, directory, state, store, writer, deadLetters, metrics, log }, opts)
+  const control = await buildControl({ sql, aedes: bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({

@@ -289,6 +289,32 @@ describe('owners watch their devices live', () => {
     expect(maker.status).toBe(403)
   })
 
+  it('ends a stream at once when its token is revoked, with a close event, and keeps the streams of the owner\'s other tokens', async () => {
+    const email = `revoker-${Math.random().toString(36).slice(2)}@example.com`
+    const fleet = await seedFleet(api, { model: thermostat, email })
+    const session = await api.post('/v1/sessions', { email, password: 'correct horse battery' })
+    expect(session.status).toBe(200)
+    const doomed = await openSse(`${stack.httpUrl}/v1/stream`, session.body.token)
+    const kept = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
+    streams.push(doomed, kept)
+    await doomed.next((e) => e.event === 'ready')
+    await kept.next((e) => e.event === 'ready')
+    // Newest first: the session's token, then the sign-up's.
+    const tokens = await api.get('/v1/tokens', fleet.ownerToken)
+    expect(tokens.body.tokens).toHaveLength(2)
+    expect((await api.delete(`/v1/tokens/${tokens.body.tokens[0].id}`, fleet.ownerToken)).status).toBe(200)
+
+    const closed = await doomed.next((e) => e.event === 'close')
+    expect(closed.data.reason).toMatch(/revoked/)
+    await doomed.ended
+    // The owner's other stream goes on: it still gets the device's news.
+    const device = await connectThermostat(fleet.devices[0])
+    await device.report({ temperature: 19.5 })
+    const state = await kept.next((e) => e.event === 'state')
+    expect(state.data.device).toBe(fleet.devices[0].id)
+    expect(kept.events.some((e) => e.event === 'close')).toBe(false)
+  })
+
   it('turns a killed device offline through its last will, and stores presence for uptime', async () => {
     const fleet = await seedFleet(api, { model: thermostat })
     const [d] = fleet.devices

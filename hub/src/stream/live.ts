@@ -22,6 +22,8 @@ export interface LiveStreamsOptions {
 
 interface Subscriber {
   ownerId: string
+  /** The API token the stream was opened with: revoking it ends the stream. */
+  tokenId: string | null
   res: ServerResponse
   heartbeat: NodeJS.Timeout
   seq: number
@@ -62,7 +64,7 @@ export class LiveStreams {
    * Takes over `res` as an event stream for `ownerId`. Throws StreamLimitError
    * before writing anything when the owner has too many open.
    */
-  open (ownerId: string, res: ServerResponse, headers: Record<string, string> = {}): void {
+  open (ownerId: string, res: ServerResponse, headers: Record<string, string> = {}, tokenId: string | null = null): void {
     if (this.closed) throw new Error('live streams are closed')
     const subs = this.byOwner.get(ownerId) ?? new Set<Subscriber>()
     if (subs.size >= this.maxPerOwner) throw new StreamLimitError(this.maxPerOwner)
@@ -76,6 +78,7 @@ export class LiveStreams {
     })
     const sub: Subscriber = {
       ownerId,
+      tokenId,
       res,
       seq: 0,
       heartbeat: setInterval(() => this.write(sub, `: heartbeat ${new Date().toISOString()}\n\n`), this.heartbeatMs),
@@ -88,6 +91,25 @@ export class LiveStreams {
     // `retry` tells EventSource how soon to reconnect; `ready` tells the client it is subscribed.
     this.write(sub, `retry: 2000\n\n`)
     this.send(sub, 'ready', { owner: ownerId, heartbeatMs: this.heartbeatMs })
+  }
+
+  /**
+   * Ends the streams opened with a token that was just revoked, with a `close`
+   * event saying so: a revoked token must stop reading at once, not only on
+   * its next request. Returns how many were ended.
+   */
+  closeForToken (tokenId: string): number {
+    let ended = 0
+    for (const subs of this.byOwner.values()) {
+      for (const sub of subs) {
+        if (sub.tokenId !== tokenId) continue
+        this.send(sub, 'close', { reason: 'the token of this stream was revoked' })
+        sub.res.end()
+        this.drop(sub)
+        ended++
+      }
+    }
+    return ended
   }
 
   /** Ends every stream with a `close` event, so clients know it was deliberate. */

@@ -7,12 +7,12 @@ export function streamRoutes (streams: LiveStreams) {
     route({
       method: 'GET',
       path: '/v1/stream',
-      summary: "Server-Sent Events of the owner's devices: `state`, `presence` and `command` changes, `: heartbeat` comments, and `close` when the hub stops",
+      summary: "Server-Sent Events of the owner's devices: `state`, `presence` and `command` changes, `: heartbeat` comments, and `close` when the hub stops or the stream's token is revoked",
       tags: ['stream'],
       access: 'owner',
       handler: async ({ caller, reply }) => {
         try {
-          streams.open(caller.subject, reply.raw, { 'x-content-type-options': 'nosniff' })
+          streams.open(caller.subject, reply.raw, { 'x-content-type-options': 'nosniff' }, caller.tokenId)
         } catch (err) {
           if (err instanceof StreamLimitError) throw errors.tooManyStreams(err.limit)
           throw err
