@@ -66,7 +66,14 @@ export interface BrokerOptions {
    * gets this, so a dead connection is noticed within 1.5 times it. Default 600.
    */
   maxKeepaliveSeconds?: number
-  /** Failed authentications allowed per client id before it is refused unchecked. Default 0.2/s, burst 10. */
+  /**
+   * Failed authentications per client id beyond which further failures for it
+   * are refused quietly: no audit row and no log line each, so a flood aimed
+   * at one device costs a cache lookup and a hash per attempt. The right
+   * secret still gets in: a device secret (192 random bits) cannot be guessed
+   * online, and locking the id would let anyone who knows a device's id keep
+   * it offline. Default 0.2/s, burst 10.
+   */
   authFailuresPerClientId?: Rate
   /** Failed authentications allowed per remote address before it is refused unchecked. Default 5/s, burst 100. */
   authFailuresPerAddress?: Rate
@@ -101,7 +108,11 @@ export type BeforeAck = (deviceId: string, packet: PublishPacket, done: (err?: E
 export interface BrokerStats {
   connections: number
   authFailures: number
-  /** Connection attempts refused without checking the secret, because of too many recent failures. */
+  /**
+   * Connection attempts refused because of too many recent failures: unchecked
+   * when from an address over its limit, quietly (no audit row) when for a
+   * client id over its limit.
+   */
   authThrottled: number
   publishDenied: number
   subscribeDenied: number
@@ -212,10 +223,16 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
         log.debug({ clientId: claimed, address, reason }, 'connection refused')
         done(Object.assign(new Error(reason), { returnCode }), false)
       }
+      // Over its limit, a client id's failures are refused quietly (see authFailuresPerClientId).
+      const idThrottled = !failuresById.has(claimed)
       const fail = (reason: string, returnCode = 4) => {
+        if (address) failuresByAddress.take(address)
+        if (idThrottled) {
+          stats.authThrottled++
+          return refuse('too many failed attempts; try again later', 3)
+        }
         stats.authFailures++
         failuresById.take(claimed)
-        if (address) failuresByAddress.take(address)
         report({ type: 'auth-failed', deviceId: claimed || null, address, detail: reason })
         refuse(reason, returnCode)
       }
@@ -223,8 +240,8 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       if (claimed === '') return fail('a client id (the device id) is required', 2)
       if (/[+#/\u0000]/.test(claimed) || /[+#/\u0000]/.test(username ?? '')) return fail('client id and username may not contain +, #, / or NUL', 2)
       if (claimed.length > 64) return fail('a client id is at most 64 characters (a device id)', 2)
-      if (!failuresById.has(claimed) || (address !== null && !failuresByAddress.has(address))) {
-        // Refused unchecked: a guessing flood costs neither a lookup nor a hash, nor an audit row each.
+      if (address !== null && !failuresByAddress.has(address)) {
+        // Refused unchecked: a flood from one address costs neither a lookup nor a hash, nor an audit row each.
         stats.authThrottled++
         return refuse('too many failed attempts; try again later', 3)
       }
