@@ -8,7 +8,7 @@ import type { ApiContext } from './api/context.js'
 import { attachIngest } from './ingest/ingest.js'
 import { DeadLetters } from './ingest/dead-letters.js'
 import { HubMetrics } from './metrics.js'
-import { AuditLog } from './audit/audit-log.js'
+import { AuditLog, type AuditLogOptions } from './audit/audit-log.js'
 import { DeviceDirectory } from './registry/directory.js'
 import { Registry } from './registry/registry.js'
 import { openPglite, type SqlClient } from './registry/sql.js'
@@ -45,6 +45,8 @@ export interface HubOptions extends ControlOptions {
    * wait in memory only, and a restart loses them.
    */
   dataDir?: string
+  /** The security audit log's batching and retention (default: kept 90 days). */
+  audit?: AuditLogOptions
   /** Spool bounds (see `SpoolOptions`); used with `dataDir`. */
   spool?: Omit<SpoolOptions, 'dir' | 'logger'>
   /** `close()` flushes points to InfluxDB for this long, then spools the rest. Default 10000 ms. */
@@ -106,7 +108,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
   await state.load()
 
-  const audit = new AuditLog(registry, log.child({ component: 'audit' }))
+  const audit = new AuditLog(registry, log.child({ component: 'audit' }), opts.audit)
   const remote = opts.remoteBroker ? new RemoteBroker(opts.remoteBroker, log.child({ component: 'remote-broker' })) : null
   const broker = remote ? null : await createBroker({
     ...opts.broker,
@@ -231,7 +233,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await ingest.detach()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       await state.close()
-      await audit.flush()
+      await audit.close()
       await registry.close()
     },
   }

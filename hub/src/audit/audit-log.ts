@@ -6,7 +6,14 @@ export interface AuditLogOptions {
   flushIntervalMs?: number
   /** Entries held waiting for the registry; beyond this, new ones are counted and dropped. Default 10000. */
   maxPending?: number
+  /** Records older than this are deleted, every `pruneIntervalMs`. Default 90 days. */
+  retentionMs?: number
+  /** Default 1 hour. */
+  pruneIntervalMs?: number
 }
+
+/** Records deleted per statement: the embedded registry runs on the hub's thread. */
+const PRUNE_CHUNK = 1000
 
 /**
  * The security audit log: who did what, when and from where. Entries are
@@ -22,9 +29,40 @@ export class AuditLog {
   /** Entries dropped because too many were pending. */
   dropped = 0
 
+  private readonly retentionMs: number
+  private readonly pruning: NodeJS.Timeout
+
   constructor (private readonly registry: Registry, private readonly log: Logger, opts: AuditLogOptions = {}) {
     this.flushIntervalMs = opts.flushIntervalMs ?? 100
     this.maxPending = opts.maxPending ?? 10_000
+    this.retentionMs = opts.retentionMs ?? 90 * 86_400_000
+    this.pruning = setInterval(() => {
+      this.prune().then((n) => {
+        if (n > 0) this.log.info({ pruned: n }, 'old audit records pruned')
+      }, (err: Error) => this.log.error({ err }, 'old audit records could not be pruned'))
+    }, opts.pruneIntervalMs ?? 3_600_000)
+    this.pruning.unref()
+  }
+
+  /**
+   * Deletes the records older than the retention, a chunk per statement with
+   * I/O in between; returns how many went.
+   */
+  async prune (now = Date.now()): Promise<number> {
+    const before = new Date(now - this.retentionMs)
+    let total = 0
+    for (;;) {
+      const n = await this.registry.pruneAudit(before, PRUNE_CHUNK)
+      total += n
+      if (n < PRUNE_CHUNK) return total
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+
+  /** Stops pruning and writes what is pending. */
+  async close (): Promise<void> {
+    clearInterval(this.pruning)
+    await this.flush()
   }
 
   record (entry: AuditEntry): void {

@@ -313,6 +313,13 @@ export class Registry extends EventEmitter {
         entries.map((e) => e.address ?? null), entries.map((e) => e.detail)])
   }
 
+  /** Deletes the oldest audit records written before `before`, at most `limit`; returns how many went. */
+  async pruneAudit (before: Date, limit: number): Promise<number> {
+    const rows = await this.db.query<{ id: string }>(
+      'DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY id LIMIT $2) RETURNING id', [before, limit])
+    return rows.length
+  }
+
   /** Audit records newest first; with `makerId`, only those about that maker's devices. */
   async readAudit (filter: { makerId?: string, deviceId?: string, before?: string, limit: number }): Promise<AuditRecord[]> {
     const rows = await this.db.query<{ id: string, at: Date, actor: string, action: AuditAction, device_id: string | null, address: string | null, detail: string }>(
