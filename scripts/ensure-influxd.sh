@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure InfluxDB 1.x (influxd) is installed, from the OS packages when it is missing.
-# Used by `npm start` and `npm test`. With INFLUX_URL set and --optional given, nothing is needed.
+# Used by `npm start`, `npm test` and `npm run bench`. With INFLUX_URL set and --optional given, nothing is needed.
 set -euo pipefail
 
 if [[ "${1:-}" == "--optional" && -n "${INFLUX_URL:-}" ]]; then
