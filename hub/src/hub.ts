@@ -30,7 +30,7 @@ export interface HubOptions extends ControlOptions {
   sql?: SqlClient
   logger?: Logger
   /** Broker settings other than authentication, which the hub provides. */
-  broker?: Omit<BrokerOptions, 'authenticateDevice' | 'logger'>
+  broker?: Omit<BrokerOptions, 'authenticateDevice' | 'authenticateDeviceFromMemory' | 'logger'>
   /**
    * A broker running apart from the hub, reached as its service principal on a
    * persistent QoS 1 session (see docs/durability.md). The hub then runs no
@@ -114,6 +114,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     ...opts.broker,
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
+    authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   // The remote session offers the part of aedes' interface that ingest and commands use.

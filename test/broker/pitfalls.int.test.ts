@@ -250,4 +250,32 @@ describe('aedes pitfalls, closed', () => {
     expect(events.filter((e) => e.type === 'auth-failed')).toHaveLength(5)
   })
 
+  it('checks a client id over its limit from memory only: no lookup for an id it does not hold, the right secret in for one it does', async () => {
+    let lookups = 0
+    const inMemory = new Set(['dev-alpha'])
+    await start({
+      authenticateDevice: (id, secret) => { lookups++; return secrets.get(id) === secret },
+      authenticateDeviceFromMemory: (id, secret) => inMemory.has(id) ? secrets.get(id) === secret : undefined,
+      authFailuresPerClientId: { perSecond: 0.001, burst: 2 },
+    })
+    for (const id of ['dev-ghost', 'dev-ghost', 'dev-alpha', 'dev-alpha']) {
+      const bad = await rawConnection(port, rawPackets.connect({ clientId: id, username: id, password: 'guess' }))
+      expect(await bad.connack).toBe(4)
+    }
+    expect(lookups).toBe(4)
+    // Both ids are over their limit: a flood on the one not in memory costs no lookup...
+    for (let i = 0; i < 5; i++) {
+      const ghost = await rawConnection(port, rawPackets.connect({ clientId: 'dev-ghost', username: 'dev-ghost', password: 'guess' }))
+      expect(await ghost.connack).toBe(3)
+    }
+    expect(lookups).toBe(4)
+    // ...and the device in memory still gets in with its own secret, without one either.
+    const owner = await rawConnection(port, rawPackets.connect({ clientId: 'dev-alpha', username: 'dev-alpha', password: 'alpha-secret' }))
+    expect(await owner.connack).toBe(0)
+    owner.socket.destroy()
+    expect(lookups).toBe(4)
+    expect(broker.stats.authThrottled).toBe(5)
+    expect(events.filter((e) => e.type === 'auth-failed')).toHaveLength(4)
+  })
+
 })

@@ -117,6 +117,13 @@ export class DeviceDirectory {
     return compiled
   }
 
+  /** `authenticate` without a lookup: undefined when the device is not in memory. */
+  authenticateFromMemory (id: string, secret: string): boolean | undefined {
+    const ctx = this.devices.get(id)
+    if (!ctx) return undefined
+    return !ctx.disabled && safeEqualHex(sha256Hex(secret), ctx.secretHash)
+  }
+
   /** True when `secret` is the device's current secret and the device is enabled. */
   async authenticate (id: string, secret: string): Promise<boolean> {
     const ctx = await this.get(id)
