@@ -17,6 +17,7 @@ const device: DeviceContext = {
   disabled: false,
   releasedAt: null,
   model: { id: 'md-1', name: 'thermo-1', makerId: 'mk-1', capabilities: new Map(resolveCapabilities(['temperature']).map((c) => [c.name, c])), mapping: null, heartbeatMs: null },
+  series: { device: 'dev-completion', model: 'md-1', maker: 'mk-1' },
 }
 
 type FakeWriter = { write (points: readonly Point[], done?: (err?: Error) => void): boolean, flush (): void, stats?: { buffered: number } }

@@ -201,7 +201,7 @@ export class CommandService extends EventEmitter {
       if (readings.length > 0) {
         record.state = Object.fromEntries(readings.map((r) => [r.capability, r.value]))
         this.opts.state.applyReadings(deviceId, readings, now, now)
-        this.opts.writer.write(readings.map((r) => ({ measurement: r.capability, device: ctx.id, model: ctx.model.id, maker: ctx.makerId, value: r.value, ts: now })))
+        this.opts.writer.writeValues(ctx.series, readings, now)
       }
     }
     clearTimeout(flight.deadline)

@@ -154,16 +154,15 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     }
     state.applyReadings(ctx.id, readings, ts, now)
     metrics.tally.readings += readings.length
-    const series = { device: ctx.id, model: ctx.model.id, maker: ctx.makerId }
     if (packet.qos === 0 && writer.stats.buffered < backpressureQos0Above) {
       // QoS 0 promises no delivery, so while InfluxDB keeps up nothing waits for these
       // points to be durable: the device's next packets are read at once, not in a burst
       // when InfluxDB answers (which held every socket in the hub for tens of ms), and the
       // points ride the writer's timer in fewer, larger requests.
-      if (!writer.writeValues(series, readings, ts)) shedCounter.inc()
+      if (!writer.writeValues(ctx.series, readings, ts)) shedCounter.inc()
       return done()
     }
-    writer.writeValues(series, readings, ts, (err) => {
+    writer.writeValues(ctx.series, readings, ts, (err) => {
       if (!err) return done()
       // Not acknowledged: the broker drops the connection and the device re-sends later.
       log.error({ err: err.message, deviceId: ctx.id }, 'readings could not be made durable')

@@ -1,4 +1,5 @@
 import { MappingError, parseMapping, type CapabilityName, type ModelCapability } from '@trellis/device-sdk'
+import type { Series } from '../store/points.js'
 import { compileMapping, invalidMapping, type CompiledMapping } from '../normalize/mapping.js'
 import type { Model, Registry } from './registry.js'
 import { safeEqualHex, sha256Hex } from './secrets.js'
@@ -25,6 +26,8 @@ export interface DeviceContext {
   readonly disabled: boolean
   /** Epoch ms of its last release by an owner; an owner sees nothing from before it. */
   readonly releasedAt: number | null
+  /** Its tags in InfluxDB, made once here so that ingest builds none per message. */
+  readonly series: Series
 }
 
 export type ModelCompiler = (model: Model) => CompiledModel
@@ -151,6 +154,7 @@ export class DeviceDirectory {
       secretHash: credentials.secretHash,
       disabled: device.disabled,
       releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
+      series: { device: id, model: model.id, maker: device.makerId },
     }
     if (generation === this.generation) this.devices.set(id, ctx)
     return ctx
