@@ -94,22 +94,13 @@ export class LiveStreams {
   }
 
   /**
-   * Ends the streams opened with a token that was just revoked, with a `close`
-   * event saying so: a revoked token must stop reading at once, not only on
-   * its next request. Returns how many were ended.
+   * Ends the streams opened with a token that was just revoked: a revoked
+   * token must stop reading at once, not only on its next request.
    */
-  closeForToken (tokenId: string): number {
-    let ended = 0
+  closeForToken (tokenId: string): void {
     for (const subs of this.byOwner.values()) {
-      for (const sub of subs) {
-        if (sub.tokenId !== tokenId) continue
-        this.send(sub, 'close', { reason: 'the token of this stream was revoked' })
-        sub.res.end()
-        this.drop(sub)
-        ended++
-      }
+      for (const sub of subs) if (sub.tokenId === tokenId) this.end(sub, 'the token of this stream was revoked')
     }
-    return ended
   }
 
   /** Ends every stream with a `close` event, so clients know it was deliberate. */
@@ -120,12 +111,15 @@ export class LiveStreams {
     this.opts.state.off('readings', this.onState)
     this.opts.commands.off('change', this.onCommand)
     for (const subs of this.byOwner.values()) {
-      for (const sub of subs) {
-        this.send(sub, 'close', { reason })
-        sub.res.end()
-        this.drop(sub)
-      }
+      for (const sub of subs) this.end(sub, reason)
     }
+  }
+
+  /** Tells the client why with a `close` event, then ends its stream. */
+  private end (sub: Subscriber, reason: string): void {
+    this.send(sub, 'close', { reason })
+    sub.res.end()
+    this.drop(sub)
   }
 
   private readonly onState = (change: StateChange) => {
