@@ -24,22 +24,8 @@ MSG
   exit 1
 }
 
-command -v apt-get >/dev/null 2>&1 || cannot "no apt-get on this system (Debian/Ubuntu only)."
-
-if [[ "$(id -u)" == 0 ]]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-  SUDO=(sudo -n)
-else
-  cannot "installing needs root or password-less sudo."
-fi
-
 echo "influxd not found: installing InfluxDB 1.x from the OS packages (apt-get install influxdb) …"
-export DEBIAN_FRONTEND=noninteractive
 # The package's service is not used: Trellis runs its own influxd on 127.0.0.1.
-if ! "${SUDO[@]}" apt-get install -y --no-install-recommends influxdb >/tmp/trellis-apt.log 2>&1; then
-  echo "refreshing the package lists first …"
-  "${SUDO[@]}" apt-get update -qq >>/tmp/trellis-apt.log 2>&1 || cannot "apt-get update failed (see /tmp/trellis-apt.log)."
-  "${SUDO[@]}" apt-get install -y --no-install-recommends influxdb >>/tmp/trellis-apt.log 2>&1 || cannot "apt-get install influxdb failed (see /tmp/trellis-apt.log)."
-fi
+source "$(dirname "$0")/apt-install.sh"
+apt_install influxdb
 echo "installed: $(influxd version 2>/dev/null || echo influxd)"
