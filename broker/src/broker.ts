@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes'
 import { pino, type Logger } from 'pino'
-import { isDeviceId } from '@trellis/device-sdk'
+import { isDeviceId } from '@trellis/device-sdk/topics'
 import { canReceive, publishDenial, subscribeDenial, type Principal } from './policy.js'
 import { KeyedBuckets, type Rate } from './limits.js'
 

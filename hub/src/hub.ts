@@ -1,8 +1,7 @@
 import path from 'node:path'
-import type { Aedes } from 'aedes'
 import { pino, type Logger } from 'pino'
 import { topics } from '@trellis/device-sdk'
-import { attachWebSocketListener, createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
+import { InProcessBus, attachWebSocketListener, createBroker, type Broker, type BrokerOptions, type DeviceBus } from '@trellis/broker'
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'
 import { attachIngest } from './ingest/ingest.js'
@@ -68,6 +67,8 @@ export interface Hub {
   readonly broker: Broker
   /** The session with a broker apart from the hub, in remote mode; otherwise null. */
   readonly remote: RemoteBroker | null
+  /** The device transport ingest and commands use: the in-process broker's, or the remote session. */
+  readonly bus: DeviceBus
   readonly state: StateStore
   readonly store: TelemetryStore
   readonly writer: PointWriter
@@ -117,15 +118,14 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
-  // The remote session offers the part of aedes' interface that ingest and commands use.
-  const bus = broker?.aedes ?? remote as unknown as Aedes
-  const control = await buildControl({ sql, aedes: bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
+  const inProcessBus = broker && new InProcessBus(broker)
+  const bus: DeviceBus = inProcessBus ?? remote!
+  const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
-    aedes: bus,
-    broker: broker ?? remote!,
+    bus,
     directory,
     state,
     writer,
@@ -204,7 +204,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       if (!broker) throw new Error('this hub runs apart from its broker (remoteBroker): there is no in-process broker')
       return broker
     },
-    remote, registry, directory, state, store, writer, deadLetters, metrics, audit, api, log, control,
+    remote, bus, registry, directory, state, store, writer, deadLetters, metrics, audit, api, log, control,
     async listen ({ httpPort, mqttPort, mqttsPort, host = '127.0.0.1' }) {
       if (mqttsPort !== undefined && !opts.tls) throw new Error('mqttsPort needs the tls option (a certificate and key)')
       const mqtt = broker ? await broker.listen({ port: mqttPort, host }) : null
@@ -232,6 +232,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await control.close()
       await (broker ?? remote!).close()
       await ingest.detach()
+      inProcessBus?.close()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       await state.close()
       await audit.close()

@@ -37,11 +37,11 @@ describe('the hub\'s session with a broker apart', () => {
     const session = await startLink()
     const seen: string[] = []
     let failures = 1
-    session.beforeAck = (_id, packet, done) => {
+    session.onDelivery('telemetry', (_id, packet, done) => {
       seen.push(packet.payload.toString())
       if (failures-- > 0) return done(new Error('the writer could neither write nor spool'))
       done(null)
-    }
+    })
     await session.start()
     await device!.publishAsync(topics.telemetry(deviceId), '{"temperature":21}', { qos: 1 })
 
@@ -54,7 +54,7 @@ describe('the hub\'s session with a broker apart', () => {
   it('acknowledges in arrival order, and only what is done', async () => {
     const session = await startLink()
     const pending: Array<(err: Error | null) => void> = []
-    session.beforeAck = (_id, _packet, done) => { pending.push(done) }
+    session.onDelivery('telemetry', (_id, _packet, done) => { pending.push(done) })
     await session.start()
     for (const n of [1, 2, 3]) await device!.publishAsync(topics.telemetry(deviceId), `{"temperature":${n}}`, { qos: 1 })
     await eventually(() => pending.length, (n) => n === 3, { what: 'three messages at the hook' })
@@ -70,7 +70,7 @@ describe('the hub\'s session with a broker apart', () => {
   it('passes other channels to the subscribers and refuses to start without the service credentials', async () => {
     const session = await startLink()
     const events: string[] = []
-    session.subscribe(topics.all('events'), (packet, done) => { events.push(packet.topic); done() }, () => {})
+    session.onDelivery('events', (_id, packet, done) => { events.push(packet.topic); done() })
     await session.start()
     await device!.publishAsync(topics.events(deviceId), '{"type":"door-opened"}', { qos: 1 })
     await eventually(() => events, (e) => e.length === 1, { what: 'the event delivered' })

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { Aedes, Client } from 'aedes'
+import type { DeviceBus } from '@trellis/broker'
 import type { Logger } from 'pino'
 import { Counter } from 'prom-client'
 import { checkValue, isCapabilityName, topics, type Command, type ReadingValue } from '@trellis/device-sdk'
@@ -16,7 +16,8 @@ import type { CommandLog, CommandOrigin, CommandRecord } from './command-log.js'
 import { commandProblem, type CommandRequest } from './validate.js'
 
 export interface CommandServiceOptions {
-  aedes: Aedes
+  /** The device transport commands are published on. */
+  bus: DeviceBus
   directory: DeviceDirectory
   state: StateStore
   writer: PointWriter
@@ -107,8 +108,7 @@ export class CommandService extends EventEmitter {
     }, Math.min(retentionMs, 3_600_000))
     this.pruning.unref()
     opts.state.on('presence', this.onStateChange)
-    opts.aedes.on('clientReady', this.onClientReady)
-    opts.aedes.on('subscribe', this.onSubscribe)
+    opts.bus.on('commands-ready', this.onCommandsReady)
   }
 
   /** Opens the service and restores the offline queue from the registry. */
@@ -242,8 +242,7 @@ export class CommandService extends EventEmitter {
     clearInterval(this.sweep)
     clearInterval(this.pruning)
     this.opts.state.off('presence', this.onStateChange)
-    this.opts.aedes.off('clientReady', this.onClientReady)
-    this.opts.aedes.off('subscribe', this.onSubscribe)
+    this.opts.bus.off('commands-ready', this.onCommandsReady)
     for (const flight of this.inFlight.values()) {
       clearTimeout(flight.deadline)
       if (flight.forget) clearTimeout(flight.forget)
@@ -293,14 +292,7 @@ export class CommandService extends EventEmitter {
     })
     this.trackPending(record)
     this.changed(record)
-    this.opts.aedes.publish({
-      cmd: 'publish',
-      topic: topics.commands(ctx.id),
-      payload,
-      qos: 1,
-      retain: false,
-      dup: false,
-    }, (err?: Error) => {
+    this.opts.bus.publishCommand(ctx.id, payload, (err?: Error) => {
       if (!err) return
       this.log.error({ err, deviceId: ctx.id, commandId: record.id }, 'command could not be published')
       const flight = this.inFlight.get(record.id)
@@ -375,11 +367,7 @@ export class CommandService extends EventEmitter {
     if (change.kind === 'presence' && change.online) this.deliverQueued(change.deviceId)
   }
 
-  private readonly onClientReady = (client: Client) => { this.deliverQueued(client.id) }
-
-  private readonly onSubscribe = (subscriptions: Array<{ topic: string }>, client: Client) => {
-    if (client && subscriptions.some((s) => s.topic === topics.commands(client.id))) this.deliverQueued(client.id)
-  }
+  private readonly onCommandsReady = (deviceId: string) => { this.deliverQueued(deviceId) }
 
   /**
    * Sends a device's queued commands once it is connected and subscribed to
@@ -389,8 +377,7 @@ export class CommandService extends EventEmitter {
   private deliverQueued (deviceId: string): void {
     const queue = this.queues.get(deviceId)
     if (!queue || this.closed) return
-    const client = (this.opts.aedes as unknown as { clients: Record<string, (Client & { subscriptions?: Record<string, unknown> }) | undefined> }).clients[deviceId]
-    if (!client?.subscriptions?.[topics.commands(deviceId)]) return
+    if (!this.opts.bus.canReceiveCommands(deviceId)) return
     this.queues.delete(deviceId)
     void this.opts.directory.get(deviceId).then((ctx) => {
       if (!ctx) return
