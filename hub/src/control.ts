@@ -56,6 +56,11 @@ export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}
   // A revoked token stops reading at once, not only at its next request.
   const onTokenRevoked = (tokenId: string) => { streams.closeForToken(tokenId) }
   registry.on('token-revoked', onTokenRevoked)
+  // A release or a claim ends what the previous owner queued (the registry emits device-changed for both).
+  const onDeviceChanged = (deviceId: string) => {
+    commands.ownershipChanged(deviceId).catch((err: Error) => log.error({ err, deviceId }, 'commands could not follow a change of owner'))
+  }
+  registry.on('device-changed', onDeviceChanged)
   const scheduler = await Scheduler.start({ ...opts.schedules, store: await ScheduleStore.open(sql), commands, directory, log: log.child({ component: 'schedules' }) })
   return {
     commands,
@@ -70,6 +75,7 @@ export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}
     ],
     stopAccepting () {
       registry.off('token-revoked', onTokenRevoked)
+      registry.off('device-changed', onDeviceChanged)
       scheduler.close()
       presence.close()
       streams.close()

@@ -13,6 +13,7 @@ import { decodeAck, encodeCommand } from '../normalize/commands.js'
 import { CommandEncodeError } from '../normalize/mapping.js'
 import { newId } from '../registry/secrets.js'
 import type { CommandLog, CommandOrigin, CommandRecord } from './command-log.js'
+import { OfflineQueue } from './offline-queue.js'
 import { commandProblem, type CommandRequest } from './validate.js'
 
 export interface CommandServiceOptions {
@@ -70,6 +71,14 @@ interface InFlight {
 }
 
 /**
+ * Whether the owner who issued a command still owns the device, with no
+ * release since: a command goes out, and counts as desired, only while this holds.
+ */
+export function issuerOwns (record: Pick<CommandRecord, 'ownerId' | 'createdAt'>, ctx: Pick<DeviceContext, 'ownerId' | 'releasedAt'>): boolean {
+  return ctx.ownerId === record.ownerId && (ctx.releasedAt === null || record.createdAt > ctx.releasedAt)
+}
+
+/**
  * Sends owners' commands to devices and follows each to its ack: validates
  * against the model, publishes in-process (QoS 1, in the model's dialect),
  * waits for the ack, queues for offline devices within a TTL, and keeps the
@@ -79,12 +88,11 @@ export class CommandService extends EventEmitter {
   private readonly inFlight = new Map<string, InFlight>()
   /** Pending commands per device, queued or in flight: the source of desired values. */
   private readonly pendingByDevice = new Map<string, Map<string, CommandRecord>>()
-  private readonly queues = new Map<string, CommandRecord[]>()
+  private readonly queue: OfflineQueue
   private readonly defaultWaitMs: number
   private readonly lateAckWindowMs: number
   private readonly defaultQueueTtlMs: number
   private readonly maxPending: number
-  private readonly sweep: NodeJS.Timeout
   private readonly pruning: NodeJS.Timeout
   private readonly counted: Counter<'status'>
   private readonly log: Logger
@@ -98,8 +106,11 @@ export class CommandService extends EventEmitter {
     this.maxPending = opts.maxPendingPerDevice ?? 100
     this.log = opts.log
     this.counted = new Counter({ name: 'trellis_commands_total', help: 'Commands by final status (and pending when sent).', labelNames: ['status'] as const, registers: [opts.metrics.registry] })
-    this.sweep = setInterval(() => this.expireQueued(), opts.queueSweepMs ?? 1_000)
-    this.sweep.unref()
+    this.queue = new OfflineQueue({
+      commandLog: opts.commandLog,
+      sweepMs: opts.queueSweepMs,
+      onExpired: (records) => this.endUnsent(records, 'timeout', (r) => `device ${r.deviceId} did not come back before ${new Date(r.queuedUntil!).toISOString()}, when the queued command expired`),
+    })
     const retentionMs = opts.retentionMs ?? 30 * 86_400_000
     this.pruning = setInterval(() => {
       opts.commandLog.prune(Date.now() - retentionMs).then((n) => {
@@ -125,6 +136,8 @@ export class CommandService extends EventEmitter {
    */
   async send (ctx: DeviceContext, ownerId: string, request: CommandRequest, opts: SendOptions = {}): Promise<CommandRecord> {
     if (this.closed) throw new Error('the command service is closed')
+    // The routes and the scheduler check ownership first; this holds whatever calls next.
+    if (!issuerOwns({ ownerId, createdAt: Date.now() }, ctx)) throw new CommandRefused('invalid', `device ${ctx.id} is not owned by ${ownerId}`)
     const problem = commandProblem(ctx.model, request)
     if (problem) throw new CommandRefused('invalid', problem)
     const id = newId('cmd')
@@ -152,10 +165,9 @@ export class CommandService extends EventEmitter {
       throw new CommandRefused('busy', `device ${ctx.id} has ${pending} commands pending, the limit; wait for their acks${online ? '' : ' or for the device to come back'}`)
     }
     if (!online) {
-      const queue = this.queues.get(ctx.id) ?? []
       record.queuedUntil = now + (opts.queueTtlMs ?? this.defaultQueueTtlMs)
       await this.opts.commandLog.insert(record)
-      this.queues.set(ctx.id, [...queue, record])
+      this.queue.add(record)
       this.trackPending(record)
       this.changed(record)
       // It may have come back while the record was written.
@@ -213,10 +225,15 @@ export class CommandService extends EventEmitter {
     this.settle(flight)
   }
 
-  /** The pending desired values of a device, per capability (the newest command wins). */
+  /**
+   * The pending desired values of a device, per capability (the newest command
+   * wins), of its current owner's commands only.
+   */
   desired (deviceId: string): Map<string, DesiredValue> {
     const out = new Map<string, DesiredValue>()
+    const ctx = this.opts.directory.peek(deviceId)
     for (const record of this.pendingByDevice.get(deviceId)?.values() ?? []) {
+      if (!ctx || !issuerOwns(record, ctx)) continue
       for (const [cap, value] of Object.entries(record.request.set ?? {})) {
         const seen = out.get(cap)
         if (!seen || seen.since <= record.createdAt) out.set(cap, { value, command: record.id, since: record.createdAt })
@@ -225,21 +242,39 @@ export class CommandService extends EventEmitter {
     return out
   }
 
-  async get (deviceId: string, id: string): Promise<CommandRecord | null> {
-    const live = this.inFlight.get(id)?.record ?? this.pendingByDevice.get(deviceId)?.get(id)
-    if (live && live.deviceId === deviceId) return live
-    return await this.opts.commandLog.get(deviceId, id)
+  /** One command of the device, if its current owner issued it since the device's last release. */
+  async get (ctx: DeviceContext, id: string): Promise<CommandRecord | null> {
+    if (ctx.ownerId === null) return null
+    const live = this.inFlight.get(id)?.record ?? this.pendingByDevice.get(ctx.id)?.get(id)
+    if (live && live.deviceId === ctx.id) return issuerOwns(live, ctx) ? live : null
+    return await this.opts.commandLog.get(ctx.id, id, { ownerId: ctx.ownerId, since: ctx.releasedAt })
   }
 
-  async recent (deviceId: string, limit: number): Promise<CommandRecord[]> {
-    return await this.opts.commandLog.recent(deviceId, limit)
+  /** The device's recent commands, newest first: its current owner's, since its last release. */
+  async recent (ctx: DeviceContext, limit: number): Promise<CommandRecord[]> {
+    if (ctx.ownerId === null) return []
+    return await this.opts.commandLog.recent(ctx.id, limit, { ownerId: ctx.ownerId, since: ctx.releasedAt })
+  }
+
+  /**
+   * The device was released, claimed or otherwise changed: its queued commands
+   * of anyone but its current owner are cancelled, and its in-flight ones stop
+   * counting as pending. Released, it also forgets its latest readings, which
+   * were its previous owner's (even those stamped ahead of the release).
+   */
+  async ownershipChanged (deviceId: string): Promise<void> {
+    const ctx = await this.opts.directory.get(deviceId)
+    const stale = (r: CommandRecord) => !ctx || !issuerOwns(r, ctx)
+    this.endUnsent(this.queue.remove(deviceId, stale), 'error', (r) => `cancelled: device ${r.deviceId} changed owner before the command was delivered`)
+    for (const record of [...this.pendingByDevice.get(deviceId)?.values() ?? []]) if (stale(record)) this.untrackPending(record)
+    if (ctx && ctx.ownerId === null) this.opts.state.forgetReadings(deviceId)
   }
 
   /** Stops timers and listeners; commands still waiting resolve as they stand. */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    clearInterval(this.sweep)
+    this.queue.close()
     clearInterval(this.pruning)
     this.opts.state.off('presence', this.onStateChange)
     this.opts.bus.off('commands-ready', this.onCommandsReady)
@@ -355,12 +390,7 @@ export class CommandService extends EventEmitter {
   private async restore (): Promise<void> {
     const abandoned = await this.opts.commandLog.abandonInFlight()
     if (abandoned > 0) this.log.warn({ abandoned }, 'commands sent before a restart were never answered')
-    for (const record of await this.opts.commandLog.queued()) {
-      const queue = this.queues.get(record.deviceId) ?? []
-      queue.push(record)
-      this.queues.set(record.deviceId, queue)
-      this.trackPending(record)
-    }
+    for (const record of await this.queue.restore()) this.trackPending(record)
   }
 
   private readonly onStateChange = (change: { kind: string, deviceId: string, online?: boolean }) => {
@@ -370,47 +400,42 @@ export class CommandService extends EventEmitter {
   private readonly onCommandsReady = (deviceId: string) => { this.deliverQueued(deviceId) }
 
   /**
-   * Sends a device's queued commands once it is connected and subscribed to
-   * its commands: publishing earlier would lose them for a device without a
-   * persistent session.
+   * Sends a device's queued commands once it can receive them (connected and
+   * subscribed to its commands: publishing earlier would lose them for a device
+   * without a persistent session), each only if its issuer still owns the device.
    */
   private deliverQueued (deviceId: string): void {
-    const queue = this.queues.get(deviceId)
-    if (!queue || this.closed) return
-    if (!this.opts.bus.canReceiveCommands(deviceId)) return
-    this.queues.delete(deviceId)
+    if (this.closed || !this.queue.has(deviceId) || !this.opts.bus.canReceiveCommands(deviceId)) return
+    const queue = this.queue.take(deviceId)
     void this.opts.directory.get(deviceId).then((ctx) => {
-      if (!ctx) return
       const now = Date.now()
+      const unsent: CommandRecord[] = []
+      const cancelled: CommandRecord[] = []
       for (const record of queue) {
-        if (record.queuedUntil !== null && record.queuedUntil < now) continue
-        record.sentAt = Date.now()
-        void this.dispatch(record, ctx, this.defaultWaitMs)
-        this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
+        if (!ctx || !issuerOwns(record, ctx)) cancelled.push(record)
+        else if (record.queuedUntil !== null && record.queuedUntil < now) unsent.push(record)
+        else {
+          record.sentAt = Date.now()
+          void this.dispatch(record, ctx, this.defaultWaitMs)
+          this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
+        }
       }
-      this.expire(queue.filter((r) => r.sentAt === null))
-    }, (err: Error) => this.log.error({ err, deviceId }, 'queued commands could not be delivered'))
+      this.endUnsent(cancelled, 'error', (r) => `cancelled: device ${r.deviceId} changed owner before the command was delivered`)
+      this.endUnsent(unsent, 'timeout', (r) => `device ${r.deviceId} did not come back before ${new Date(r.queuedUntil!).toISOString()}, when the queued command expired`)
+    }, (err: Error) => {
+      for (const record of queue) this.queue.add(record)
+      this.log.error({ err, deviceId }, 'queued commands could not be delivered')
+    })
   }
 
-  private expireQueued (): void {
-    const now = Date.now()
-    for (const [deviceId, queue] of this.queues) {
-      const expired = queue.filter((r) => r.queuedUntil !== null && r.queuedUntil < now)
-      if (expired.length === 0) continue
-      const kept = queue.filter((r) => !expired.includes(r))
-      if (kept.length > 0) this.queues.set(deviceId, kept)
-      else this.queues.delete(deviceId)
-      this.expire(expired)
-    }
-  }
-
-  private expire (records: CommandRecord[]): void {
+  /** Ends commands that were never sent (expired, or cancelled by a change of owner). */
+  private endUnsent (records: CommandRecord[], status: 'timeout' | 'error', reason: (record: CommandRecord) => string): void {
     for (const record of records) {
-      record.status = 'timeout'
-      record.error = `device ${record.deviceId} did not come back before ${new Date(record.queuedUntil!).toISOString()}, when the queued command expired`
+      record.status = status
+      record.error = reason(record)
       this.untrackPending(record)
-      this.counted.labels('timeout').inc()
-      this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command expiry could not be recorded'))
+      this.counted.labels(status).inc()
+      this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command end could not be recorded'))
       this.changed(record)
     }
   }

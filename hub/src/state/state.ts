@@ -82,6 +82,17 @@ export class StateStore extends EventEmitter {
     if (changed) this.emit('readings', { kind: 'state', deviceId, readings: changed } satisfies ReadingsChange)
   }
 
+  /**
+   * Forgets the device's latest readings (a released device's were its
+   * previous owner's); presence and last-seen stay.
+   */
+  forgetReadings (deviceId: string): void {
+    const s = this.devices.get(deviceId)
+    if (!s || s.readings.size === 0) return
+    s.readings.clear()
+    this.dirty.add(deviceId)
+  }
+
   /** Records that the device was heard from. */
   touch (deviceId: string, now = Date.now()): void {
     const s = this.entry(deviceId)

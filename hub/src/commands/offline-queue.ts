@@ -1,0 +1,73 @@
+import type { CommandLog, CommandRecord } from './command-log.js'
+
+export interface OfflineQueueOptions {
+  commandLog: CommandLog
+  /** How often expired commands are dropped. Default 1000 ms. */
+  sweepMs?: number
+  /** Told of commands whose `queuedUntil` passed before their device came back. */
+  onExpired: (records: CommandRecord[]) => void
+}
+
+/**
+ * Commands waiting for their offline device, per device, oldest first. The
+ * records are written to the command log before they are queued (see
+ * `CommandLog.insert`), so the queue is rebuilt from it after a restart. This
+ * class holds them and drops the expired ones; the command service decides
+ * when they go out and what becomes of them.
+ */
+export class OfflineQueue {
+  private readonly queues = new Map<string, CommandRecord[]>()
+  private readonly sweep: NodeJS.Timeout
+
+  constructor (private readonly opts: OfflineQueueOptions) {
+    this.sweep = setInterval(() => this.expire(Date.now()), opts.sweepMs ?? 1_000)
+    this.sweep.unref()
+  }
+
+  /** Rebuilds the queue from the log; returns the records restored, for the service's bookkeeping. */
+  async restore (): Promise<CommandRecord[]> {
+    const records = await this.opts.commandLog.queued()
+    for (const record of records) this.add(record)
+    return records
+  }
+
+  add (record: CommandRecord): void {
+    const queue = this.queues.get(record.deviceId)
+    if (queue) queue.push(record)
+    else this.queues.set(record.deviceId, [record])
+  }
+
+  has (deviceId: string): boolean {
+    return this.queues.has(deviceId)
+  }
+
+  /** Takes the device's whole queue out, to be delivered. */
+  take (deviceId: string): CommandRecord[] {
+    const queue = this.queues.get(deviceId) ?? []
+    this.queues.delete(deviceId)
+    return queue
+  }
+
+  /** Takes out the device's queued commands that `drop` picks; returns them. */
+  remove (deviceId: string, drop: (record: CommandRecord) => boolean): CommandRecord[] {
+    const queue = this.queues.get(deviceId)
+    if (!queue) return []
+    const dropped = queue.filter(drop)
+    if (dropped.length === 0) return dropped
+    const kept = queue.filter((r) => !dropped.includes(r))
+    if (kept.length > 0) this.queues.set(deviceId, kept)
+    else this.queues.delete(deviceId)
+    return dropped
+  }
+
+  close (): void {
+    clearInterval(this.sweep)
+  }
+
+  private expire (now: number): void {
+    for (const deviceId of [...this.queues.keys()]) {
+      const expired = this.remove(deviceId, (r) => r.queuedUntil !== null && r.queuedUntil < now)
+      if (expired.length > 0) this.opts.onExpired(expired)
+    }
+  }
+}
