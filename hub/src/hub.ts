@@ -4,7 +4,7 @@ import { topics } from '@trellis/device-sdk'
 import { InProcessBus, attachWebSocketListener, createBroker, type Broker, type BrokerOptions, type DeviceBus } from '@trellis/broker'
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'
-import { attachIngest } from './ingest/ingest.js'
+import { attachIngest, type IngestOptions } from './ingest/ingest.js'
 import { DeadLetters } from './ingest/dead-letters.js'
 import { HubMetrics } from './metrics.js'
 import { AuditLog, type AuditLogOptions } from './audit/audit-log.js'
@@ -53,6 +53,8 @@ export interface HubOptions extends ControlOptions {
   api?: ApiOptions
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
+  /** The window of device time readings are taken in; defaults in IngestOptions (5 minutes ahead, 21 days back). */
+  ingest?: Pick<IngestOptions, 'maxClockAheadMs' | 'maxReadingAgeMs'>
   /**
    * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
@@ -133,6 +135,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     metrics,
     log: log.child({ component: 'ingest' }),
     maxPayloadBytes: opts.maxPayloadBytes,
+    ...opts.ingest,
   })
   await remote?.start()
 

@@ -48,6 +48,23 @@ export interface IngestOptions {
    * once durable). Default 20000.
    */
   shedQos0AboveQueuedMessages?: number
+  /**
+   * Readings stamped further ahead of the hub's clock than this are refused
+   * and dead-lettered with the reason: a device clock running ahead would
+   * otherwise hold the latest state until real time caught up. Within it, the
+   * latest state follows arrival order (see `StateStore.applyReadings`).
+   * Default 300000 (5 min).
+   */
+  maxClockAheadMs?: number
+  /**
+   * Readings older than this are refused and dead-lettered with the reason.
+   * InfluxDB opens a shard group for each 7 days (its default shard duration)
+   * that readings fall in, and keeps each open: one device sending a reading a
+   * week back to 2000 made it open 1,405 shards. Default 1814400000 (21 days,
+   * three shard groups): a device back from weeks offline still delivers what
+   * it kept.
+   */
+  maxReadingAgeMs?: number
   /** Called with each ack (the commands module listens). */
   onAck?: (deviceId: string, payload: Buffer) => void
   /** Called with each valid device event. */
@@ -65,6 +82,8 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   const shedQos0Above = opts.shedQos0AbovePoints ?? 85_000
   const backpressureQos0Above = opts.backpressureQos0AbovePoints ?? 30_000
   const shedQos0AboveQueued = opts.shedQos0AboveQueuedMessages ?? 20_000
+  const maxAheadMs = opts.maxClockAheadMs ?? 300_000
+  const maxAgeMs = opts.maxReadingAgeMs ?? 21 * 86_400_000
   const overloaded = () => writer.stats.buffered >= shedQos0Above || bus.backlog >= shedQos0AboveQueued
   // The writer's timer batches sparse traffic; under load, waiting for it would stall
   // every QoS 1 device whose delivery awaits durability. Once a burst of reads has been
@@ -136,6 +155,11 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       return done()
     }
     const { ts, readings, problems } = result.value
+    if (ts > now + maxAheadMs || ts < now - maxAgeMs) {
+      reject(ctx, ctx.id, packet.topic, payload, timeProblem(ts, now, maxAheadMs, maxAgeMs), ts > now ? 'timestamp-ahead' : 'timestamp-too-old')
+      state.touch(ctx.id, now)
+      return done()
+    }
     if (problems.length > 0) reject(ctx, ctx.id, packet.topic, payload, problems.join('; '), 'invalid-reading')
     if (readings.length === 0) {
       state.touch(ctx.id, now)
@@ -214,4 +238,18 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       for (const [channel] of handlers) bus.onDelivery(channel, null)
     },
   }
+}
+
+/** Why a reading's timestamp is outside the window, in words a device maker can act on. */
+function timeProblem (ts: number, now: number, maxAheadMs: number, maxAgeMs: number): string {
+  const at = new Date(ts).toISOString()
+  if (ts > now) return `timestamp ${at} is ${span(ts - now)} ahead of the hub's clock; readings may be at most ${span(maxAheadMs)} ahead: set the device's clock (NTP) or leave ts out`
+  return `timestamp ${at} is older than the ${span(maxAgeMs, '-')} horizon; readings older than ${span(maxAgeMs)} are refused`
+}
+
+/** `5 minutes`, `21 days` (or `21-day` with `joiner` '-'). */
+function span (ms: number, joiner = ' '): string {
+  const [unit, size] = ms >= 2 * 86_400_000 ? ['day', 86_400_000] : ms >= 2 * 3_600_000 ? ['hour', 3_600_000] : ms >= 120_000 ? ['minute', 60_000] : ['second', 1000]
+  const n = Number((ms / size).toFixed(1))
+  return joiner === '-' ? `${n}-${unit}` : `${n} ${unit}${n === 1 ? '' : 's'}`
 }
