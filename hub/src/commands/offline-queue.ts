@@ -1,11 +1,21 @@
+import type { Logger } from 'pino'
+import type { DeviceContext } from '../registry/directory.js'
 import type { CommandLog, CommandRecord } from './command-log.js'
+import { issuerOwns } from './pending.js'
+
+/** Why a queued command ended unsent, for its record. */
+export type UnsentReason = (record: CommandRecord) => string
+
+export const expired: UnsentReason = (r) => `device ${r.deviceId} did not come back before ${new Date(r.queuedUntil!).toISOString()}, when the queued command expired`
+export const cancelled: UnsentReason = (r) => `cancelled: device ${r.deviceId} changed owner before the command was delivered`
 
 export interface OfflineQueueOptions {
   commandLog: CommandLog
   /** How often expired commands are dropped. Default 1000 ms. */
   sweepMs?: number
-  /** Told of commands whose `queuedUntil` passed before their device came back. */
-  onExpired: (records: CommandRecord[]) => void
+  log: Logger
+  /** Told of commands that end unsent: expired (`timeout`), or cancelled by a change of owner (`error`). */
+  onEnded: (records: CommandRecord[], status: 'timeout' | 'error', reason: UnsentReason) => void
 }
 
 /**
@@ -48,6 +58,30 @@ export class OfflineQueue {
     return queue
   }
 
+  /**
+   * Takes the device's queue out and, once `device` resolves, sends each
+   * command whose issuer still owns the device and that has not expired; the
+   * others end unsent. A failed lookup puts the queue back.
+   */
+  release (deviceId: string, device: Promise<DeviceContext | null>, send: (record: CommandRecord, ctx: DeviceContext) => void): void {
+    const queue = this.take(deviceId)
+    device.then((ctx) => {
+      const now = Date.now()
+      const stale: CommandRecord[] = []
+      const late: CommandRecord[] = []
+      for (const record of queue) {
+        if (!ctx || !issuerOwns(record, ctx)) stale.push(record)
+        else if (record.queuedUntil !== null && record.queuedUntil < now) late.push(record)
+        else send(record, ctx)
+      }
+      if (stale.length > 0) this.opts.onEnded(stale, 'error', cancelled)
+      if (late.length > 0) this.opts.onEnded(late, 'timeout', expired)
+    }, (err: Error) => {
+      for (const record of queue) this.add(record)
+      this.opts.log.error({ err, deviceId }, 'queued commands could not be delivered')
+    })
+  }
+
   /** Takes out the device's queued commands that `drop` picks; returns them. */
   remove (deviceId: string, drop: (record: CommandRecord) => boolean): CommandRecord[] {
     const queue = this.queues.get(deviceId)
@@ -66,8 +100,8 @@ export class OfflineQueue {
 
   private expire (now: number): void {
     for (const deviceId of [...this.queues.keys()]) {
-      const expired = this.remove(deviceId, (r) => r.queuedUntil !== null && r.queuedUntil < now)
-      if (expired.length > 0) this.opts.onExpired(expired)
+      const late = this.remove(deviceId, (r) => r.queuedUntil !== null && r.queuedUntil < now)
+      if (late.length > 0) this.opts.onEnded(late, 'timeout', expired)
     }
   }
 }

@@ -1,65 +1,23 @@
+// 340 lines, over the house's ~300: a command's life (sent, in flight, acked,
+// timed out, acked late) is one state machine over `inFlight`, kept in one
+// place. What stands apart is apart: the offline queue (offline-queue.ts),
+// pending counts and desired values (pending.ts), options (options.ts).
 import { EventEmitter } from 'node:events'
-import type { DeviceBus } from '@trellis/broker'
 import type { Logger } from 'pino'
 import { Counter } from 'prom-client'
-import { checkValue, isCapabilityName, topics, type Command, type ReadingValue } from '@trellis/device-sdk'
-import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
-import type { StateStore } from '../state/state.js'
-import type { PointWriter } from '../store/writer.js'
-import type { DeadLetters } from '../ingest/dead-letters.js'
-import type { HubMetrics } from '../metrics.js'
-import type { Reading } from '../normalize/index.js'
+import { topics, type Command } from '@trellis/device-sdk'
+import type { DeviceContext } from '../registry/directory.js'
 import { decodeAck, encodeCommand } from '../normalize/commands.js'
 import { CommandEncodeError } from '../normalize/mapping.js'
 import { newId } from '../registry/secrets.js'
-import type { CommandLog, CommandOrigin, CommandRecord } from './command-log.js'
-import { OfflineQueue } from './offline-queue.js'
-import { commandProblem, type CommandRequest } from './validate.js'
+import type { CommandRecord } from './command-log.js'
+import { OfflineQueue, cancelled, type UnsentReason } from './offline-queue.js'
+import { PendingCommands, issuerOwns, type DesiredValue } from './pending.js'
+import { ackStateReadings, commandProblem, type CommandRequest } from './validate.js'
+import { CommandRefused, type CommandServiceOptions, type SendOptions } from './options.js'
 
-export interface CommandServiceOptions {
-  /** The device transport commands are published on. */
-  bus: DeviceBus
-  directory: DeviceDirectory
-  state: StateStore
-  writer: PointWriter
-  deadLetters: DeadLetters
-  metrics: HubMetrics
-  commandLog: CommandLog
-  log: Logger
-  /** How long a command waits for its ack when the caller does not say. Default 5000 ms. */
-  defaultWaitMs?: number
-  /** How long an ack that comes after its command timed out still counts, and a duplicate ack is recognised. Default 60000 ms. */
-  lateAckWindowMs?: number
-  /** How long a queued command waits for its offline device when the caller does not say. Default 3600000 ms (1 h). */
-  defaultQueueTtlMs?: number
-  /** Commands pending per device at most, queued or awaiting their ack. Default 100. */
-  maxPendingPerDevice?: number
-  /** How often expired queued commands are dropped. Default 1000 ms. */
-  queueSweepMs?: number
-  /** Settled commands are kept in the registry this long. Default 2592000000 ms (30 days). */
-  retentionMs?: number
-}
-
-export interface SendOptions {
-  /** How long to wait for the ack, in ms; 0 returns at once with `pending`. Default: the service's `defaultWaitMs`. */
-  waitMs?: number
-  /** Queue the command when the device is offline instead of refusing it. Default false. */
-  queue?: boolean
-  /** How long a queued command waits for its device, in ms. Default: the service's `defaultQueueTtlMs`. */
-  queueTtlMs?: number
-  /** Default `api`. */
-  origin?: CommandOrigin
-}
-
-export type CommandRefusal = 'invalid' | 'offline' | 'busy'
-
-/** A command the hub will not send, with a message that says why. */
-export class CommandRefused extends Error {
-  constructor (readonly reason: CommandRefusal, message: string) { super(message) }
-}
-
-/** A pending desired value: what a command asked for and the device has not confirmed yet. */
-export interface DesiredValue { value: ReadingValue, command: string, since: number }
+export { issuerOwns, type DesiredValue } from './pending.js'
+export { CommandRefused, type CommandRefusal, type CommandServiceOptions, type SendOptions } from './options.js'
 
 interface InFlight {
   record: CommandRecord
@@ -71,23 +29,14 @@ interface InFlight {
 }
 
 /**
- * Whether the owner who issued a command still owns the device, with no
- * release since: a command goes out, and counts as desired, only while this holds.
- */
-export function issuerOwns (record: Pick<CommandRecord, 'ownerId' | 'createdAt'>, ctx: Pick<DeviceContext, 'ownerId' | 'releasedAt'>): boolean {
-  return ctx.ownerId === record.ownerId && (ctx.releasedAt === null || record.createdAt > ctx.releasedAt)
-}
-
-/**
  * Sends owners' commands to devices and follows each to its ack: validates
- * against the model, publishes in-process (QoS 1, in the model's dialect),
+ * against the model, publishes on the device bus (QoS 1, in the model's dialect),
  * waits for the ack, queues for offline devices within a TTL, and keeps the
  * record in the registry. Emits `change` (CommandRecord) on every status change.
  */
 export class CommandService extends EventEmitter {
   private readonly inFlight = new Map<string, InFlight>()
-  /** Pending commands per device, queued or in flight: the source of desired values. */
-  private readonly pendingByDevice = new Map<string, Map<string, CommandRecord>>()
+  private readonly pending = new PendingCommands()
   private readonly queue: OfflineQueue
   private readonly defaultWaitMs: number
   private readonly lateAckWindowMs: number
@@ -109,7 +58,8 @@ export class CommandService extends EventEmitter {
     this.queue = new OfflineQueue({
       commandLog: opts.commandLog,
       sweepMs: opts.queueSweepMs,
-      onExpired: (records) => this.endUnsent(records, 'timeout', (r) => `device ${r.deviceId} did not come back before ${new Date(r.queuedUntil!).toISOString()}, when the queued command expired`),
+      log: opts.log,
+      onEnded: (records, status, reason) => this.endUnsent(records, status, reason),
     })
     const retentionMs = opts.retentionMs ?? 30 * 86_400_000
     this.pruning = setInterval(() => {
@@ -160,7 +110,7 @@ export class CommandService extends EventEmitter {
     }
     const online = this.opts.state.get(ctx.id)?.online === true
     if (!online && !opts.queue) throw new CommandRefused('offline', `device ${ctx.id} is offline; add ?queue=true to deliver the command when it comes back`)
-    const pending = this.pendingByDevice.get(ctx.id)?.size ?? 0
+    const pending = this.pending.count(ctx.id)
     if (pending >= this.maxPending) {
       throw new CommandRefused('busy', `device ${ctx.id} has ${pending} commands pending, the limit; wait for their acks${online ? '' : ' or for the device to come back'}`)
     }
@@ -168,7 +118,7 @@ export class CommandService extends EventEmitter {
       record.queuedUntil = now + (opts.queueTtlMs ?? this.defaultQueueTtlMs)
       await this.opts.commandLog.insert(record)
       this.queue.add(record)
-      this.trackPending(record)
+      this.pending.track(record)
       this.changed(record)
       // It may have come back while the record was written.
       this.deliverQueued(ctx.id)
@@ -201,14 +151,7 @@ export class CommandService extends EventEmitter {
     record.error = ack.status === 'error' ? (ack.error ?? 'the device reported an error without a reason') : null
     record.ackedAt = now
     if (ack.state) {
-      const readings: Reading[] = []
-      const problems: string[] = []
-      for (const [name, value] of Object.entries(ack.state)) {
-        const cap = isCapabilityName(name) ? ctx.model.capabilities.get(name) : undefined
-        const problem = cap ? checkValue(cap, value, ctx.model.name) : `model ${ctx.model.name} has no capability ${name}`
-        if (problem) problems.push(problem)
-        else readings.push({ capability: cap!.name, value })
-      }
+      const { readings, problems } = ackStateReadings(ctx.model, ack.state)
       if (problems.length > 0) this.refuseAck(ctx, payload, `ack state: ${problems.join('; ')}`)
       if (readings.length > 0) {
         record.state = Object.fromEntries(readings.map((r) => [r.capability, r.value]))
@@ -221,7 +164,7 @@ export class CommandService extends EventEmitter {
     // Kept a while so a QoS 1 duplicate of this ack is recognised, not dead-lettered.
     flight.forget = setTimeout(() => this.inFlight.delete(record.id), this.lateAckWindowMs)
     flight.forget.unref()
-    this.untrackPending(record)
+    this.pending.untrack(record)
     this.settle(flight)
   }
 
@@ -230,22 +173,13 @@ export class CommandService extends EventEmitter {
    * wins), of its current owner's commands only.
    */
   desired (deviceId: string): Map<string, DesiredValue> {
-    const out = new Map<string, DesiredValue>()
-    const ctx = this.opts.directory.peek(deviceId)
-    for (const record of this.pendingByDevice.get(deviceId)?.values() ?? []) {
-      if (!ctx || !issuerOwns(record, ctx)) continue
-      for (const [cap, value] of Object.entries(record.request.set ?? {})) {
-        const seen = out.get(cap)
-        if (!seen || seen.since <= record.createdAt) out.set(cap, { value, command: record.id, since: record.createdAt })
-      }
-    }
-    return out
+    return this.pending.desired(this.opts.directory.peek(deviceId), deviceId)
   }
 
   /** One command of the device, if its current owner issued it since the device's last release. */
   async get (ctx: DeviceContext, id: string): Promise<CommandRecord | null> {
     if (ctx.ownerId === null) return null
-    const live = this.inFlight.get(id)?.record ?? this.pendingByDevice.get(ctx.id)?.get(id)
+    const live = this.inFlight.get(id)?.record ?? this.pending.find(ctx.id, id)
     if (live && live.deviceId === ctx.id) return issuerOwns(live, ctx) ? live : null
     return await this.opts.commandLog.get(ctx.id, id, { ownerId: ctx.ownerId, since: ctx.releasedAt })
   }
@@ -265,8 +199,8 @@ export class CommandService extends EventEmitter {
   async ownershipChanged (deviceId: string): Promise<void> {
     const ctx = await this.opts.directory.get(deviceId)
     const stale = (r: CommandRecord) => !ctx || !issuerOwns(r, ctx)
-    this.endUnsent(this.queue.remove(deviceId, stale), 'error', (r) => `cancelled: device ${r.deviceId} changed owner before the command was delivered`)
-    for (const record of [...this.pendingByDevice.get(deviceId)?.values() ?? []]) if (stale(record)) this.untrackPending(record)
+    this.endUnsent(this.queue.remove(deviceId, stale), 'error', cancelled)
+    for (const record of this.pending.of(deviceId)) if (stale(record)) this.pending.untrack(record)
     if (ctx && ctx.ownerId === null) this.opts.state.forgetReadings(deviceId)
   }
 
@@ -309,7 +243,7 @@ export class CommandService extends EventEmitter {
         // The model's mapping changed while the command waited in the queue.
         record.status = 'error'
         record.error = (err as Error).message
-        this.untrackPending(record)
+        this.pending.untrack(record)
         this.changed(record)
         void this.opts.commandLog.update(record).catch((e: Error) => this.log.error({ err: e, commandId: record.id }, 'command status could not be recorded'))
         return Promise.resolve()
@@ -325,7 +259,7 @@ export class CommandService extends EventEmitter {
       flight.deadline.unref()
       this.inFlight.set(record.id, flight)
     })
-    this.trackPending(record)
+    this.pending.track(record)
     this.changed(record)
     this.opts.bus.publishCommand(ctx.id, payload, (err?: Error) => {
       if (!err) return
@@ -341,7 +275,7 @@ export class CommandService extends EventEmitter {
     if (record.status !== 'pending') return
     record.status = 'timeout'
     record.error = reason
-    this.untrackPending(record)
+    this.pending.untrack(record)
     // A late ack still tells the truth about what the device did.
     flight.forget = setTimeout(() => this.inFlight.delete(record.id), this.lateAckWindowMs)
     flight.forget.unref()
@@ -372,25 +306,12 @@ export class CommandService extends EventEmitter {
     this.log.debug({ deviceId: ctx.id, reason }, 'ack rejected')
   }
 
-  private trackPending (record: CommandRecord): void {
-    let pending = this.pendingByDevice.get(record.deviceId)
-    if (!pending) this.pendingByDevice.set(record.deviceId, pending = new Map())
-    pending.set(record.id, record)
-  }
-
-  private untrackPending (record: CommandRecord): void {
-    const pending = this.pendingByDevice.get(record.deviceId)
-    if (!pending) return
-    pending.delete(record.id)
-    if (pending.size === 0) this.pendingByDevice.delete(record.deviceId)
-  }
-
   // --- the offline queue --------------------------------------------------------
 
   private async restore (): Promise<void> {
     const abandoned = await this.opts.commandLog.abandonInFlight()
     if (abandoned > 0) this.log.warn({ abandoned }, 'commands sent before a restart were never answered')
-    for (const record of await this.queue.restore()) this.trackPending(record)
+    for (const record of await this.queue.restore()) this.pending.track(record)
   }
 
   private readonly onStateChange = (change: { kind: string, deviceId: string, online?: boolean }) => {
@@ -406,34 +327,19 @@ export class CommandService extends EventEmitter {
    */
   private deliverQueued (deviceId: string): void {
     if (this.closed || !this.queue.has(deviceId) || !this.opts.bus.canReceiveCommands(deviceId)) return
-    const queue = this.queue.take(deviceId)
-    void this.opts.directory.get(deviceId).then((ctx) => {
-      const now = Date.now()
-      const unsent: CommandRecord[] = []
-      const cancelled: CommandRecord[] = []
-      for (const record of queue) {
-        if (!ctx || !issuerOwns(record, ctx)) cancelled.push(record)
-        else if (record.queuedUntil !== null && record.queuedUntil < now) unsent.push(record)
-        else {
-          record.sentAt = Date.now()
-          void this.dispatch(record, ctx, this.defaultWaitMs)
-          this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
-        }
-      }
-      this.endUnsent(cancelled, 'error', (r) => `cancelled: device ${r.deviceId} changed owner before the command was delivered`)
-      this.endUnsent(unsent, 'timeout', (r) => `device ${r.deviceId} did not come back before ${new Date(r.queuedUntil!).toISOString()}, when the queued command expired`)
-    }, (err: Error) => {
-      for (const record of queue) this.queue.add(record)
-      this.log.error({ err, deviceId }, 'queued commands could not be delivered')
+    this.queue.release(deviceId, this.opts.directory.get(deviceId), (record, ctx) => {
+      record.sentAt = Date.now()
+      void this.dispatch(record, ctx, this.defaultWaitMs)
+      this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
     })
   }
 
   /** Ends commands that were never sent (expired, or cancelled by a change of owner). */
-  private endUnsent (records: CommandRecord[], status: 'timeout' | 'error', reason: (record: CommandRecord) => string): void {
+  private endUnsent (records: CommandRecord[], status: 'timeout' | 'error', reason: UnsentReason): void {
     for (const record of records) {
       record.status = status
       record.error = reason(record)
-      this.untrackPending(record)
+      this.pending.untrack(record)
       this.counted.labels(status).inc()
       this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command end could not be recorded'))
       this.changed(record)
