@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { pino, type Logger } from 'pino'
-import { topics } from '@trellis/device-sdk'
+import { topics } from '@trellis/device-sdk/topics'
 import { InProcessBus, attachWebSocketListener, createBroker, type Broker, type BrokerOptions, type DeviceBus } from '@trellis/broker'
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'

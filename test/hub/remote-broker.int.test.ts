@@ -80,4 +80,24 @@ describe('the hub\'s session with a broker apart', () => {
     await expect(impostor.start()).rejects.toThrow(/refused the service credentials/)
     await impostor.close()
   })
+
+  it('counts a device as able to take commands while its presence says online, and publishes them on its topic', async () => {
+    const session = await startLink()
+    await session.start()
+    const ready: string[] = []
+    session.on('commands-ready', (id: string) => ready.push(id))
+    expect(session.canReceiveCommands(deviceId)).toBe(false)
+    await device!.subscribeAsync(topics.commands(deviceId), { qos: 1 })
+    await device!.publishAsync(topics.presence(deviceId), 'online', { qos: 1, retain: true })
+    await eventually(() => ready, (r) => r.length === 1, { what: 'commands-ready' })
+    expect(ready).toEqual([deviceId])
+    expect(session.canReceiveCommands(deviceId)).toBe(true)
+
+    const received = new Promise<string>((resolve) => device!.once('message', (_topic, payload) => resolve(payload.toString())))
+    await new Promise<void>((resolve, reject) => session.publishCommand(deviceId, Buffer.from('{"id":"c1","set":{"power":true}}'), (err) => err ? reject(err) : resolve()))
+    expect(await received).toBe('{"id":"c1","set":{"power":true}}')
+
+    await device!.publishAsync(topics.presence(deviceId), 'offline', { qos: 1, retain: true })
+    await eventually(() => session.canReceiveCommands(deviceId), (can) => !can, { what: 'the device no longer counted as reachable' })
+  })
 })
