@@ -63,6 +63,13 @@ type AedesDeliver = (packet: AedesPublishPacket, done: () => void) => void
  */
 export class InProcessBus extends EventEmitter implements DeviceBus {
   private readonly subscribed = new Map<OutboundChannel, AedesDeliver>()
+  /**
+   * Connections aedes has finished setting up (`clientReady`). Between
+   * `client` and `clientReady` a persistent session is being restored: a
+   * message published then is delivered live and also queued for the session,
+   * so the device got a command twice (test/hostile/release.int.test.ts).
+   */
+  private readonly ready = new WeakSet<Client>()
   private readonly aedes: Broker['aedes']
 
   constructor (private readonly broker: Broker) {
@@ -103,7 +110,8 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
   }
 
   canReceiveCommands (deviceId: string): boolean {
-    return Boolean(this.clientOf(deviceId)?.subscriptions?.[topics.commands(deviceId)])
+    const client = this.clientOf(deviceId)
+    return client !== undefined && this.ready.has(client) && Boolean(client.subscriptions?.[topics.commands(deviceId)])
   }
 
   get backlog (): number {
@@ -130,6 +138,7 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
 
   /** A persistent session comes back with its subscriptions: it can take commands at once. */
   private readonly onClientReady = (client: Client) => {
+    this.ready.add(client)
     if (client.principal?.kind === 'device' && this.canReceiveCommands(client.id)) this.emit('commands-ready', client.id)
   }
 
