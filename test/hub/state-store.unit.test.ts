@@ -85,4 +85,13 @@ describe('state store persistence', () => {
     store.applyReadings('dev-1', [{ capability: 'temperature', value: 18 }], 1500, 2500)
     expect(store.get('dev-1')!.readings.get('temperature')).toMatchObject({ value: 20, ts: 2000 })
   })
+
+  it('forgets on release the readings that arrived before it, stamped ahead or not, and keeps those that came after', () => {
+    const store = new StateStore(recordingRegistry() as unknown as Registry)
+    store.applyReadings('dev-1', [{ capability: 'temperature', value: 30 }], 1_000_000, 1000)
+    store.applyReadings('dev-1', [{ capability: 'humidity', value: 40 }], 900, 900)
+    store.applyReadings('dev-1', [{ capability: 'battery', value: 80 }], 3000, 3000)
+    store.forgetReadingsBefore('dev-1', 2000)
+    expect([...store.get('dev-1')!.readings.keys()]).toEqual(['battery'])
+  })
 })

@@ -194,15 +194,16 @@ export class CommandService extends EventEmitter {
   /**
    * The device was released, claimed or otherwise changed: its queued commands
    * of anyone but its current owner are cancelled, and its in-flight ones stop
-   * counting as pending. Released, it also forgets its latest readings, which
-   * were its previous owner's (even those stamped ahead of the release).
+   * counting as pending. The latest readings that arrived before its last
+   * release are forgotten: they were its previous owner's, even those stamped
+   * ahead of the release.
    */
   async ownershipChanged (deviceId: string): Promise<void> {
     const ctx = await this.opts.directory.get(deviceId)
     const stale = (r: CommandRecord) => !ctx || !issuerOwns(r, ctx)
     this.endUnsent(this.queue.remove(deviceId, stale), 'error', cancelled)
     for (const record of this.pending.of(deviceId)) if (stale(record)) this.pending.untrack(record)
-    if (ctx && ctx.ownerId === null) this.opts.state.forgetReadings(deviceId)
+    if (ctx && ctx.releasedAt !== null) this.opts.state.forgetReadingsBefore(deviceId, ctx.releasedAt)
   }
 
   /** Stops timers and listeners; commands still waiting resolve as they stand. */

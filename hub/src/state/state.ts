@@ -103,14 +103,18 @@ export class StateStore extends EventEmitter {
   }
 
   /**
-   * Forgets the device's latest readings (a released device's were its
-   * previous owner's); presence and last-seen stay.
+   * Forgets the device's latest readings that arrived by `at` (a release: they
+   * were its previous owner's, even those stamped ahead of it); presence,
+   * last-seen and readings that came later stay.
    */
-  forgetReadings (deviceId: string): void {
+  forgetReadingsBefore (deviceId: string, at: number): void {
     const s = this.devices.get(deviceId)
-    if (!s || s.readings.size === 0) return
-    s.readings.clear()
-    this.dirty.add(deviceId)
+    if (!s) return
+    for (const [cap, reading] of s.readings) {
+      if (reading.rank > at) continue
+      s.readings.delete(cap)
+      this.dirty.add(deviceId)
+    }
   }
 
   /** Records that the device was heard from. */
