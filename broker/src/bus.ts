@@ -71,10 +71,13 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
    */
   private readonly ready = new WeakSet<Client>()
   private readonly aedes: Broker['aedes']
+  /** aedes's message emitter (mqemitter), which reports the deliveries waiting for a slot as `length`. */
+  private readonly emitter: { length?: number } | undefined
 
   constructor (private readonly broker: Broker) {
     super()
     this.aedes = broker.aedes
+    this.emitter = (broker.aedes as unknown as { mq?: { length?: number } }).mq
     this.aedes.on('client', this.onClient)
     this.aedes.on('clientReady', this.onClientReady)
     this.aedes.on('clientDisconnect', this.onClientDisconnect)
@@ -115,8 +118,7 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
   }
 
   get backlog (): number {
-    // aedes's message emitter (mqemitter) reports the deliveries waiting for a slot as `length`.
-    return (this.aedes as unknown as { mq?: { length?: number } }).mq?.length ?? 0
+    return this.emitter?.length ?? 0
   }
 
   /** Stops handing messages over and stops listening to the broker. */
