@@ -1,7 +1,8 @@
 import { checkValue, type CapabilityName, type ReadingValue } from '@trellis/device-sdk'
-import type { CompiledModel } from '../registry/directory.js'
+import type { CompiledModel } from './model.js'
+import type { Reading } from './result.js'
 
-export interface Reading { capability: CapabilityName, value: ReadingValue }
+export type { Reading } from './result.js'
 
 export interface ValidatedReadings {
   readings: Reading[]

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { CapabilityDeclaration, CapabilityDeclarationError, Mapping, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
 import { ModelNameTakenError, type Model } from '../../registry/registry.js'
-import { compileModel } from '../../registry/directory.js'
+import { compileModel } from '../../normalize/model.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
