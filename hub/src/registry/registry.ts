@@ -121,9 +121,10 @@ export class Registry extends EventEmitter {
 
   // --- tokens --------------------------------------------------------------
 
-  async issueToken (scope: Scope, subject: string, label?: string): Promise<string> {
+  /** `tx`: the transaction the token is written in, with the account it belongs to. */
+  async issueToken (scope: Scope, subject: string, label?: string, tx: Pick<SqlClient, 'query'> = this.db): Promise<string> {
     const token = newToken(scope)
-    await this.db.query('INSERT INTO tokens (hash, id, scope, subject, label) VALUES ($1, $2, $3, $4, $5)',
+    await tx.query('INSERT INTO tokens (hash, id, scope, subject, label) VALUES ($1, $2, $3, $4, $5)',
       [sha256Hex(token), newId('tok'), scope, subject, label ?? null])
     return token
   }
@@ -155,9 +156,11 @@ export class Registry extends EventEmitter {
 
   async createMaker (name: string): Promise<{ maker: Maker, token: string }> {
     const id = newId('mk')
-    const rows = await this.db.query<{ created_at: Date }>('INSERT INTO makers (id, name) VALUES ($1, $2) RETURNING created_at', [id, name])
-    const token = await this.issueToken('maker', id, 'created at sign-up')
-    return { maker: { id, name, createdAt: iso(rows[0].created_at)! }, token }
+    return await this.db.transaction(async (tx) => {
+      const rows = await tx.query<{ created_at: Date }>('INSERT INTO makers (id, name) VALUES ($1, $2) RETURNING created_at', [id, name])
+      const token = await this.issueToken('maker', id, 'created at sign-up', tx)
+      return { maker: { id, name, createdAt: iso(rows[0].created_at)! }, token }
+    })
   }
 
   async getMaker (id: string): Promise<Maker | null> {
@@ -169,10 +172,12 @@ export class Registry extends EventEmitter {
     const id = newId('ow')
     const hash = await hashPassword(password)
     try {
-      const rows = await this.db.query<{ created_at: Date }>(
-        'INSERT INTO owners (id, email, password_hash) VALUES ($1, $2, $3) RETURNING created_at', [id, email.toLowerCase(), hash])
-      const token = await this.issueToken('owner', id, 'created at sign-up')
-      return { owner: { id, email: email.toLowerCase(), createdAt: iso(rows[0].created_at)! }, token }
+      return await this.db.transaction(async (tx) => {
+        const rows = await tx.query<{ created_at: Date }>(
+          'INSERT INTO owners (id, email, password_hash) VALUES ($1, $2, $3) RETURNING created_at', [id, email.toLowerCase(), hash])
+        const token = await this.issueToken('owner', id, 'created at sign-up', tx)
+        return { owner: { id, email: email.toLowerCase(), createdAt: iso(rows[0].created_at)! }, token }
+      })
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw new EmailTakenError(email)
       throw err
