@@ -12,8 +12,29 @@ import { findConversion, unitsFor, isUnitName } from './units.js'
  * Where a value sits in a JSON payload: `data.temp_x10`, `sensors[2].value`,
  * `[0].v` (root array). In a `keyvalue` payload it is the key itself.
  */
+/** The largest array index a path may hold: the hub builds command payloads along paths, so an index is an allocation. */
+export const maxPathIndex = 1023
+/** The most steps (keys and array indexes) a path may have. */
+export const maxPathDepth = 16
+
+/** A path's steps: how many, and its largest array index (-1 when it has none). */
+function pathSteps (path: string): { depth: number, maxIndex: number } {
+  let depth = 0
+  let maxIndex = -1
+  for (const part of path.split('.')) {
+    if (!part.startsWith('[')) depth++
+    for (const m of part.matchAll(/\[(\d+)\]/g)) {
+      depth++
+      maxIndex = Math.max(maxIndex, Number(m[1]))
+    }
+  }
+  return { depth, maxIndex }
+}
+
 export const MappingPath = z.string().min(1).max(200)
   .regex(/^(?:[^.[\]]+|\[\d+\])(?:\.[^.[\]]+|\[\d+\])*$/, 'a path such as data.temp or sensors[2].value')
+  .refine((p) => pathSteps(p).maxIndex <= maxPathIndex, `an array index in a path is at most ${maxPathIndex}`)
+  .refine((p) => pathSteps(p).depth <= maxPathDepth, `a path has at most ${maxPathDepth} steps`)
   // The hub builds command payloads along these paths: a prototype's name would reach into the runtime's objects.
   .refine((p) => !/(?:^|\.)(?:__proto__|prototype|constructor)(?:$|[.[])/.test(p), 'a path may not use __proto__, prototype or constructor')
 export type MappingPath = z.infer<typeof MappingPath>

@@ -85,8 +85,13 @@ export function commandEncoder (valid: ValidMapping, modelName: string): (comman
     if (placements.length === 1 + fields.length && items.length === 0) throw new CommandEncodeError(`the command neither sets anything nor names an action; model ${modelName} takes ${takes()}`)
     if (layout.format === 'keyvalue') return Buffer.from(placements.map((p) => `${p.path}${layout.assign}${String(p.value)}`).join(layout.separator))
     const doc: Record<string, unknown> = {}
-    for (const p of placements) place(doc, p.segments, p.value)
-    if (items.length > 0) place(doc, listSegments, items)
+    try {
+      for (const p of placements) place(doc, p.segments, p.value)
+      if (items.length > 0) place(doc, listSegments, items)
+    } catch (err) {
+      if (err instanceof RangeError) throw new CommandEncodeError(`the mapping of model ${modelName} cannot be used for commands: ${err.message}; replace it`)
+      throw err
+    }
     return Buffer.from(JSON.stringify(doc))
   }
 }

@@ -1,3 +1,5 @@
+import { maxPathDepth, maxPathIndex } from '@trellis/device-sdk'
+
 /** A step along a mapping path: a key, or an array index. */
 export type Segment = string | number
 
@@ -29,8 +31,15 @@ export function walk (doc: unknown, segments: readonly Segment[]): unknown {
   return node
 }
 
-/** Sets `value` at `segments` in a payload being built, making the objects and arrays on the way. */
+/**
+ * Sets `value` at `segments` in a payload being built, making the objects and
+ * arrays on the way. Throws a RangeError for a path out of the contract's
+ * bounds: parseMapping refuses such paths, and this holds even for a mapping
+ * that reached the hub some other way (an index is an allocation).
+ */
 export function place (doc: Record<string, unknown>, segments: readonly Segment[], value: unknown): void {
+  if (segments.length === 0 || segments.length > maxPathDepth) throw new RangeError(`a path has 1 to ${maxPathDepth} steps`)
+  for (const s of segments) if (typeof s === 'number' && s > maxPathIndex) throw new RangeError(`array index ${s} is over ${maxPathIndex}`)
   let node: Record<PropertyKey, unknown> = doc
   for (let i = 0; i < segments.length - 1; i++) {
     const s = segments[i]
