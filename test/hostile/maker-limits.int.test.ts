@@ -13,7 +13,8 @@ const devices: Device[] = []
 
 beforeAll(async () => {
   influx = await startTestInflux()
-  stack = await startStack({ influxUrl: influx.url })
+  // Small quotas, so that reaching each costs a few requests.
+  stack = await startStack({ influxUrl: influx.url, makerQuotas: { modelsPerMaker: 3, devicesPerMaker: 6, provisionBatch: 4, mappingBytes: 4096, mappingRules: 20 } })
   api = apiClient(stack.httpUrl)
 })
 
@@ -38,5 +39,45 @@ describe('rejections a maker reads', () => {
     expect(rejection.reason).toBe('temperature 412 is out of range -50..150 for model thermo-1; model thermo-1 has no capability x0, x1, x2, x3, x4 … and 1695 more')
     expect(rejection.payload.length).toBeLessThanOrEqual(512)
     expect(rejection.bytes).toBeGreaterThan(12_000)
+  })
+})
+
+describe('per-maker quotas', () => {
+  const thermo = (name: string, mapping?: unknown) => ({ name, capabilities: ['temperature', 'power'], ...(mapping !== undefined && { mapping }) })
+  const signUp = async () => (await api.post('/v1/makers', { name: 'Quota Test' })).body.token as string
+
+  it('refuses a model over the maker\'s model quota with 422 and the limit', async () => {
+    const token = await signUp()
+    for (let i = 0; i < 3; i++) expect((await api.post('/v1/models', thermo(`m${i}`), token)).status).toBe(201)
+    const over = await api.post('/v1/models', thermo('m3'), token)
+    expect(over.status).toBe(422)
+    expect(over.body.error).toEqual({ code: 'QUOTA_EXCEEDED', message: 'you have 3 models, the limit per maker; reuse or delete one' })
+    // Another maker is not held back by this one's models.
+    expect((await api.post('/v1/models', thermo('m0'), await signUp())).status).toBe(201)
+  })
+
+  it('refuses a provisioning batch over the cap, and devices over the maker\'s device quota', async () => {
+    const token = await signUp()
+    const model = (await api.post('/v1/models', thermo('t'), token)).body.id
+    const big = await api.post('/v1/devices', { model, count: 5 }, token)
+    expect(big.status).toBe(422)
+    expect(big.body.error).toEqual({ code: 'QUOTA_EXCEEDED', message: 'a provisioning request makes at most 4 devices; send several' })
+    expect((await api.post('/v1/devices', { model, count: 4 }, token)).status).toBe(201)
+    const over = await api.post('/v1/devices', { model, count: 3 }, token)
+    expect(over.status).toBe(422)
+    expect(over.body.error).toEqual({ code: 'QUOTA_EXCEEDED', message: 'you have 4 devices and the limit per maker is 6; provision at most 2 more' })
+    expect((await api.post('/v1/devices', { model, count: 2 }, token)).status).toBe(201)
+  })
+
+  it('refuses a mapping over the size or rule quota, naming the limit, on declaration and on replacement', async () => {
+    const token = await signUp()
+    const rules = Array.from({ length: 21 }, (_, i) => ({ path: `t${i}`, capability: 'temperature' }))
+    const many = await api.post('/v1/models', thermo('many', { format: 'json', readings: rules }), token)
+    expect(many.status).toBe(422)
+    expect(many.body.error).toEqual({ code: 'INVALID_MAPPING', message: 'the mapping is not valid for this model: it has 21 rules, fields and actions; the limit is 20' })
+    const model = (await api.post('/v1/models', thermo('ok', { format: 'json', readings: [{ path: 't', capability: 'temperature' }] }), token)).body.id
+    const huge = await api.put(`/v1/models/${model}/mapping`, { format: 'json', readings: [{ path: 't', capability: 'temperature', map: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`device-value-${i}`, i])) }] }, token)
+    expect(huge.status).toBe(422)
+    expect(huge.body.error.message).toMatch(/^the mapping is not valid for this model: it is \d+ bytes of JSON; the limit is 4096$/)
   })
 })

@@ -2,6 +2,12 @@ import { EventEmitter } from 'node:events'
 import { resolveCapabilities, type CapabilityDeclaration, type ModelCapability } from '@trellis/device-sdk'
 import { schema, type SqlClient } from './sql.js'
 import { hashPassword, newClaimCode, newDeviceSecret, newId, newToken, normalizeClaimCode, sha256Hex, verifyPassword } from './secrets.js'
+import { defaultMakerQuotas, QuotaExceeded, type MakerQuotas } from './quotas.js'
+
+export interface RegistryOptions {
+  /** What one maker may hold. Defaults in `defaultMakerQuotas`. */
+  makerQuotas?: Partial<MakerQuotas>
+}
 
 export type Scope = 'maker' | 'owner' | 'admin'
 
@@ -110,11 +116,21 @@ export class ModelNameTakenError extends Error {}
  * so live sessions must close), `token-revoked` (tokenId).
  */
 export class Registry extends EventEmitter {
-  private constructor (private readonly db: SqlClient) { super() }
+  readonly quotas: Readonly<MakerQuotas>
 
-  static async open (db: SqlClient): Promise<Registry> {
+  private constructor (private readonly db: SqlClient, opts: RegistryOptions) {
+    super()
+    this.quotas = { ...defaultMakerQuotas, ...opts.makerQuotas }
+  }
+
+  static async open (db: SqlClient, opts: RegistryOptions = {}): Promise<Registry> {
     await db.exec(schema)
-    return new Registry(db)
+    return new Registry(db, opts)
+  }
+
+  /** Locks the maker's row for the transaction, so that two requests cannot both take its last unit of quota. */
+  private async lockMaker (tx: Pick<SqlClient, 'query'>, makerId: string): Promise<void> {
+    await tx.query('SELECT id FROM makers WHERE id = $1 FOR UPDATE', [makerId])
   }
 
   async close (): Promise<void> { await this.db.close() }
@@ -202,10 +218,16 @@ export class Registry extends EventEmitter {
     resolveCapabilities(input.capabilities) // throws a CapabilityDeclarationError naming the problem
     const id = newId('md')
     try {
-      const rows = await this.db.query<ModelRow>(
-        'INSERT INTO models (id, maker_id, name, capabilities, mapping, heartbeat_seconds) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
-        [id, makerId, input.name, JSON.stringify(input.capabilities), input.mapping === undefined ? null : JSON.stringify(input.mapping), input.heartbeatSeconds ?? null])
-      return toModel(rows[0])
+      return await this.db.transaction(async (tx) => {
+        await this.lockMaker(tx, makerId)
+        const [{ count }] = await tx.query<{ count: number }>('SELECT count(*)::int AS count FROM models WHERE maker_id = $1', [makerId])
+        const limit = this.quotas.modelsPerMaker
+        if (count >= limit) throw new QuotaExceeded(`you have ${count} models, the limit per maker; reuse or delete one`)
+        const rows = await tx.query<ModelRow>(
+          'INSERT INTO models (id, maker_id, name, capabilities, mapping, heartbeat_seconds) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+          [id, makerId, input.name, JSON.stringify(input.capabilities), input.mapping === undefined ? null : JSON.stringify(input.mapping), input.heartbeatSeconds ?? null])
+        return toModel(rows[0])
+      })
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw new ModelNameTakenError(input.name)
       throw err
@@ -232,7 +254,9 @@ export class Registry extends EventEmitter {
 
   // --- devices ----------------------------------------------------------------
 
+  /** Throws QuotaExceeded when `count` is over the batch cap or would take the maker over its device quota. */
   async provisionDevices (model: Model, count: number): Promise<ProvisionedDevice[]> {
+    if (count > this.quotas.provisionBatch) throw new QuotaExceeded(`a provisioning request makes at most ${this.quotas.provisionBatch} devices; send several`)
     const devices: ProvisionedDevice[] = []
     const ids: string[] = []
     const secrets: string[] = []
@@ -244,10 +268,16 @@ export class Registry extends EventEmitter {
       secrets.push(sha256Hex(d.secret))
       claims.push(sha256Hex(normalizeClaimCode(d.claimCode)))
     }
-    await this.db.query(
-      `INSERT INTO devices (id, model_id, maker_id, secret_hash, claim_hash)
-       SELECT id, $1, $2, secret_hash, claim_hash FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
-      [model.id, model.makerId, ids, secrets, claims])
+    await this.db.transaction(async (tx) => {
+      await this.lockMaker(tx, model.makerId)
+      const [{ held }] = await tx.query<{ held: number }>('SELECT count(*)::int AS held FROM devices WHERE maker_id = $1', [model.makerId])
+      const limit = this.quotas.devicesPerMaker
+      if (held + count > limit) throw new QuotaExceeded(`you have ${held} devices and the limit per maker is ${limit}; provision at most ${Math.max(0, limit - held)} more`)
+      await tx.query(
+        `INSERT INTO devices (id, model_id, maker_id, secret_hash, claim_hash)
+         SELECT id, $1, $2, secret_hash, claim_hash FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
+        [model.id, model.makerId, ids, secrets, claims])
+    })
     return devices
   }
 

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { CapabilityDeclaration, CapabilityDeclarationError, Mapping, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
 import { ModelNameTakenError, type Model } from '../../registry/registry.js'
 import { compileModel } from '../../normalize/model.js'
+import { mappingQuotaProblem, QuotaExceeded } from '../../registry/quotas.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
@@ -64,7 +65,10 @@ const MappingTestResult = z.union([
 ])
 
 /** Checks a mapping against the model's capabilities; 422 naming the field. */
-function validMapping (input: unknown, capabilities: readonly ModelCapability[]): void {
+function validMapping (api: ApiContext, input: unknown, capabilities: readonly ModelCapability[]): void {
+  // Before parsing: a mapping of a megabyte costs the parser the better part of a second.
+  const overQuota = mappingQuotaProblem(input, api.registry.quotas)
+  if (overQuota) throw errors.invalidMapping(overQuota)
   try {
     parseMapping(input, capabilities)
   } catch (err) {
@@ -91,13 +95,14 @@ export function modelRoutes (api: ApiContext) {
           if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)
           throw err
         }
-        if (body.mapping !== undefined && body.mapping !== null) validMapping(body.mapping, resolved)
+        if (body.mapping !== undefined && body.mapping !== null) validMapping(api, body.mapping, resolved)
         try {
           const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping, heartbeatSeconds: body.heartbeatSeconds })
           return modelView(model)
         } catch (err) {
           if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)
           if (err instanceof ModelNameTakenError) throw errors.modelNameTaken(body.name)
+          if (err instanceof QuotaExceeded) throw errors.quotaExceeded(err.message)
           throw err
         }
       },
@@ -130,7 +135,7 @@ export function modelRoutes (api: ApiContext) {
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         if (body === undefined || body === null) throw errors.badRequest('send the mapping as the body; DELETE /v1/models/{id}/mapping makes the model canonical again')
-        validMapping(body, model.resolved)
+        validMapping(api, body, model.resolved)
         const updated = await api.registry.setMapping(model.id, body)
         if (!updated) throw errors.notFound('model', params.id)
         return modelView(updated)
@@ -162,7 +167,7 @@ export function modelRoutes (api: ApiContext) {
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         const candidate = body.mapping !== undefined && body.mapping !== null
-        if (candidate) validMapping(body.mapping, model.resolved)
+        if (candidate) validMapping(api, body.mapping, model.resolved)
         const compiled = compileModel(candidate ? { ...model, mapping: body.mapping } : model)
         const now = Date.now()
         const results = body.payloads.map((sample) => {

@@ -1,0 +1,50 @@
+/**
+ * What one maker account may hold. Sign-up is open, so each bound is per
+ * account and every account gets the same; docs/security.md lists them.
+ */
+export interface MakerQuotas {
+  /** Models per maker. Default 200. */
+  modelsPerMaker: number
+  /** Devices per maker, all models together. Default 100000. */
+  devicesPerMaker: number
+  /** Devices one provisioning request may make. Default 1000. */
+  provisionBatch: number
+  /** A mapping's size as JSON, in bytes. Default 65536. */
+  mappingBytes: number
+  /** A mapping's reading rules, set rules, constant fields, actions and action params, together. Default 512. */
+  mappingRules: number
+}
+
+export const defaultMakerQuotas: Readonly<MakerQuotas> = {
+  modelsPerMaker: 200,
+  devicesPerMaker: 100_000,
+  provisionBatch: 1000,
+  mappingBytes: 64 * 1024,
+  mappingRules: 512,
+}
+
+/** A maker's request that would take it over one of its quotas; the message says which and what to do. */
+export class QuotaExceeded extends Error {}
+
+const sizeOf = (v: unknown): number => Array.isArray(v) ? v.length : v !== null && typeof v === 'object' ? Object.keys(v).length : 0
+const field = (v: unknown, key: string): unknown => v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined
+
+/** How many rules, fields and actions a mapping as submitted has; counted before it is parsed, so a huge one costs little. */
+export function mappingRuleCount (mapping: unknown): number {
+  const commands = field(mapping, 'commands')
+  const actions = field(commands, 'actions')
+  let count = sizeOf(field(mapping, 'readings')) + sizeOf(field(commands, 'set')) + sizeOf(field(commands, 'fields')) + sizeOf(actions)
+  if (actions !== null && typeof actions === 'object') {
+    for (const action of Object.values(actions)) count += sizeOf(field(action, 'fields')) + sizeOf(field(action, 'params'))
+  }
+  return count
+}
+
+/** Why a mapping as submitted is over the quotas, or null. */
+export function mappingQuotaProblem (mapping: unknown, quotas: Pick<MakerQuotas, 'mappingBytes' | 'mappingRules'>): string | null {
+  const bytes = Buffer.byteLength(JSON.stringify(mapping) ?? '')
+  if (bytes > quotas.mappingBytes) return `it is ${bytes} bytes of JSON; the limit is ${quotas.mappingBytes}`
+  const rules = mappingRuleCount(mapping)
+  if (rules > quotas.mappingRules) return `it has ${rules} rules, fields and actions; the limit is ${quotas.mappingRules}`
+  return null
+}
