@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectDevice, type Device } from '@trellis/device-sdk'
 import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
-import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
+import { openPglite, type SqlClient } from '../../hub/src/registry/sql.js'
+import { apiClient, seedFleet, type ApiClient, type ApiResponse } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 
 // Issue #17, findings 3 to 5 (maker part): what a hostile maker or its devices can make the hub keep.
@@ -10,11 +11,23 @@ let influx: TestInflux
 let stack: TestStack
 let api: ApiClient
 const devices: Device[] = []
+/** Statements the hub has sent to its registry database. */
+let statements = 0
+let db: SqlClient
+
+/** The real database, counting what it is asked. */
+function counting (db: SqlClient): SqlClient {
+  return {
+    ...db,
+    async query (text, params) { statements++; return await db.query(text, params) },
+    async transaction (fn) { return await db.transaction(async (tx) => await fn({ async query (text, params) { statements++; return await tx.query(text, params) } })) },
+  }
+}
 
 beforeAll(async () => {
   influx = await startTestInflux()
   // Small quotas, so that reaching each costs a few requests.
-  stack = await startStack({ influxUrl: influx.url, makerQuotas: { modelsPerMaker: 3, devicesPerMaker: 6, provisionBatch: 4, mappingBytes: 4096, mappingRules: 20 } })
+  stack = await startStack({ influxUrl: influx.url, sql: counting(db = await openPglite()), makerQuotas: { modelsPerMaker: 3, devicesPerMaker: 6, provisionBatch: 4, mappingBytes: 4096, mappingRules: 20 } })
   api = apiClient(stack.httpUrl)
 })
 
@@ -79,5 +92,49 @@ describe('per-maker quotas', () => {
     const huge = await api.put(`/v1/models/${model}/mapping`, { format: 'json', readings: [{ path: 't', capability: 'temperature', map: Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`device-value-${i}`, i])) }] }, token)
     expect(huge.status).toBe(422)
     expect(huge.body.error.message).toMatch(/^the mapping is not valid for this model: it is \d+ bytes of JSON; the limit is 4096$/)
+  })
+})
+
+describe('listing', () => {
+  /** Walks every page, returning the statements each cost and the devices it held. */
+  async function walkPages (path: string, key: 'devices' | 'models', token: string, limit: number) {
+    const pages: Array<{ statements: number, items: number }> = []
+    let after: string | null = null
+    do {
+      const before = statements
+      const res: ApiResponse = await api.get(`${path}?limit=${limit}${after ? `&after=${after}` : ''}`, token)
+      expect(res.status).toBe(200)
+      pages.push({ statements: statements - before, items: res.body[key].length })
+      after = res.body.next
+    } while (after !== null && pages.length < 100)
+    return pages
+  }
+
+  it('costs a few SQL statements per page of a fleet, however many devices are not yet loaded', async () => {
+    const fleet = await seedFleet(api)
+    const second = (await api.post('/v1/models', { name: 'second', capabilities: ['power'] }, fleet.makerToken)).body.id
+    // 300 more devices over two models, written as a fleet provisioned long ago: none is in the hub's cache.
+    await db.query(
+      `INSERT INTO devices (id, model_id, maker_id, secret_hash, owner_id)
+       SELECT 'dev-bulk-' || lpad(i::text, 4, '0'), CASE WHEN i % 2 = 0 THEN $1 ELSE $2 END, $3, md5(i::text), $4 FROM generate_series(1, 300) AS i`,
+      [fleet.modelId, second, fleet.makerId, fleet.ownerId])
+    for (const token of [fleet.makerToken, fleet.ownerToken]) {
+      const pages = await walkPages('/v1/devices', 'devices', token, 100)
+      expect(pages.map((p) => p.items)).toEqual([100, 100, 100, 1])
+      // One for the page, one for models not yet compiled; the margin is for the hub's own background writes.
+      for (const page of pages) expect(page.statements).toBeLessThanOrEqual(4)
+    }
+  })
+
+  it('gives a maker its models a page at a time, in the order declared', async () => {
+    const token = (await api.post('/v1/makers', { name: 'Pages' })).body.token
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push((await api.post('/v1/models', { name: `p${i}`, capabilities: ['power'] }, token)).body.id)
+    const first = await api.get('/v1/models?limit=2', token)
+    expect(first.body.models.map((m: { id: string }) => m.id)).toEqual(ids.slice(0, 2))
+    const rest = await api.get(`/v1/models?limit=2&after=${first.body.next}`, token)
+    expect(rest.body).toMatchObject({ next: null })
+    expect(rest.body.models.map((m: { id: string }) => m.id)).toEqual(ids.slice(2))
+    expect((await api.get('/v1/models?limit=201', token)).status).toBe(400)
   })
 })

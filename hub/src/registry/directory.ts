@@ -1,6 +1,6 @@
 import type { Series } from '../store/points.js'
 import { compileModel, type CompiledModel, type ModelCompiler } from '../normalize/model.js'
-import type { Registry } from './registry.js'
+import type { DeviceCredentials, DeviceEntry, DeviceRecord, Registry } from './registry.js'
 import { safeEqualHex, sha256Hex } from './secrets.js'
 
 // The compiled model lives in normalize/; the registry caches what normalize compiles. Re-exported for the modules that take it with a device.
@@ -98,23 +98,54 @@ export class DeviceDirectory {
     this.loading.delete(id)
   }
 
+  /**
+   * The contexts of a page of devices that the registry listed with their
+   * credentials: cached ones as they are, the others built from the listing,
+   * with the models not yet compiled loaded in one query. No query per device.
+   */
+  async fromListing (entries: readonly DeviceEntry[]): Promise<DeviceContext[]> {
+    const generation = this.generation
+    const missing = [...new Set(entries.filter((e) => !this.devices.has(e.record.id) && !this.models.has(e.record.modelId)).map((e) => e.record.modelId))]
+    const loaded = new Map<string, CompiledModel>()
+    for (const model of await this.registry.getModels(missing)) {
+      const compiled = this.compile(model)
+      loaded.set(model.id, compiled)
+      if (generation === this.generation) this.models.set(model.id, compiled)
+    }
+    const out: DeviceContext[] = []
+    for (const { record, credentials } of entries) {
+      const cached = this.devices.get(record.id)
+      if (cached) { out.push(cached); continue }
+      const model = this.models.get(record.modelId) ?? loaded.get(record.modelId)
+      if (!model) continue
+      const ctx = contextOf(record, credentials, model)
+      if (generation === this.generation) this.devices.set(record.id, ctx)
+      out.push(ctx)
+    }
+    return out
+  }
+
   private async load (id: string): Promise<DeviceContext | null> {
     const generation = this.generation
     const [device, credentials] = await Promise.all([this.registry.getDevice(id), this.registry.deviceCredentials(id)])
     if (!device || !credentials) return null
     const model = await this.model(device.modelId)
     if (!model) return null
-    const ctx: DeviceContext = {
-      id,
-      makerId: device.makerId,
-      ownerId: device.ownerId,
-      model,
-      secretHash: credentials.secretHash,
-      disabled: device.disabled,
-      releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
-      series: { device: id, model: model.id, maker: device.makerId },
-    }
+    const ctx = contextOf(device, credentials, model)
     if (generation === this.generation) this.devices.set(id, ctx)
     return ctx
+  }
+}
+
+function contextOf (device: DeviceRecord, credentials: DeviceCredentials, model: CompiledModel): DeviceContext {
+  return {
+    id: device.id,
+    makerId: device.makerId,
+    ownerId: device.ownerId,
+    model,
+    secretHash: credentials.secretHash,
+    disabled: device.disabled,
+    releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
+    series: { device: device.id, model: model.id, maker: device.makerId },
   }
 }

@@ -62,6 +62,9 @@ export type AuditAction =
 
 export interface DeviceCredentials { secretHash: string, disabled: boolean }
 
+/** A device as a listing reads it: its record and what authenticating it needs, from one row. */
+export interface DeviceEntry { record: DeviceRecord, credentials: DeviceCredentials }
+
 export interface ProvisionedDevice { id: string, secret: string, claimCode: string }
 
 export interface StoredState {
@@ -72,7 +75,7 @@ export interface StoredState {
 }
 
 interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, heartbeat_seconds: number | null, created_at: Date, updated_at: Date }
-interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null }
+interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null, secret_hash: string }
 
 const iso = (d: Date | string | null): string | null => d === null ? null : new Date(d).toISOString()
 
@@ -239,8 +242,19 @@ export class Registry extends EventEmitter {
     return rows[0] ? toModel(rows[0]) : null
   }
 
-  async listModels (makerId: string): Promise<Model[]> {
-    const rows = await this.db.query<ModelRow>('SELECT * FROM models WHERE maker_id = $1 ORDER BY created_at, id', [makerId])
+  /** The maker's models in the order declared, a page at a time: `after` is the last id of the previous page. */
+  async listModels (makerId: string, page: { limit: number, after?: string }): Promise<Model[]> {
+    const rows = await this.db.query<ModelRow>(
+      `SELECT * FROM models WHERE maker_id = $1
+       AND ($2::text IS NULL OR (created_at, id) > (SELECT created_at, id FROM models WHERE id = $2 AND maker_id = $1))
+       ORDER BY created_at, id LIMIT $3`, [makerId, page.after ?? null, page.limit])
+    return rows.map(toModel)
+  }
+
+  /** These models, in one query; ids with no model are left out. */
+  async getModels (ids: readonly string[]): Promise<Model[]> {
+    if (ids.length === 0) return []
+    const rows = await this.db.query<ModelRow>('SELECT * FROM models WHERE id = ANY($1::text[])', [ids])
     return rows.map(toModel)
   }
 
@@ -291,11 +305,12 @@ export class Registry extends EventEmitter {
     return rows[0] ? { secretHash: rows[0].secret_hash, disabled: rows[0].disabled } : null
   }
 
-  async listDevices (filter: { ownerId: string } | { makerId: string }, page: { limit: number, after?: string }): Promise<DeviceRecord[]> {
+  /** A page of the owner's or maker's devices by id, with their credentials: one query, so that listing loads no device on its own. */
+  async listDevices (filter: { ownerId: string } | { makerId: string }, page: { limit: number, after?: string }): Promise<DeviceEntry[]> {
     const [column, value] = 'ownerId' in filter ? ['owner_id', filter.ownerId] : ['maker_id', filter.makerId]
     const rows = await this.db.query<DeviceRow>(
       `SELECT * FROM devices WHERE ${column} = $1 AND id > $2 ORDER BY id LIMIT $3`, [value, page.after ?? '', page.limit])
-    return rows.map(toDevice)
+    return rows.map((r) => ({ record: toDevice(r), credentials: { secretHash: r.secret_hash, disabled: r.disabled } }))
   }
 
   /** Gives the device with this claim code to the owner; the code is spent. Null when no device has it. */

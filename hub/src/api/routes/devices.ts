@@ -137,13 +137,10 @@ export function deviceRoutes (api: ApiContext) {
       query: DeviceListQuery,
       handler: async ({ query, caller }) => {
         const filter = caller.scope === 'owner' ? { ownerId: caller.subject } : { makerId: caller.subject }
-        const records = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
+        const entries = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
         const devices = []
-        for (const r of records) {
-          const ctx = await api.directory.get(r.id)
-          if (ctx) devices.push(await view(ctx, caller.scope === 'maker'))
-        }
-        return { devices, next: records.length === query.limit ? records[records.length - 1].id : null }
+        for (const ctx of await api.directory.fromListing(entries)) devices.push(await view(ctx, caller.scope === 'maker'))
+        return { devices, next: entries.length === query.limit ? entries[entries.length - 1].record.id : null }
       },
     }),
     route({

@@ -29,6 +29,13 @@ export type ModelDeclaration = z.infer<typeof ModelDeclaration>
 
 export const ModelParams = z.object({ id: z.string().min(1).max(64) })
 
+export const ModelListQuery = z.object({
+  /** Models per page. Default 50, at most 200 (a model's mapping may be up to 64 KiB). */
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** The `next` of the previous page. */
+  after: z.string().max(64).optional(),
+})
+
 export function modelView (m: Model) {
   return {
     id: m.id,
@@ -110,10 +117,14 @@ export function modelRoutes (api: ApiContext) {
     route({
       method: 'GET',
       path: '/v1/models',
-      summary: "The maker's models",
+      summary: "The maker's models in the order declared, a page at a time; pass `next` as `after` for the next page",
       tags: ['models'],
       access: 'maker',
-      handler: async ({ caller }) => ({ models: (await api.registry.listModels(caller.subject)).map(modelView) }),
+      query: ModelListQuery,
+      handler: async ({ caller, query }) => {
+        const models = await api.registry.listModels(caller.subject, { limit: query.limit, after: query.after })
+        return { models: models.map(modelView), next: models.length === query.limit ? models[models.length - 1].id : null }
+      },
     }),
     route({
       method: 'GET',
