@@ -138,3 +138,21 @@ describe('listing', () => {
     expect((await api.get('/v1/models?limit=201', token)).status).toBe(400)
   })
 })
+
+describe('deeply nested bodies', () => {
+  it('answers a sample nested 5,000 deep with 400 and the limit, not 500', async () => {
+    const fleet = await seedFleet(api)
+    const deep = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000)
+    const res = await api.call('POST', `/v1/models/${fleet.modelId}/mapping:test`, { token: fleet.makerToken, raw: `{"payloads":[${deep}]}` })
+    expect(res.status).toBe(400)
+    expect(res.body.error.message).toContain('nested')
+  })
+
+  it('answers a mapping nested 5,000 deep with 422 and the limit, not 500', async () => {
+    const fleet = await seedFleet(api)
+    const deep = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000)
+    const res = await api.call('PUT', `/v1/models/${fleet.modelId}/mapping`, { token: fleet.makerToken, raw: deep })
+    expect(res.status).toBe(422)
+    expect(res.body.error.message).toBe('the mapping is not valid for this model: it nests deeper than 16 levels')
+  })
+})

@@ -40,8 +40,25 @@ export function mappingRuleCount (mapping: unknown): number {
   return count
 }
 
+/** True when `value` nests deeper than `max`; walked with a stack of its own, so any depth is safe to ask about. */
+export function nestedDeeperThan (value: unknown, max: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 0]]
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop() as [unknown, number]
+    if (node === null || typeof node !== 'object') continue
+    if (depth >= max) return true
+    for (const child of Object.values(node)) pending.push([child, depth + 1])
+  }
+  return false
+}
+
+/** The deepest a mapping nests: the language itself needs 5 levels (commands.actions.start.fields.path). */
+const maxMappingDepth = 16
+
 /** Why a mapping as submitted is over the quotas, or null. */
 export function mappingQuotaProblem (mapping: unknown, quotas: Pick<MakerQuotas, 'mappingBytes' | 'mappingRules'>): string | null {
+  // First, as JSON.stringify recurses: a body of 1 MiB can nest half a million deep.
+  if (nestedDeeperThan(mapping, maxMappingDepth)) return `it nests deeper than ${maxMappingDepth} levels`
   const bytes = Buffer.byteLength(JSON.stringify(mapping) ?? '')
   if (bytes > quotas.mappingBytes) return `it is ${bytes} bytes of JSON; the limit is ${quotas.mappingBytes}`
   const rules = mappingRuleCount(mapping)

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { CapabilityDeclaration, CapabilityDeclarationError, Mapping, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
 import { ModelNameTakenError, type Model } from '../../registry/registry.js'
 import { compileModel } from '../../normalize/model.js'
-import { mappingQuotaProblem, QuotaExceeded } from '../../registry/quotas.js'
+import { mappingQuotaProblem, nestedDeeperThan, QuotaExceeded } from '../../registry/quotas.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
@@ -55,6 +55,9 @@ export async function ownModel (api: ApiContext, makerId: string, id: string): P
   if (!model || model.makerId !== makerId) throw errors.notFound('model', id)
   return model
 }
+
+/** How deep a sample may nest; a device payload of 16 KiB has no use for more, and JSON.stringify recurses. */
+const maxSampleDepth = 64
 
 /** A sample payload: text is sent as it is (key=value, or JSON text), anything else as its JSON. */
 const SamplePayload = z.union([z.string().max(16_384), z.record(z.string(), z.unknown()), z.array(z.unknown())])
@@ -181,6 +184,8 @@ export function modelRoutes (api: ApiContext) {
         if (candidate) validMapping(api, body.mapping, model.resolved)
         const compiled = compileModel(candidate ? { ...model, mapping: body.mapping } : model)
         const now = Date.now()
+        const tooDeep = body.payloads.findIndex((sample) => nestedDeeperThan(sample, maxSampleDepth))
+        if (tooDeep !== -1) throw errors.badRequest(`payloads[${tooDeep}] is nested deeper than ${maxSampleDepth} levels, the limit for a sample`)
         const results = body.payloads.map((sample) => {
           const payload = Buffer.from(typeof sample === 'string' ? sample : JSON.stringify(sample))
           const result = normalizeTelemetry(payload, compiled, now)
