@@ -69,10 +69,11 @@ export class DeadLetters {
     return letter
   }
 
-  /** Newest first. */
-  forModel (modelId: string, limit = 100): DeadLetter[] {
+  /** Newest first. Given the model's maker, only that maker's rejections are looked through. */
+  forModel (modelId: string, limit = 100, makerId?: string): DeadLetter[] {
     const out: DeadLetter[] = []
-    for (const { letter } of this.everything.values()) if (letter.modelId === modelId) out.push(letter)
+    const kept = makerId === undefined ? this.everything : this.byMaker.get(makerId)?.letters
+    for (const { letter } of kept?.values() ?? []) if (letter.modelId === modelId) out.push(letter)
     return out.slice(-limit).reverse()
   }
 

@@ -206,7 +206,7 @@ export function modelRoutes (api: ApiContext) {
       query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(100) }),
       handler: async ({ params, query, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
-        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit) }
+        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit, model.makerId) }
       },
     }),
   ]
