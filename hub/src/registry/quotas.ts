@@ -1,3 +1,5 @@
+import type { SqlClient } from './sql.js'
+
 /**
  * What one maker account may hold. Sign-up is open, so each bound is per
  * account and every account gets the same; docs/security.md lists them.
@@ -64,4 +66,9 @@ export function mappingQuotaProblem (mapping: unknown, quotas: Pick<MakerQuotas,
   const rules = mappingRuleCount(mapping)
   if (rules > quotas.mappingRules) return `it has ${rules} rules, fields and actions; the limit is ${quotas.mappingRules}`
   return null
+}
+
+/** Locks the maker's row for the transaction, so that two requests cannot both take its last unit of quota. */
+export async function lockMaker (tx: Pick<SqlClient, 'query'>, makerId: string): Promise<void> {
+  await tx.query('SELECT id FROM makers WHERE id = $1 FOR UPDATE', [makerId])
 }
