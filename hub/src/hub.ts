@@ -5,7 +5,8 @@ import { InProcessBus, attachWebSocketListener, createBroker, type Broker, type 
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'
 import { attachIngest, type IngestOptions } from './ingest/ingest.js'
-import { DeadLetters } from './ingest/dead-letters.js'
+import { DeadLetters, type DeadLetterLimits } from './ingest/dead-letters.js'
+import type { MakerQuotas } from './registry/quotas.js'
 import { HubMetrics } from './metrics.js'
 import { AuditLog, type AuditLogOptions } from './audit/audit-log.js'
 import { DeviceDirectory } from './registry/directory.js'
@@ -51,6 +52,10 @@ export interface HubOptions extends ControlOptions {
   /** `close()` flushes points to InfluxDB for this long, then spools the rest. Default 10000 ms. */
   shutdownDeadlineMs?: number
   api?: ApiOptions
+  /** What one maker may hold: models, devices, mapping size (see `MakerQuotas` for defaults). */
+  makerQuotas?: Partial<MakerQuotas>
+  /** What rejected payloads may cost (see `DeadLetterLimits` for defaults). */
+  rejections?: Partial<DeadLetterLimits>
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
   /** The window of device time readings are taken in; defaults in IngestOptions (5 minutes ahead, 21 days back). */
@@ -99,10 +104,10 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const log = opts.logger ?? pino({ level: 'silent' })
   const database = opts.database ?? 'trellis'
   const sql = opts.sql ?? await openPglite()
-  const registry = await Registry.open(sql)
+  const registry = await Registry.open(sql, { makerQuotas: opts.makerQuotas })
   const directory = new DeviceDirectory(registry)
   const metrics = new HubMetrics()
-  const deadLetters = new DeadLetters()
+  const deadLetters = new DeadLetters(opts.rejections)
   const store = new TelemetryStore(opts.influxUrl, database)
   const stopEnsuringSchema = await store.ensureSchemaEventually(log)
   const spool = opts.dataDir ? Spool.open({ ...opts.spool, dir: path.join(opts.dataDir, 'spool'), logger: log }) : undefined
