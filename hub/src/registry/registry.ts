@@ -7,7 +7,17 @@ export type Scope = 'maker' | 'owner' | 'admin'
 
 export interface Maker { id: string, name: string, createdAt: string }
 export interface Owner { id: string, email: string, createdAt: string }
-export interface TokenGrant { tokenId: string, scope: Scope, subject: string }
+export interface TokenGrant { tokenId: string, scope: Scope, subject: string, /** ms since the epoch; null: never. */ expiresAt: number | null }
+
+/** How long API tokens live and how many an account may hold. */
+export interface TokenPolicy {
+  /** Lifetime of an owner's session token. Default 30 days. */
+  ownerTtlSeconds?: number
+  /** Lifetime of a maker's API token; a maker keeps one alive with POST /v1/sessions:refresh. Default 90 days. */
+  makerTtlSeconds?: number
+  /** Live tokens per account; a new one past it revokes the oldest. Default 50. */
+  maxLivePerAccount?: number
+}
 
 export interface Model {
   id: string
@@ -37,7 +47,7 @@ export interface DeviceRecord {
   releasedAt: string | null
 }
 
-export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, revokedAt: string | null }
+export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, expiresAt: string | null, revokedAt: string | null }
 
 /** One security-relevant event: who did what, to which device, from where. */
 export interface AuditEntry {
@@ -121,25 +131,38 @@ export class Registry extends EventEmitter {
 
   // --- tokens --------------------------------------------------------------
 
-  async issueToken (scope: Scope, subject: string, label?: string): Promise<string> {
+  /**
+   * A new token for `subject`, expiring as `policy` says for its scope. Past
+   * the policy's cap of live tokens the oldest are revoked (event `token-revoked`).
+   */
+  async issueToken (scope: Scope, subject: string, label?: string, policy: TokenPolicy = {}): Promise<{ token: string, id: string, expiresAt: string | null }> {
     const token = newToken(scope)
-    await this.db.query('INSERT INTO tokens (hash, id, scope, subject, label) VALUES ($1, $2, $3, $4, $5)',
-      [sha256Hex(token), newId('tok'), scope, subject, label ?? null])
-    return token
+    const id = newId('tok')
+    const ttlSeconds = scope === 'owner' ? policy.ownerTtlSeconds ?? 30 * 86_400 : scope === 'maker' ? policy.makerTtlSeconds ?? 90 * 86_400 : null
+    const rows = await this.db.query<{ expires_at: Date | null }>(
+      `INSERT INTO tokens (hash, id, scope, subject, label, expires_at) VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::int IS NULL THEN NULL ELSE now() + make_interval(secs => $6::int) END)
+       RETURNING expires_at`,
+      [sha256Hex(token), id, scope, subject, label ?? null, ttlSeconds])
+    const revoked = await this.db.query<{ id: string }>(
+      `UPDATE tokens SET revoked_at = now() WHERE id IN (
+         SELECT id FROM tokens WHERE subject = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+         ORDER BY (id = $3) DESC, created_at DESC OFFSET $2) RETURNING id`, [subject, policy.maxLivePerAccount ?? 50, id])
+    for (const r of revoked) this.emit('token-revoked', r.id)
+    return { token, id, expiresAt: iso(rows[0].expires_at) }
   }
 
   async resolveToken (token: string): Promise<TokenGrant | null> {
-    const rows = await this.db.query<{ id: string, scope: Scope, subject: string }>(
-      'SELECT id, scope, subject FROM tokens WHERE hash = $1 AND revoked_at IS NULL', [sha256Hex(token)])
+    const rows = await this.db.query<{ id: string, scope: Scope, subject: string, expires_at: Date | null }>(
+      'SELECT id, scope, subject, expires_at FROM tokens WHERE hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())', [sha256Hex(token)])
     const row = rows[0]
-    return row ? { tokenId: row.id, scope: row.scope, subject: row.subject } : null
+    return row ? { tokenId: row.id, scope: row.scope, subject: row.subject, expiresAt: row.expires_at === null ? null : new Date(row.expires_at).getTime() } : null
   }
 
   /** The subject's tokens, newest first; never the tokens themselves. */
   async listTokens (subject: string): Promise<TokenRecord[]> {
-    const rows = await this.db.query<{ id: string, scope: Scope, label: string | null, created_at: Date, revoked_at: Date | null }>(
-      'SELECT id, scope, label, created_at, revoked_at FROM tokens WHERE subject = $1 ORDER BY created_at DESC, id', [subject])
-    return rows.map((r) => ({ id: r.id, scope: r.scope, label: r.label, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at) }))
+    const rows = await this.db.query<{ id: string, scope: Scope, label: string | null, created_at: Date, expires_at: Date | null, revoked_at: Date | null }>(
+      'SELECT id, scope, label, created_at, expires_at, revoked_at FROM tokens WHERE subject = $1 ORDER BY created_at DESC, id LIMIT 200', [subject])
+    return rows.map((r) => ({ id: r.id, scope: r.scope, label: r.label, createdAt: iso(r.created_at)!, expiresAt: iso(r.expires_at), revokedAt: iso(r.revoked_at) }))
   }
 
   /** Revokes a token of `subject` (any subject's when null); false when there is no such live token. */
@@ -153,11 +176,11 @@ export class Registry extends EventEmitter {
 
   // --- makers and owners ------------------------------------------------------
 
-  async createMaker (name: string): Promise<{ maker: Maker, token: string }> {
+  async createMaker (name: string, policy?: TokenPolicy): Promise<{ maker: Maker, token: string, expiresAt: string | null }> {
     const id = newId('mk')
     const rows = await this.db.query<{ created_at: Date }>('INSERT INTO makers (id, name) VALUES ($1, $2) RETURNING created_at', [id, name])
-    const token = await this.issueToken('maker', id, 'created at sign-up')
-    return { maker: { id, name, createdAt: iso(rows[0].created_at)! }, token }
+    const { token, expiresAt } = await this.issueToken('maker', id, 'created at sign-up', policy)
+    return { maker: { id, name, createdAt: iso(rows[0].created_at)! }, token, expiresAt }
   }
 
   async getMaker (id: string): Promise<Maker | null> {
@@ -165,14 +188,14 @@ export class Registry extends EventEmitter {
     return rows[0] ? { id: rows[0].id, name: rows[0].name, createdAt: iso(rows[0].created_at)! } : null
   }
 
-  async createOwner (email: string, password: string): Promise<{ owner: Owner, token: string }> {
+  async createOwner (email: string, password: string, policy?: TokenPolicy): Promise<{ owner: Owner, token: string, expiresAt: string | null }> {
     const id = newId('ow')
     const hash = await hashPassword(password)
     try {
       const rows = await this.db.query<{ created_at: Date }>(
         'INSERT INTO owners (id, email, password_hash) VALUES ($1, $2, $3) RETURNING created_at', [id, email.toLowerCase(), hash])
-      const token = await this.issueToken('owner', id, 'created at sign-up')
-      return { owner: { id, email: email.toLowerCase(), createdAt: iso(rows[0].created_at)! }, token }
+      const { token, expiresAt } = await this.issueToken('owner', id, 'created at sign-up', policy)
+      return { owner: { id, email: email.toLowerCase(), createdAt: iso(rows[0].created_at)! }, token, expiresAt }
     } catch (err) {
       if ((err as { code?: string }).code === '23505') throw new EmailTakenError(email)
       throw err
@@ -180,15 +203,15 @@ export class Registry extends EventEmitter {
   }
 
   /** A new session token for the owner with these credentials, or null. */
-  async login (email: string, password: string): Promise<{ owner: Owner, token: string } | null> {
+  async login (email: string, password: string, policy?: TokenPolicy): Promise<{ owner: Owner, token: string, expiresAt: string | null } | null> {
     const rows = await this.db.query<{ id: string, email: string, password_hash: string, created_at: Date }>(
       'SELECT id, email, password_hash, created_at FROM owners WHERE email = $1', [email.toLowerCase()])
     const row = rows[0]
     // Hash even for an unknown email, so response time does not reveal which emails exist.
     const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH)
     if (!row || !ok) return null
-    const token = await this.issueToken('owner', row.id, 'session')
-    return { owner: { id: row.id, email: row.email, createdAt: iso(row.created_at)! }, token }
+    const { token, expiresAt } = await this.issueToken('owner', row.id, 'session', policy)
+    return { owner: { id: row.id, email: row.email, createdAt: iso(row.created_at)! }, token, expiresAt }
   }
 
   // --- models -----------------------------------------------------------------
