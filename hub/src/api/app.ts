@@ -41,7 +41,7 @@ export interface ApiOptions {
   trustProxy?: boolean | string | string[]
   /** Origins a browser may call the API from (`https://console.example.com`). Default none: no CORS headers. */
   corsOrigins?: string[]
-  /** Open HTTP connections, event streams included; past it new ones are closed at once. Default 1024. */
+  /** Open HTTP connections, event streams and MQTT over WebSocket included; past it new ones are closed at once. Default 4096. */
   maxConnections?: number
   /** More routes (from other modules) to serve and document. */
   extraRoutes?: (api: ApiContext) => RouteDef<any, any, any, any>[]
@@ -68,7 +68,7 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     ajv: { customOptions: { coerceTypes: false } },
   })
   // Each connection holds a descriptor; event streams hold theirs for hours.
-  app.server.maxConnections = opts.maxConnections ?? 1024
+  app.server.maxConnections = opts.maxConnections ?? 4096
 
   // Depth is checked on the text, before parsing: zod and the handlers recurse, so a
   // 5,000-deep body would otherwise overflow the stack.
