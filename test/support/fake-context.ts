@@ -2,6 +2,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { pino } from 'pino'
 import { buildApi, type ApiOptions } from '../../hub/src/api/app.js'
 import type { ApiContext } from '../../hub/src/api/context.js'
+import type { RouteDef } from '../../hub/src/api/route.js'
 import { commandRoutes } from '../../hub/src/api/routes/commands.js'
 import { presenceRoutes } from '../../hub/src/api/routes/presence.js'
 import { scheduleRoutes } from '../../hub/src/api/routes/schedules.js'
@@ -79,6 +80,7 @@ function fakeScheduler () {
 
 export interface FakeHubApi {
   app: FastifyInstance
+  routes: RouteDef<any, any, any, any>[]
   context: ApiContext
   registry: Registry
   store: FakeTelemetryStore
@@ -133,6 +135,7 @@ export async function fakeHubApi (opts: ApiOptions = {}, shared?: Registry): Pro
   })
   return {
     app: built.app,
+    routes: built.routes,
     context,
     registry,
     store,

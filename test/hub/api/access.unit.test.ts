@@ -1,5 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { fakeHubApi, seedTenant, type FakeHubApi } from '../../support/fake-context.js'
+
+// Each test hashes passwords with scrypt and walks many routes: room for a loaded machine.
+vi.setConfig({ testTimeout: 30_000 })
 
 // Every route in /docs/json, called through app.inject() by each kind of caller: the access rule it
 // declares is the one it enforces, and a refusal has the catalogue's shape.
@@ -104,5 +107,23 @@ describe('validation and error shapes, through inject', () => {
     const res = await api.inject({ method: 'GET', url: '/v1/nothing' })
     expect(res.statusCode).toBe(404)
     expect(res.json().error).toEqual({ code: 'ROUTE_NOT_FOUND', message: expect.stringContaining('/docs') })
+  })
+})
+
+describe('route declarations', () => {
+  it('declare every catalogue error their handler can throw', async () => {
+    const { errors } = await import('../../../hub/src/api/errors.js')
+    const { errorCodesOf } = await import('../../../hub/src/api/route.js')
+    // What each catalogue constructor answers, and the helpers that throw on a route's behalf.
+    const thrown: Array<[RegExp, string]> = Object.entries(errors).filter(([name]) => name !== 'invalid')
+      .map(([name, make]) => [new RegExp(`errors\\.${name}\\(`), (make as (...a: unknown[]) => { code: string })('x', 'x').code])
+    thrown.push([/\b(visibleDevice|ownModel|owned)\(/, 'NOT_FOUND'], [/throttle\.(take|check)\(/, 'RATE_LIMITED'])
+    const missing: string[] = []
+    for (const def of api.routes) {
+      const source = def.handler.toString()
+      const declared = errorCodesOf(def)
+      for (const [pattern, code] of thrown) if (pattern.test(source) && !declared.includes(code as never)) missing.push(`${def.method} ${def.path} throws ${code}`)
+    }
+    expect(missing).toEqual([])
   })
 })

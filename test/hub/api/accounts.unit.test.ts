@@ -1,7 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { ApiOptions } from '../../../hub/src/api/app.js'
 import type { Registry } from '../../../hub/src/registry/registry.js'
 import { fakeHubApi as fakeApi, openFakeRegistry, seedTenant, type FakeHubApi } from '../../support/fake-context.js'
+
+// Each test hashes passwords with scrypt and walks many routes: room for a loaded machine.
+vi.setConfig({ testTimeout: 30_000 })
 
 let registry: Registry
 let api: FakeHubApi
