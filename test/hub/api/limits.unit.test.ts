@@ -44,6 +44,10 @@ describe('JSON nesting depth', () => {
       payload: `{"payloads":[{"readings":{"temperature":1},"x":${deep(5)},"note":"[[[[[[[[[[\\"]]"}]}`,
     })
     expect(at.statusCode).toBe(200)
+    const charset = await api.inject({ method: 'POST', url: '/v1/makers', headers: { 'content-type': 'application/json; charset=utf-8' }, payload: `{"name":${JSON.stringify('x')},"deep":${deep(9)}}` })
+    expect(charset.json().error.code).toBe('BODY_TOO_DEEP')
+    const proto = await api.inject({ method: 'POST', url: '/v1/makers', headers: { 'content-type': 'application/json' }, payload: '{"name":"p","__proto__":{"admin":true}}' })
+    expect(proto.statusCode).toBe(400)
   })
 })
 
