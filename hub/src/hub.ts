@@ -175,7 +175,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   metrics.gauge('trellis_audit_dropped', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
   const makerNames = new Map<string, string>()
-  const apiContext: Omit<ApiContext, 'throttle'> = {
+  const apiContext: Omit<ApiContext, 'throttle' | 'tokens'> = {
     registry,
     directory,
     state,
@@ -186,6 +186,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     log,
     commands: control.commands,
     audit,
+    defaultHeartbeatSeconds: (opts.presence?.defaultAllowanceMs ?? 600_000) / 1000,
     async makerName (id) {
       let name = makerNames.get(id)
       if (name === undefined) {

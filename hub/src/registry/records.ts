@@ -6,7 +6,17 @@ export type Scope = 'maker' | 'owner' | 'admin'
 
 export interface Maker { id: string, name: string, createdAt: string }
 export interface Owner { id: string, email: string, createdAt: string }
-export interface TokenGrant { tokenId: string, scope: Scope, subject: string }
+export interface TokenGrant { tokenId: string, scope: Scope, subject: string, /** ms since the epoch; null: never. */ expiresAt: number | null }
+
+/** How long API tokens live and how many an account may hold. */
+export interface TokenPolicy {
+  /** Lifetime of an owner's session token. Default 30 days. */
+  ownerTtlSeconds?: number
+  /** Lifetime of a maker's API token; a maker keeps one alive with POST /v1/sessions:refresh. Default 90 days. */
+  makerTtlSeconds?: number
+  /** Live tokens per account; a new one past it revokes the oldest. Default 50. */
+  maxLivePerAccount?: number
+}
 
 export interface Model {
   id: string
@@ -36,7 +46,7 @@ export interface DeviceRecord {
   releasedAt: string | null
 }
 
-export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, revokedAt: string | null }
+export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, expiresAt: string | null, revokedAt: string | null }
 
 /** One security-relevant event: who did what, to which device, from where. */
 export interface AuditEntry {
