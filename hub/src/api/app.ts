@@ -10,6 +10,7 @@ import { modelRoutes } from './routes/models.js'
 import { deviceRoutes } from './routes/devices.js'
 import { credentialRoutes } from './routes/credentials.js'
 import { auditRoutes } from './routes/audit.js'
+import { consoleSessionRoutes, serveConsole } from './console.js'
 import { RequestThrottle, type ApiRateLimits } from './throttle.js'
 
 export interface ApiOptions {
@@ -110,9 +111,11 @@ export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger,
     ...deviceRoutes(api),
     ...credentialRoutes(api),
     ...auditRoutes(api),
+    ...consoleSessionRoutes(api),
     ...(opts.extraRoutes?.(api) ?? []),
   )
   registerRoutes(app, routes, authenticate)
+  serveConsole(app)
   return { app, routes, forgetTokens: () => tokenCache.clear() }
 }
 

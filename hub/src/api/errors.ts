@@ -21,6 +21,7 @@ export const errors = {
   badRequest: (message: string) => new ApiError(400, 'BAD_REQUEST', message),
   unauthorized: (message = 'a valid "Authorization: Bearer <token>" header is required') => new ApiError(401, 'UNAUTHORIZED', message, { 'www-authenticate': 'Bearer' }),
   invalidCredentials: () => new ApiError(401, 'INVALID_CREDENTIALS', 'wrong email or password'),
+  csrfTokenMismatch: () => new ApiError(403, 'CSRF_TOKEN_MISMATCH', 'a request with the console session cookie needs its x-csrf-token header (from GET /v1/console/session); reload the console'),
   forbidden: (who: string) => new ApiError(403, 'FORBIDDEN', `this route is for ${who}`),
   notFound: (what: string, id: string) => new ApiError(404, 'NOT_FOUND', `no ${what} ${id} that you can see`),
   routeNotFound: (method: string, url: string) => new ApiError(404, 'ROUTE_NOT_FOUND', `no route ${method} ${url.split('?')[0]}; see /docs`),

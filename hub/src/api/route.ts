@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z, type ZodType } from 'zod'
 import type { Scope } from '../registry/registry.js'
 import { errors } from './errors.js'
+import { cookieToken } from './session-cookie.js'
 
 /** Who may call a route. Every route declares one; there is no default. */
 export type Access = 'public' | 'maker' | 'owner' | 'owner-or-maker' | 'admin' | 'maker-or-admin' | 'authenticated'
@@ -85,7 +86,8 @@ export function registerRoutes (app: FastifyInstance, defs: RouteDef<any, any, a
       url: fastifyPath(def.path),
       handler: async (request, reply) => {
         let caller: Caller | null = null
-        const token = bearer(request)
+        // The console's session cookie stands in for the header (session-cookie.ts).
+        const token = bearer(request) ?? cookieToken(request)
         if (def.access !== 'public' || token) {
           if (token === null) throw errors.unauthorized()
           caller = token ? await authenticate(token) : null
