@@ -125,7 +125,7 @@ function MappingEditor ({ model, onSaved }: { model: ModelView, onSaved: (m: Mod
       <p class="hint">How this model's payloads become canonical readings. Leave it empty for devices that speak canonical JSON. The dry run below uses what is in the editor, before you save.</p>
       <div class="two">
         <label>Mapping (JSON) <textarea rows={12} spellcheck={false} value={mapping} onInput={(e) => { setMapping(e.currentTarget.value); setSaved(false) }} /></label>
-        <label>Sample payloads, one per line <textarea rows={12} spellcheck={false} value={payloads} placeholder='{"t": 1700000000, "data": {"temp_x10": 215}}' onInput={(e) => setPayloads(e.currentTarget.value)} /></label>
+        <label>Sample payloads, one per line <textarea rows={12} wrap="off" spellcheck={false} value={payloads} placeholder='{"t": 1700000000, "data": {"temp_x10": 215}}' onInput={(e) => setPayloads(e.currentTarget.value)} /></label>
       </div>
       <Problem error={error} />
       {results && (
