@@ -41,10 +41,11 @@ export async function call<T = any> (method: string, path: string, body?: unknow
   throw new ApiProblem(res.status, code, sentence(message))
 }
 
-/** Starts with a capital and ends with a full stop. */
+/** Starts with a capital (unless it starts with a name such as targetTemperature) and ends with a full stop. */
 function sentence (s: string): string {
   const t = s.trim()
-  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.')
+  const start = /^[a-z]+(?=[\s,:;]|$)/.test(t) ? t.charAt(0).toUpperCase() + t.slice(1) : t
+  return start + (/[.!?]$/.test(t) ? '' : '.')
 }
 
 export function describe (err: unknown): string {
