@@ -33,6 +33,8 @@ export async function startBrowser (): Promise<TestBrowser> {
     async open (url, viewport = desktop) {
       const context = await browser.newContext({ viewport })
       const page = await context.newPage()
+      // Fail in seconds, not playwright's 30 s, so a test's own deadline is not what stops it.
+      page.setDefaultTimeout(10_000)
       await page.goto(url)
       return { context, page }
     },

@@ -94,4 +94,16 @@ describe('console sessions', () => {
     expect((await context.cookies()).find((c) => c.name === 'trellis_session')).toBeUndefined()
     expect((await api.get('/v1/devices', token)).status).toBe(401)
   })
+
+  it('let a browser holding a revoked session cookie sign in again', async () => {
+    const revoked = await api.post('/v1/console/session', { email: 'second@example.com', password: 'correct horse battery' })
+    const token = /trellis_session=([^;]+)/.exec(revoked.headers.get('set-cookie')!)![1]
+    await api.delete('/v1/console/session', token)
+    await context.addCookies([{ name: 'trellis_session', value: token, url: stack.httpUrl, httpOnly: true, sameSite: 'Strict' }])
+    await page.reload()
+    await page.getByLabel('Email').fill('second@example.com')
+    await page.getByLabel('Password').fill('correct horse battery')
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByText('You have no devices yet').waitFor()
+  })
 })

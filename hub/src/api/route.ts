@@ -86,8 +86,8 @@ export function registerRoutes (app: FastifyInstance, defs: RouteDef<any, any, a
       url: fastifyPath(def.path),
       handler: async (request, reply) => {
         let caller: Caller | null = null
-        // The console's session cookie stands in for the header (session-cookie.ts).
-        const token = bearer(request) ?? cookieToken(request)
+        // The console's session cookie stands in for the header (session-cookie.ts); public routes, sign-in among them, ignore it.
+        const token = bearer(request) ?? (def.access === 'public' ? null : cookieToken(request))
         if (def.access !== 'public' || token) {
           if (token === null) throw errors.unauthorized()
           caller = token ? await authenticate(token) : null
