@@ -98,7 +98,12 @@ describe('console sessions', () => {
   it('let a browser holding a revoked session cookie sign in again', async () => {
     const revoked = await api.post('/v1/console/session', { email: 'second@example.com', password: 'correct horse battery' })
     const token = /trellis_session=([^;]+)/.exec(revoked.headers.get('set-cookie')!)![1]
-    await api.delete('/v1/console/session', token)
+    // A bearer token is not signed out here: that would revoke an API token by surprise.
+    expect((await api.delete('/v1/console/session', token)).status).toBe(400)
+    const signOut = await api.call('DELETE', '/v1/console/session', { headers: { cookie: `trellis_session=${token}`, 'x-csrf-token': revoked.body.csrf } })
+    expect(signOut.status).toBe(200)
+    expect(signOut.headers.get('set-cookie')).toMatch(/^trellis_session=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0$/)
+    expect((await api.get('/v1/devices', token)).status).toBe(401)
     await context.addCookies([{ name: 'trellis_session', value: token, url: stack.httpUrl, httpOnly: true, sameSite: 'Strict' }])
     await page.reload()
     await page.getByLabel('Email').fill('second@example.com')

@@ -112,11 +112,13 @@ export function consoleSessionRoutes (api: ApiContext) {
     route({
       method: 'DELETE',
       path: '/v1/console/session',
-      summary: "Sign out: revokes the session's token at once (open live streams end) and clears the cookie",
+      summary: "Sign out of the console: revokes the session cookie's token at once (open live streams end) and clears the cookie",
       tags: ['console'],
       access: 'authenticated',
       handler: async ({ caller, request, reply }) => {
-        if (caller.scope !== 'admin') await api.registry.revokeToken(caller.tokenId, caller.subject)
+        // A bearer token is not a console session: revoking it is DELETE /v1/tokens/{id}'s job, asked for by name.
+        if (request.headers.authorization) throw errors.badRequest('this signs a console session out (its cookie); revoke an API token with DELETE /v1/tokens/{id}')
+        await api.registry.revokeToken(caller.tokenId, caller.subject)
         setSessionCookie(request, reply, null)
         return { signedOut: true }
       },
