@@ -2,6 +2,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { brands, seededRng, type RunningDevice } from '@trellis/simulators'
+import { connectDevice, type Device } from '@trellis/device-sdk'
 import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient } from '../support/api.js'
@@ -14,6 +15,7 @@ let stack: TestStack
 let browser: TestBrowser
 let page: Page
 const simulated: RunningDevice[] = []
+const sdkDevices: Device[] = []
 let device: { id: string, secret: string, claimCode: string }
 
 beforeAll(async () => {
@@ -30,6 +32,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   await Promise.all(simulated.map((d) => d.stop().catch(() => {})))
+  await Promise.all(sdkDevices.map((d) => d.close().catch(() => {})))
   await stack?.close()
   await influx?.dispose()
 })
@@ -85,7 +88,8 @@ describe('the console for an owner', () => {
     }, device.id)), { timeout: 15_000 }).toBeGreaterThanOrEqual(3)
     await page.getByRole('button', { name: 'Refresh' }).click()
     const chart = page.locator('[data-chart="temperature"]')
-    await chart.waitFor()
+    // The chart drawn on opening the page may have fewer; wait for the refreshed one.
+    await expect.poll(async () => Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(3)
     const drawn = await chart.evaluate((el: any) => {
       const u = el.uplot as { data: Array<Array<number | null>> }
       const canvas = el.querySelector('canvas')
@@ -103,6 +107,12 @@ describe('the console for an owner', () => {
     }, device.id)
     const byTime = new Map(stored.map((p) => [Date.parse(p.ts) / 1000, p.value]))
     drawn.xs.forEach((x, i) => expect(byTime.get(x!)).toBe(drawn.ys[i]))
+    // Per-minute means: one point per minute, at the minute.
+    await page.getByLabel('Aggregation').selectOption('mean')
+    const drawnData = () => chart.evaluate((el: any) => el.uplot.data as Array<Array<number | null>>)
+    await expect.poll(drawnData).toSatisfy((data: Array<Array<number | null>>) => data[0].length > 0 && data[0].every((x) => x! % 60 === 0))
+    const means = await drawnData()
+    expect(means[1].some((y) => typeof y === 'number')).toBe(true)
     await page.screenshot({ path: path.join(screenshotDir, 'owner-device.png'), fullPage: true })
   })
 
@@ -135,5 +145,36 @@ describe('the console for an owner', () => {
     await page.getByLabel('Value').fill('40')
     await page.getByRole('button', { name: 'Add schedule' }).click()
     await expect(page.getByRole('alert').textContent()).resolves.toMatch(/targetTemperature.*8/)
+  })
+
+  it('shows a switch, an enum select and an action button with their ok, error and timeout outcomes', async () => {
+    const api = apiClient(stack.httpUrl)
+    const maker = await api.post('/v1/makers', { name: 'Lumen' })
+    const capabilities = ['power', { name: 'mode', enum: ['eco', 'boost'] }]
+    const model = await api.post('/v1/models', { name: 'lamp-1', capabilities }, maker.body.token)
+    const [lamp] = (await api.post('/v1/devices', { model: model.body.id, count: 1 }, maker.body.token)).body.devices
+    const sdk = await connectDevice({ url: stack.mqttUrl, deviceId: lamp.id, secret: lamp.secret, capabilities: capabilities as never })
+    sdkDevices.push(sdk)
+    sdk.onCommand('power', (on: boolean) => ({ power: on }))
+    sdk.onCommand('mode', () => { throw new Error('the lamp is stuck in eco') })
+    // Identifying never finishes: the hub gives up after the console's 5 s wait.
+    sdk.onCommand('identify', () => new Promise(() => {}))
+
+    await page.getByRole('link', { name: 'Devices' }).click()
+    await page.getByLabel('Claim code').fill(lamp.claimCode)
+    await page.getByRole('button', { name: 'Claim device' }).click()
+    await page.locator(`[data-device="${lamp.id}"] a`).first().click()
+    await page.getByRole('heading', { name: /Lumen lamp-1/ }).waitFor()
+
+    await page.getByRole('switch', { name: 'power' }).check()
+    await expect.poll(() => page.locator('[data-control="power"] output').textContent()).toBe('ok')
+    await expect.poll(() => page.locator('tr[data-capability="power"] td.value').textContent()).toBe('on')
+    await page.getByLabel('mode').selectOption('boost')
+    await expect.poll(() => page.locator('[data-control="mode"] output').textContent()).toBe('error: the lamp is stuck in eco')
+    await page.getByRole('button', { name: 'identify' }).click()
+    const identify = page.locator('[data-control="action:identify"] output')
+    await expect.poll(() => identify.textContent()).toBe('pending')
+    await expect.poll(() => identify.textContent(), { timeout: 15_000 }).toMatch(/^timeout/)
+    await page.screenshot({ path: path.join(screenshotDir, 'owner-controls.png') })
   })
 })

@@ -92,7 +92,7 @@ function Controls ({ device, offer }: { device: DeviceView, offer: Offer }) {
       <div class="controls">
         {settable.map((c) => (
           <div class="control" data-control={c.name}>
-            <Control capability={c} current={device.state[c.name]?.value ?? null} onSet={(v) => send(c.name, { set: { [c.name]: v } })} />
+            <Control capability={c} current={device.state[c.name]?.value ?? null} outcome={outcomes[c.name]} onSet={(v) => send(c.name, { set: { [c.name]: v } })} />
             {outcomes[c.name] && <output class={`outcome ${outcomes[c.name].status}`} aria-live="polite" data-outcome={outcomes[c.name].status}>{outcomeText(outcomes[c.name])}</output>}
           </div>
         ))}
@@ -107,16 +107,22 @@ function Controls ({ device, offer }: { device: DeviceView, offer: Offer }) {
   )
 }
 
-function Control ({ capability: c, current, onSet }: { capability: Capability, current: Value | null, onSet: (v: Value) => void }) {
+function Control ({ capability: c, current, outcome, onSet }: { capability: Capability, current: Value | null, outcome?: Outcome, onSet: (v: Value) => void }) {
   const [draft, setDraft] = useState<string | null>(null)
+  // What the owner asked for shows until the device reports, or the command fails.
+  const [asked, setAsked] = useState<Value | null>(null)
+  useEffect(() => setAsked(null), [current])
+  useEffect(() => { if (outcome?.status === 'error' || outcome?.status === 'timeout') setAsked(null) }, [outcome?.status])
+  const ask = (v: Value) => { setAsked(v); onSet(v) }
+  const shown = asked ?? current
   if (c.kind === 'boolean') {
-    return <label class="toggle"><input type="checkbox" role="switch" checked={current === true} onChange={(e) => onSet(e.currentTarget.checked)} /> {c.name}</label>
+    return <label class="toggle"><input type="checkbox" role="switch" checked={shown === true} onChange={(e) => ask(e.currentTarget.checked)} /> {c.name}</label>
   }
   if (c.kind === 'enum') {
     return (
       <label>{c.name}{' '}
-        <select value={typeof current === 'string' ? current : ''} onChange={(e) => onSet(e.currentTarget.value)}>
-          {current === null && <option value="">choose…</option>}
+        <select value={typeof shown === 'string' ? shown : ''} onChange={(e) => ask(e.currentTarget.value)}>
+          {shown === null && <option value="">choose…</option>}
           {(c.enum ?? []).map((v) => <option value={v}>{v}</option>)}
         </select>
       </label>
