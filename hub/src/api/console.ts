@@ -76,7 +76,8 @@ export function consoleSessionRoutes (api: ApiContext) {
       status: 201,
       response: SessionView,
       handler: async ({ body, request, reply }) => {
-        const keys = [request.ip, 'email' in body ? `email:${body.email.toLowerCase()}` : 'console-token']
+        // Failed logins count per address and per email; a token has no owner to count against until it is valid.
+        const keys = 'email' in body ? [request.ip, `email:${body.email.toLowerCase()}`] : [request.ip]
         api.throttle.check('failedLogin', keys)
         let session: { scope: 'owner' | 'maker', subject: string, token: string } | null = null
         if ('email' in body) {
