@@ -95,7 +95,7 @@ describe('console sessions', () => {
     expect((await api.get('/v1/devices', token)).status).toBe(401)
   })
 
-  it('let a browser holding a revoked session cookie sign in again', async () => {
+  it('let a browser holding a revoked session cookie sign in again, with the keyboard alone', async () => {
     const revoked = await api.post('/v1/console/session', { email: 'second@example.com', password: 'correct horse battery' })
     const token = /trellis_session=([^;]+)/.exec(revoked.headers.get('set-cookie')!)![1]
     // A bearer token is not signed out here: that would revoke an API token by surprise.
@@ -106,9 +106,15 @@ describe('console sessions', () => {
     expect((await api.get('/v1/devices', token)).status).toBe(401)
     await context.addCookies([{ name: 'trellis_session', value: token, url: stack.httpUrl, httpOnly: true, sameSite: 'Strict' }])
     await page.reload()
-    await page.getByLabel('Email').fill('second@example.com')
-    await page.getByLabel('Password').fill('correct horse battery')
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    // With the keyboard only: Tab to the email field, type, Tab, type, Enter.
+    await page.getByRole('button', { name: 'Sign in' }).waitFor()
+    const focused = () => page.evaluate(() => { const el = (globalThis as any).document.activeElement; return el?.labels?.[0]?.textContent?.trim() ?? el?.textContent ?? '' })
+    for (let presses = 0; presses < 10 && !(await focused()).startsWith('Email'); presses++) await page.keyboard.press('Tab')
+    expect(await focused()).toMatch(/^Email/)
+    await page.keyboard.type('second@example.com')
+    await page.keyboard.press('Tab')
+    await page.keyboard.type('correct horse battery')
+    await page.keyboard.press('Enter')
     await page.getByText('You have no devices yet').waitFor()
   })
 })
