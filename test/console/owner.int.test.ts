@@ -116,13 +116,16 @@ describe('the console for an owner', () => {
     await page.screenshot({ path: path.join(screenshotDir, 'owner-device.png'), fullPage: true })
   })
 
-  it('fits a phone screen: no sideways scrolling on the device list', async () => {
+  it('fits a phone screen: no sideways scrolling on the device list or the device page', async () => {
     await page.setViewportSize(phone)
     await page.goto(`${stack.httpUrl}/#/`)
     await page.locator(`[data-device="${device.id}"]`).waitFor()
-    const overflow = await page.evaluate(() => { const g = globalThis as any; return g.document.documentElement.scrollWidth - g.innerWidth })
-    expect(overflow).toBeLessThanOrEqual(0)
+    const overflow = () => page.evaluate(() => { const g = globalThis as any; return g.document.documentElement.scrollWidth - g.innerWidth })
+    expect(await overflow()).toBeLessThanOrEqual(0)
     await page.screenshot({ path: path.join(screenshotDir, 'owner-phone.png') })
+    await page.goto(`${stack.httpUrl}/#/devices/${device.id}`)
+    await page.locator('[data-chart="temperature"]').waitFor()
+    expect(await overflow()).toBeLessThanOrEqual(0)
   })
 
   it('schedules a setpoint on weekday mornings, and pauses it', async () => {
