@@ -9,6 +9,8 @@ COPY simulators/package.json simulators/
 # tsx runs the TypeScript sources directly, so dev dependencies stay.
 RUN npm ci
 COPY . .
+# The browser console, bundled from console/src (served by the hub at /).
+RUN npm run build:console
 ENV HOST=0.0.0.0 DATA_DIR=/data NODE_ENV=production
 VOLUME /data
 EXPOSE 8080 1883

@@ -52,6 +52,7 @@ if (config.FLEET_SIZE > 0) {
 
 say()
 say('Trellis is running.')
+say(`  Console       ${running.httpUrl}/${demo ? `   (sign in as ${demo.owner.email}, password ${demo.owner.password})` : ''}`)
 say(`  HTTP API      ${running.httpUrl}   (OpenAPI document: ${running.httpUrl}/docs)`)
 say(`  MQTT broker   ${running.mqttUrl}`)
 say(`  InfluxDB      ${running.influxUrl}   (database ${config.INFLUX_DB}${running.influxd ? ', managed' : ''})`)

@@ -42,7 +42,7 @@ const testOnlyRoutes = (): RouteDef<any, any, any, any>[] => [
 ]
 
 /** Routes meant for anyone; any other public route is a forgotten guard. */
-const publicRoutes = new Set(['GET /healthz', 'GET /metrics', 'GET /docs', 'GET /docs/json', 'POST /v1/makers', 'POST /v1/owners', 'POST /v1/sessions'])
+const publicRoutes = new Set(['GET /healthz', 'GET /metrics', 'GET /docs', 'GET /docs/json', 'POST /v1/makers', 'POST /v1/owners', 'POST /v1/sessions', 'POST /v1/console/session'])
 
 const ADMIN_TOKEN = 'trellis_admin_test-only-admin-token-0123456789abcdef'
 

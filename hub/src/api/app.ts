@@ -12,6 +12,7 @@ import { modelRoutes } from './routes/models.js'
 import { deviceRoutes } from './routes/devices.js'
 import { credentialRoutes } from './routes/credentials.js'
 import { auditRoutes } from './routes/audit.js'
+import { consoleSessionRoutes, serveConsole } from './console.js'
 import { RequestThrottle, type ApiRateLimits } from './throttle.js'
 import { jsonDepthExceeds } from './json-depth.js'
 
@@ -163,8 +164,10 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     ...deviceRoutes(api),
     ...credentialRoutes(api),
     ...auditRoutes(api),
+    ...consoleSessionRoutes(api),
     ...(opts.extraRoutes?.(api) ?? []),
   )
   registerRoutes(app, routes, authenticate)
+  serveConsole(app)
   return { app, routes }
 }

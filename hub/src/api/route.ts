@@ -3,6 +3,7 @@ import { z, type ZodType } from 'zod'
 import type { Scope } from '../registry/registry.js'
 import { bearerToken } from '../crypto.js'
 import { errors, errorStatus, type ErrorCode } from './errors.js'
+import { cookieToken } from './session-cookie.js'
 
 /** Who may call a route. Every route declares one; there is no default. */
 export type Access = 'public' | 'maker' | 'owner' | 'owner-or-maker' | 'admin' | 'maker-or-admin' | 'authenticated'
@@ -118,7 +119,8 @@ export function registerRoutes (app: FastifyInstance, defs: RouteDef<any, any, a
       url: fastifyPath(def.path),
       handler: async (request, reply) => {
         let caller: Caller | null = null
-        const token = bearerToken(request.headers.authorization)
+        // The console's session cookie stands in for the header (session-cookie.ts); public routes, sign-in among them, ignore it.
+        const token = bearerToken(request.headers.authorization) ?? (def.access === 'public' ? null : cookieToken(request))
         if (def.access !== 'public' || token) {
           if (token === null) throw errors.unauthorized()
           caller = token ? await authenticate(token) : null

@@ -120,6 +120,11 @@ describe('the OpenAPI document', () => {
       'POST /v1/devices/{id}/commands': { token: a.ownerToken, path: dev, query: 'queue=true&wait=0', body: { set: { power: false } } },
       'GET /v1/devices/{id}/commands': { token: a.ownerToken, path: dev },
       'GET /v1/devices/{id}/commands/{cid}': { token: a.ownerToken, path: `${dev}/commands/${command.body.id}` },
+      'GET /v1/devices/{id}/capabilities': { token: a.ownerToken, path: dev },
+      'POST /v1/console/session': { body: { email: login.body.email ?? '', password: 'correct horse battery' } },
+      'GET /v1/console/session': { token: a.ownerToken },
+      // With a bearer token it refuses (400): signing out is for the console's cookie.
+      'DELETE /v1/console/session': { token: a.ownerToken },
       'GET /v1/tokens': { token: a.ownerToken },
       'DELETE /v1/tokens/{id}': { token: login.body.token, path: spareSession },
       'GET /v1/audit': { token: ADMIN_TOKEN },
