@@ -31,8 +31,19 @@ export interface SpoolDepth {
   segments: number
 }
 
-// Record layout: payload length (u32 LE), line count (u32 LE), CRC-32 of the payload (u32 LE), payload (lines joined by \n).
+/*
+ * Record layout (little endian):
+ *   u32 payload length | u32 flags and line count | u32 CRC-32 | payload
+ * The payload is each line as u32 byte length + UTF-8 bytes, so no byte a
+ * device sends can split or merge lines. The CRC covers the first eight
+ * header bytes and the payload: a damaged length or count fails it too.
+ * Records written before this layout have the top bit of the count clear,
+ * their lines joined by \n and a CRC of the payload alone; they are still
+ * read, so a spool left by an older hub replays after an upgrade.
+ */
 const headerBytes = 12
+const framedLines = 0x8000_0000
+const countMask = 0x7fff_ffff
 const segmentName = /^(\d{16})\.seg$/
 const fillWarnings = [0.5, 0.8, 0.95]
 
@@ -100,12 +111,7 @@ export class Spool extends EventEmitter {
    */
   append (lines: readonly string[]): boolean {
     if (lines.length === 0) return true
-    const payload = Buffer.from(lines.join('\n'), 'utf8')
-    const record = Buffer.allocUnsafe(headerBytes + payload.length)
-    record.writeUInt32LE(payload.length, 0)
-    record.writeUInt32LE(lines.length, 4)
-    record.writeUInt32LE(crc32(payload), 8)
-    payload.copy(record, headerBytes)
+    const record = encodeRecord(lines)
     if (this.bytes + record.length > this.maxBytes) {
       this.warnFill(1)
       return false
@@ -201,14 +207,11 @@ export class Spool extends EventEmitter {
       const header = Buffer.alloc(headerBytes)
       if (fs.readSync(fd, header, 0, headerBytes, offset) < headerBytes) return null
       const length = header.readUInt32LE(0)
-      const count = header.readUInt32LE(4)
       if (offset + headerBytes + length > segment.size) return null
       const payload = Buffer.alloc(length)
       if (fs.readSync(fd, payload, 0, length, offset + headerBytes) < length) return null
-      if (crc32(payload) !== header.readUInt32LE(8)) return null
-      const lines = payload.toString('utf8').split('\n')
-      if (lines.length !== count) return null
-      return { lines, bytes: headerBytes + length }
+      const lines = decodeRecord(header, payload)
+      return lines && { lines, bytes: headerBytes + length }
     } finally {
       fs.closeSync(fd)
     }
@@ -230,12 +233,23 @@ export class Spool extends EventEmitter {
         const fileSize = fs.fstatSync(fd).size
         const header = Buffer.alloc(headerBytes)
         let offset = 0
+        let last = -1
+        let lastCount = 0
         while (offset + headerBytes <= fileSize) {
           fs.readSync(fd, header, 0, headerBytes, offset)
           const length = header.readUInt32LE(0)
-          if (offset + headerBytes + length > fileSize) break
-          segment.points += header.readUInt32LE(4)
+          const count = header.readUInt32LE(4) & countMask
+          if (count === 0 || offset + headerBytes + length > fileSize) break
+          segment.points += count
+          last = offset
+          lastCount = count
           offset += headerBytes + length
+        }
+        // Only the newest segment's last record can be torn (appends are sequential, fdatasynced
+        // before they count): if it fails its checksum it was never reported durable.
+        if (name === names.at(-1) && last >= 0 && offset === fileSize && !this.wholeAt(fd, last, offset - last)) {
+          segment.points -= lastCount
+          offset = last
         }
         if (offset < fileSize) {
           this.log.warn({ file, kept: offset, cut: fileSize - offset }, 'spool segment ends in a partial record (a crash mid-append); cutting it off')
@@ -255,6 +269,12 @@ export class Spool extends EventEmitter {
     }
     this.restoreCursor()
     if (this.points > 0) this.log.warn({ ...this.depth }, 'spool holds points from before the restart; replaying them')
+  }
+
+  private wholeAt (fd: number, offset: number, bytes: number): boolean {
+    const record = Buffer.alloc(bytes)
+    if (fs.readSync(fd, record, 0, bytes, offset) < bytes) return false
+    return decodeRecord(record.subarray(0, headerBytes), record.subarray(headerBytes)) !== null
   }
 
   private get cursorFile (): string {
@@ -281,7 +301,7 @@ export class Spool extends EventEmitter {
       while (at < offset) {
         fs.readSync(fd, header, 0, headerBytes, at)
         const recordBytes = headerBytes + header.readUInt32LE(0)
-        const count = header.readUInt32LE(4)
+        const count = header.readUInt32LE(4) & countMask
         oldest.points -= count
         this.points -= count
         this.bytes -= recordBytes
@@ -301,4 +321,44 @@ export class Spool extends EventEmitter {
     if (crossed >= 1) this.log.error({ ...this.depth, maxBytes: this.maxBytes }, 'spool is full: new points wait in memory and devices are slowed down until InfluxDB takes writes again')
     else this.log.warn({ ...this.depth, maxBytes: this.maxBytes, percent: Math.round(ratio * 100) }, 'spool is filling up')
   }
+}
+
+/** One record of `lines` in the current layout, header included. */
+function encodeRecord (lines: readonly string[]): Buffer {
+  let length = 0
+  for (const line of lines) length += 4 + Buffer.byteLength(line, 'utf8')
+  const record = Buffer.allocUnsafe(headerBytes + length)
+  record.writeUInt32LE(length, 0)
+  record.writeUInt32LE((lines.length | framedLines) >>> 0, 4)
+  let at = headerBytes
+  for (const line of lines) {
+    const bytes = record.write(line, at + 4, 'utf8')
+    record.writeUInt32LE(bytes, at)
+    at += 4 + bytes
+  }
+  record.writeUInt32LE(crc32(record.subarray(headerBytes), crc32(record.subarray(0, 8))), 8)
+  return record
+}
+
+/** The lines of a record, or null when its checksum, count or line lengths do not hold. */
+function decodeRecord (header: Buffer, payload: Buffer): string[] | null {
+  const word = header.readUInt32LE(4)
+  const count = word & countMask
+  if (count === 0) return null
+  if ((word & framedLines) === 0) {
+    if (crc32(payload) !== header.readUInt32LE(8)) return null
+    const lines = payload.toString('utf8').split('\n')
+    return lines.length === count ? lines : null
+  }
+  if (crc32(payload, crc32(header.subarray(0, 8))) !== header.readUInt32LE(8)) return null
+  const lines: string[] = new Array(count)
+  let at = 0
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > payload.length) return null
+    const length = payload.readUInt32LE(at)
+    if (at + 4 + length > payload.length) return null
+    lines[i] = payload.toString('utf8', at + 4, at + 4 + length)
+    at += 4 + length
+  }
+  return at === payload.length ? lines : null
 }
