@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { crc32 } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Spool, toLine } from '@trellis/hub'
+import { Spool } from '@trellis/hub'
 
 const dirs: string[] = []
 function tempDir (): string {
