@@ -68,33 +68,46 @@ export class InfluxHttp {
 
   /** POSTs `body` to `path` (below the URL's own path); resolves with any status, rejects when there is no answer. */
   async post (path: string, body: string, contentType = 'text/plain; charset=utf-8'): Promise<InfluxResponse> {
+    return await this.send('POST', path, body, contentType)
+  }
+
+  /** GETs `path`; resolves with any status, rejects when there is no answer within `timeoutMs`. */
+  async get (path: string, timeoutMs?: number): Promise<InfluxResponse> {
+    return await this.send('GET', path, undefined, undefined, timeoutMs)
+  }
+
+  private async send (method: 'GET' | 'POST', path: string, body?: string, contentType?: string, timeoutMs = this.timeoutMs): Promise<InfluxResponse> {
     const fullPath = this.basePath + path
     return await new Promise((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { 'content-type': contentType, 'content-length': Buffer.byteLength(body) }
+      const headers: http.OutgoingHttpHeaders = {}
+      if (body !== undefined) {
+        headers['content-type'] = contentType
+        headers['content-length'] = Buffer.byteLength(body)
+      }
       if (this.authorization) headers.authorization = this.authorization
       const req = this.request({
         host: this.host,
         port: this.port,
         path: fullPath,
-        method: 'POST',
+        method,
         agent: this.agent,
-        timeout: this.timeoutMs,
+        timeout: timeoutMs,
         headers,
       }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }))
-        res.on('error', (err) => reject(new InfluxRequestError(`POST ${publicPath(fullPath)}: ${err.message}`)))
+        res.on('error', (err) => reject(new InfluxRequestError(`${method} ${publicPath(fullPath)}: ${err.message}`)))
       })
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)))
-      req.on('error', (err) => reject(new InfluxRequestError(`POST ${publicPath(fullPath)}: ${err.message}`)))
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+      req.on('error', (err) => reject(new InfluxRequestError(`${method} ${publicPath(fullPath)}: ${err.message}`)))
       req.end(body)
     })
   }
 
   /** An error for an answer that is not the one expected: method, path, status and InfluxDB's message. */
-  failure (path: string, res: InfluxResponse): InfluxRequestError {
-    return new InfluxRequestError(`InfluxDB answered ${res.status} to POST ${publicPath(this.basePath + path)}: ${influxMessage(res.text) ?? 'no message'}`, res.status)
+  failure (method: 'GET' | 'POST', path: string, res: InfluxResponse): InfluxRequestError {
+    return new InfluxRequestError(`InfluxDB answered ${res.status} to ${method} ${publicPath(this.basePath + path)}: ${influxMessage(res.text) ?? 'no message'}`, res.status)
   }
 
   close (): void {

@@ -41,7 +41,7 @@ export class LineWriter {
       const tail = await this.store(lines.slice(mid))
       return { written: head.written + tail.written, rejections: head.rejections.concat(tail.rejections) }
     }
-    throw this.http.failure(this.writePath, res)
+    throw this.http.failure('POST', this.writePath, res)
   }
 
   close (): void {

@@ -15,10 +15,13 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
         const spool = api.writer.spoolDepth
         // Spooling, or replaying the spool after an outage or a restart: history is not current yet.
         const current = influx && !api.writer.degraded && spool.points === 0
-        if (!influx) reply.code(503)
+        // InfluxDB refusing the hub's credentials is a configuration error that no retry fixes.
+        const configError = api.writer.configError
+        if (!influx || configError) reply.code(503)
         return {
-          status: current ? 'ok' : 'degraded',
+          status: configError ? 'misconfigured' : current ? 'ok' : 'degraded',
           influx: influx ? 'up' : 'down',
+          ...(configError && { influxProblem: configError }),
           bufferedPoints: buffered,
           failedWrites: failedRequests,
           spool: { points: spool.points, bytes: spool.bytes, segments: spool.segments },
