@@ -5,19 +5,11 @@ import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { checkValue, resolveCapabilities } from '@trellis/device-sdk'
 import { Spool, toLine } from '@trellis/hub'
+import { hostileString } from '../../support/strings.js'
 
 const [firmware] = resolveCapabilities(['firmwareVersion'])
 const dir = mkdtempSync(path.join(tmpdir(), 'trellis-strings-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-/** Strings as a hostile device would send them: any code point, lone surrogates, and the bytes framings trip on. */
-export const hostileString = fc.oneof(
-  fc.string({ unit: 'binary', maxLength: 300 }),
-  fc.string({
-    unit: fc.constantFrom('a', '1', '.', ' ', ',', '=', '"', '\\', '\n', '\r', '\t', '\u0000', '\u001b', '\u007f', '\u0085', '\u009b', '\u2028', '\ud800', '\udfff', 'é', '😀'),
-    maxLength: 300,
-  }),
-)
 
 /** The string field of a line written by `toLine`, unescaped as InfluxDB does. */
 function fieldOf (line: string): string {
