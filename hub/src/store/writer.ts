@@ -1,13 +1,17 @@
+// Over 300 lines on purpose: batching and what becomes of a batch InfluxDB cannot
+// take (spool, retry from memory, spill at close) share one set of batch lists and
+// timers. The transport (influx-write.ts), replay (replay.ts), health
+// (write-health.ts) and options (writer-options.ts) live apart.
 import { EventEmitter } from 'node:events'
 import { pino, type Logger } from 'pino'
 import type { ReadingValue } from '@trellis/device-sdk'
 import { lineOf, toLine, type Point, type Series } from './points.js'
 import { SeriesGuard } from './cardinality.js'
-import { InfluxRequestError } from './influx-http.js'
 import { LineWriter, type Rejection, type StoreOutcome } from './influx-write.js'
 import { SpoolReplay, backoff } from './replay.js'
 import type { Spool, SpoolDepth } from './spool.js'
 import type { Durable, PointWriterOptions, WriterStats } from './writer-options.js'
+import { WriteHealth } from './write-health.js'
 
 export type { Rejection } from './influx-write.js'
 export type { Durable, PointWriterOptions, WriterStats } from './writer-options.js'
@@ -57,8 +61,7 @@ export class PointWriter extends EventEmitter {
   private readonly maxBuffered: number
   private readonly maxRetryDelay: number
   private readonly maxBatchWait: number
-  /** InfluxDB's last refusal of the credentials, until a write succeeds. */
-  private authProblem: string | null = null
+  private readonly health: WriteHealth
   private readonly guard: SeriesGuard
   private readonly log: Logger
   private current: Batch = newBatch()
@@ -67,7 +70,6 @@ export class PointWriter extends EventEmitter {
   /** Batches waiting out a retry delay. */
   private readonly backingOff = new Set<Batch>()
   private timer: NodeJS.Timeout | null = null
-  private unreachable = false
   private closing = false
   private idleWaiters: Array<() => void> = []
 
@@ -83,8 +85,9 @@ export class PointWriter extends EventEmitter {
     this.spool = opts.spool ?? null
     this.guard = new SeriesGuard(opts.cardinality)
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'writer' })
+    this.health = new WriteHealth(this, this.log, this.spool !== null)
     this.replay = this.spool && new SpoolReplay(this.spool, (lines) => this.influx.store(lines), {
-      degraded: () => this.unreachable,
+      degraded: () => this.health.degraded,
       replayed: (outcome) => {
         this.stats.replayed += outcome.written
         this.stats.written += outcome.written
@@ -110,12 +113,12 @@ export class PointWriter extends EventEmitter {
    * next write that succeeds.
    */
   get configError (): string | null {
-    return this.authProblem
+    return this.health.configError
   }
 
   /** InfluxDB's last answer was a failure: new batches go straight to the spool. */
   get degraded (): boolean {
-    return this.unreachable
+    return this.health.degraded
   }
 
   get spoolDepth (): SpoolDepth {
@@ -193,7 +196,7 @@ export class PointWriter extends EventEmitter {
   /** Sends what is batched now, if a request slot is free; spools it while InfluxDB is down. */
   flush (): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = null }
-    if (this.unreachable && this.spool) {
+    if (this.health.degraded && this.spool) {
       const batch = this.takeCurrent()
       if (batch && !this.spoolBatch(batch)) this.retryQueue.push(batch)
     }
@@ -347,25 +350,11 @@ export class PointWriter extends EventEmitter {
   }
 
   private degrade (err: Error): void {
-    if (err instanceof InfluxRequestError && err.unauthorized && this.authProblem !== err.message) {
-      // Retrying cannot fix credentials: say so once, loudly, as what it is.
-      this.authProblem = err.message
-      this.log.error({ err: err.message }, 'InfluxDB refuses this hub\'s credentials (check INFLUX_URL\'s user:password or INFLUX_TOKEN); points are spooled or kept in memory until it accepts them')
-      this.emit('unauthorized', err)
-    }
-    if (this.unreachable) return
-    this.unreachable = true
-    this.log.warn({ err: err.message, spooling: this.spool !== null }, 'InfluxDB is not taking writes')
-    this.emit('degraded', err)
+    this.health.failed(err)
   }
 
   private recovered (): void {
-    this.authProblem = null
-    if (!this.unreachable) return
-    this.unreachable = false
-    this.log.info({ spooled: this.spoolDepth.points }, 'InfluxDB takes writes again')
-    this.emit('recovered')
-    this.replay?.resume()
+    if (this.health.succeeded(this.spoolDepth.points)) this.replay?.resume()
   }
 
   private afterRequest (): void {
