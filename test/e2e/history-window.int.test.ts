@@ -43,4 +43,11 @@ describe('history windows beyond what InfluxDB can hold', () => {
     expect(log).not.toMatch(/influx-password-7|authorization|Basic /i)
     expect(Math.max(0, ...logLines.map((l) => l.length))).toBeLessThan(4096)
   })
+
+  it('reports a query InfluxDB refuses as the caller\'s mistake with InfluxDB\'s reason, not as storage down', async () => {
+    const err = await stack.hub.store.query('SELECT FROM WHERE').then(() => null, (e: Error) => e)
+    expect(err?.name).toBe('QueryRefused')
+    expect(err?.message).toMatch(/^InfluxDB refused the query: error parsing query/)
+    expect(err?.message.length).toBeLessThan(400)
+  })
 })

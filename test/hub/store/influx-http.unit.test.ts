@@ -2,7 +2,10 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PointWriter } from '@trellis/hub'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
 import { authorizationOf, influxMessage, publicPath } from '../../../hub/src/store/influx-http.js'
+import { redactedPaths } from '../../../hub/src/server.js'
 
 // A stand-in for an InfluxDB 2.x/3.x v1-compatible /write: it records what it was sent.
 const seen: Array<{ url: string, authorization: string | undefined }> = []
@@ -37,5 +40,12 @@ describe('InfluxDB credentials', () => {
     expect(publicPath('/query?db=trellis&u=admin&p=secret&q=SELECT%201')).toBe('/query?db=trellis')
     expect(publicPath('/query?q=CREATE%20USER')).toBe('/query')
     expect(influxMessage(JSON.stringify({ error: 'x'.repeat(5000) }))!.length).toBeLessThanOrEqual(301)
+  })
+
+  it('never lets the hub\'s logger write an Authorization header, a password, a secret or a token', () => {
+    const lines: string[] = []
+    const log = pino({ redact: { paths: redactedPaths, censor: '[redacted]' } }, new Writable({ write (c, _e, done) { lines.push(String(c)); done() } }))
+    log.error({ err: { req: { headers: { authorization: 'Basic c2VjcmV0' } } }, headers: { authorization: 'Token t1' }, password: 'p1', cfg: { secret: 's1', token: 't2' } }, 'query failed')
+    expect(lines.join('')).not.toMatch(/c2VjcmV0|Token t1|p1|s1|t2/)
   })
 })
