@@ -53,5 +53,8 @@ describe('string readings', () => {
     expect(checkValue(firmware, 'ok\u001b[2J', 'x')).toMatch(/U\+001B/)
     expect(checkValue(firmware, 'half \ud800', 'x')).toMatch(/lone surrogate \(U\+D800\)/)
     expect(checkValue(firmware, 'v2.1 "beta" \\ é 😀', 'x')).toBeNull()
+    // Any reason that quotes a device's value shows control characters escaped, not only the string capability's.
+    const [mode] = resolveCapabilities([{ name: 'mode', enum: ['eco'] }])
+    expect(checkValue(mode, 'eco\u001b[2J\u0000', 'x')).toBe('mode "eco\\u001b[2J\\u0000" is not one of eco for model x')
   })
 })
