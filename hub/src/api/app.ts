@@ -33,8 +33,6 @@ export interface ApiOptions {
 export interface Api {
   app: FastifyInstance
   routes: RouteDef<any, any, any, any>[]
-  /** Forgets cached token grants (after a revocation). */
-  forgetTokens (): void
 }
 
 export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger, opts: ApiOptions = {}): Api {
@@ -113,7 +111,7 @@ export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger,
     ...(opts.extraRoutes?.(api) ?? []),
   )
   registerRoutes(app, routes, authenticate)
-  return { app, routes, forgetTokens: () => tokenCache.clear() }
+  return { app, routes }
 }
 
 function sha256 (s: string): Buffer {

@@ -30,6 +30,7 @@ export const errors = {
   unknownCapability: (capability: string, model: string) => new ApiError(422, 'UNKNOWN_CAPABILITY', `model ${model} has no capability ${capability}`),
   invalidClaimCode: () => new ApiError(404, 'INVALID_CLAIM_CODE', 'no unclaimed device has this claim code; check the code on the appliance'),
   emailTaken: () => new ApiError(409, 'EMAIL_TAKEN', 'an owner with this email exists; log in with POST /v1/sessions'),
+  quotaExceeded: (message: string) => new ApiError(422, 'QUOTA_EXCEEDED', message),
   modelNameTaken: (name: string) => new ApiError(409, 'MODEL_NAME_TAKEN', `you already have a model named ${name}`),
   payloadTooLarge: (limit: number) => new ApiError(413, 'PAYLOAD_TOO_LARGE', `request body is over the ${limit}-byte limit`),
   unsupportedMediaType: () => new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send JSON with "Content-Type: application/json"'),

@@ -115,7 +115,7 @@ export function commandRoutes (api: ApiContext, commands: CommandService) {
       response: z.object({ commands: z.array(CommandView) }),
       handler: async ({ params, query, caller }) => {
         const ctx = await visibleDevice(api, caller, params.id, ['owner'])
-        return { commands: (await commands.recent(ctx.id, query.limit)).map(commandView) }
+        return { commands: (await commands.recent(ctx, query.limit)).map(commandView) }
       },
     }),
     route({
@@ -128,7 +128,7 @@ export function commandRoutes (api: ApiContext, commands: CommandService) {
       response: CommandView,
       handler: async ({ params, caller }) => {
         const ctx = await visibleDevice(api, caller, params.id, ['owner'])
-        const record = await commands.get(ctx.id, params.cid)
+        const record = await commands.get(ctx, params.cid)
         if (!record) throw errors.notFound('command', params.cid)
         return commandView(record)
       },

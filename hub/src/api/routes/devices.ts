@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { isCapabilityName } from '@trellis/device-sdk'
 import type { DeviceContext } from '../../registry/directory.js'
+import { QuotaExceeded } from '../../registry/quotas.js'
 import { QueryRefused, type Aggregate } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
@@ -8,8 +9,8 @@ import { actorOf, visibleDevice, type ApiContext } from '../context.js'
 
 export const ProvisionRequest = z.strictObject({
   model: z.string().min(1).max(64),
-  /** How many devices to provision at once. Default 1. */
-  count: z.number().int().min(1).max(1000).default(1),
+  /** How many devices to provision at once. Default 1; at most the hub's provisioning batch cap (default 1000). */
+  count: z.number().int().min(1).max(100_000).default(1),
 })
 export type ProvisionRequest = z.infer<typeof ProvisionRequest>
 
@@ -94,7 +95,13 @@ export function deviceRoutes (api: ApiContext) {
       handler: async ({ body, caller }) => {
         const model = await api.registry.getModel(body.model)
         if (!model || model.makerId !== caller.subject) throw errors.unknownModel(body.model)
-        const devices = await api.registry.provisionDevices(model, body.count)
+        let devices
+        try {
+          devices = await api.registry.provisionDevices(model, body.count)
+        } catch (err) {
+          if (err instanceof QuotaExceeded) throw errors.quotaExceeded(err.message)
+          throw err
+        }
         api.log.info({ makerId: caller.subject, modelId: model.id, count: devices.length }, 'devices provisioned')
         return { model: model.id, devices }
       },
@@ -130,13 +137,10 @@ export function deviceRoutes (api: ApiContext) {
       query: DeviceListQuery,
       handler: async ({ query, caller }) => {
         const filter = caller.scope === 'owner' ? { ownerId: caller.subject } : { makerId: caller.subject }
-        const records = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
+        const entries = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
         const devices = []
-        for (const r of records) {
-          const ctx = await api.directory.get(r.id)
-          if (ctx) devices.push(await view(ctx, caller.scope === 'maker'))
-        }
-        return { devices, next: records.length === query.limit ? records[records.length - 1].id : null }
+        for (const ctx of await api.directory.fromListing(entries)) devices.push(await view(ctx, caller.scope === 'maker'))
+        return { devices, next: entries.length === query.limit ? entries[entries.length - 1].record.id : null }
       },
     }),
     route({

@@ -1,7 +1,8 @@
 import { z } from 'zod'
 import { CapabilityDeclaration, CapabilityDeclarationError, Mapping, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
 import { ModelNameTakenError, type Model } from '../../registry/registry.js'
-import { compileModel } from '../../registry/directory.js'
+import { compileModel } from '../../normalize/model.js'
+import { mappingQuotaProblem, nestedDeeperThan, QuotaExceeded } from '../../registry/quotas.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
@@ -28,6 +29,13 @@ export type ModelDeclaration = z.infer<typeof ModelDeclaration>
 
 export const ModelParams = z.object({ id: z.string().min(1).max(64) })
 
+export const ModelListQuery = z.object({
+  /** Models per page. Default 50, at most 200 (a model's mapping may be up to 64 KiB). */
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** The `next` of the previous page. */
+  after: z.string().max(64).optional(),
+})
+
 export function modelView (m: Model) {
   return {
     id: m.id,
@@ -48,6 +56,9 @@ export async function ownModel (api: ApiContext, makerId: string, id: string): P
   return model
 }
 
+/** How deep a sample may nest; a device payload of 16 KiB has no use for more, and JSON.stringify recurses. */
+const maxSampleDepth = 64
+
 /** A sample payload: text is sent as it is (key=value, or JSON text), anything else as its JSON. */
 const SamplePayload = z.union([z.string().max(16_384), z.record(z.string(), z.unknown()), z.array(z.unknown())])
 
@@ -64,7 +75,10 @@ const MappingTestResult = z.union([
 ])
 
 /** Checks a mapping against the model's capabilities; 422 naming the field. */
-function validMapping (input: unknown, capabilities: readonly ModelCapability[]): void {
+function validMapping (api: ApiContext, input: unknown, capabilities: readonly ModelCapability[]): void {
+  // Before parsing: a mapping of a megabyte costs the parser the better part of a second.
+  const overQuota = mappingQuotaProblem(input, api.registry.quotas)
+  if (overQuota) throw errors.invalidMapping(overQuota)
   try {
     parseMapping(input, capabilities)
   } catch (err) {
@@ -91,13 +105,14 @@ export function modelRoutes (api: ApiContext) {
           if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)
           throw err
         }
-        if (body.mapping !== undefined && body.mapping !== null) validMapping(body.mapping, resolved)
+        if (body.mapping !== undefined && body.mapping !== null) validMapping(api, body.mapping, resolved)
         try {
           const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping, heartbeatSeconds: body.heartbeatSeconds })
           return modelView(model)
         } catch (err) {
           if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)
           if (err instanceof ModelNameTakenError) throw errors.modelNameTaken(body.name)
+          if (err instanceof QuotaExceeded) throw errors.quotaExceeded(err.message)
           throw err
         }
       },
@@ -105,10 +120,14 @@ export function modelRoutes (api: ApiContext) {
     route({
       method: 'GET',
       path: '/v1/models',
-      summary: "The maker's models",
+      summary: "The maker's models in the order declared, a page at a time; pass `next` as `after` for the next page",
       tags: ['models'],
       access: 'maker',
-      handler: async ({ caller }) => ({ models: (await api.registry.listModels(caller.subject)).map(modelView) }),
+      query: ModelListQuery,
+      handler: async ({ caller, query }) => {
+        const models = await api.registry.listModels(caller.subject, { limit: query.limit, after: query.after })
+        return { models: models.map(modelView), next: models.length === query.limit ? models[models.length - 1].id : null }
+      },
     }),
     route({
       method: 'GET',
@@ -130,7 +149,7 @@ export function modelRoutes (api: ApiContext) {
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         if (body === undefined || body === null) throw errors.badRequest('send the mapping as the body; DELETE /v1/models/{id}/mapping makes the model canonical again')
-        validMapping(body, model.resolved)
+        validMapping(api, body, model.resolved)
         const updated = await api.registry.setMapping(model.id, body)
         if (!updated) throw errors.notFound('model', params.id)
         return modelView(updated)
@@ -162,9 +181,11 @@ export function modelRoutes (api: ApiContext) {
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         const candidate = body.mapping !== undefined && body.mapping !== null
-        if (candidate) validMapping(body.mapping, model.resolved)
+        if (candidate) validMapping(api, body.mapping, model.resolved)
         const compiled = compileModel(candidate ? { ...model, mapping: body.mapping } : model)
         const now = Date.now()
+        const tooDeep = body.payloads.findIndex((sample) => nestedDeeperThan(sample, maxSampleDepth))
+        if (tooDeep !== -1) throw errors.badRequest(`payloads[${tooDeep}] is nested deeper than ${maxSampleDepth} levels, the limit for a sample`)
         const results = body.payloads.map((sample) => {
           const payload = Buffer.from(typeof sample === 'string' ? sample : JSON.stringify(sample))
           const result = normalizeTelemetry(payload, compiled, now)
@@ -185,7 +206,7 @@ export function modelRoutes (api: ApiContext) {
       query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(100) }),
       handler: async ({ params, query, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
-        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit) }
+        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit, model.makerId) }
       },
     }),
   ]
