@@ -154,8 +154,36 @@ export function checkValue (cap: ModelCapability, value: unknown, modelName: str
       return cap.enum!.includes(value) ? null : `${cap.name} "${truncate(value)}" is not one of ${cap.enum!.join(', ')} for model ${modelName}`
     case 'string':
       if (typeof value !== 'string') return `${cap.name} must be a string, got ${describe(value)}`
-      return value.length <= 256 ? null : `${cap.name} is longer than 256 characters`
+      if (value.length > maxStringLength) return `${cap.name} is longer than ${maxStringLength} characters`
+      return stringProblem(cap.name, value)
   }
+}
+
+/** Longest string reading, in UTF-16 code units. */
+export const maxStringLength = 256
+
+// C0 controls, DEL and C1 controls: a newline, NUL or terminal escape has no place in a reading,
+// and would reach line protocol, logs and terminals that cannot hold it safely.
+const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/
+// A lone surrogate cannot be stored as UTF-8; it would come back as U+FFFD.
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * Why a string value cannot be a reading, or null when it can: every string
+ * accepted here is stored and served back unchanged.
+ */
+export function stringProblem (name: string, value: string): string | null {
+  const control = controlCharacter.exec(value)
+  if (control) {
+    return `${name} contains a control character (${codePoint(control[0])}) at index ${control.index}: ${describe(value)}; strings may not hold C0/C1 control characters or DEL`
+  }
+  const surrogate = loneSurrogate.exec(value)
+  if (surrogate) return `${name} contains a lone surrogate (${codePoint(surrogate[0])}) at index ${surrogate.index}; strings must be well-formed Unicode`
+  return null
+}
+
+function codePoint (c: string): string {
+  return `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`
 }
 
 function describe (value: unknown): string {
@@ -165,6 +193,9 @@ function describe (value: unknown): string {
   return `${typeof value} ${String(value)}`
 }
 
+/** At most 40 characters of a value for a message, with control characters and lone surrogates shown as \\uXXXX. */
 function truncate (s: string): string {
-  return s.length > 40 ? `${s.slice(0, 40)}…` : s
+  const shown = s.length > 40 ? `${s.slice(0, 40)}…` : s
+  return shown.replace(/[\u0000-\u001f\u007f-\u009f\\]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    (c) => c === '\\' ? '\\\\' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }

@@ -15,6 +15,8 @@ export const HubConfig = z.object({
   DATA_DIR: z.string().min(1).default('.data'),
   /** An existing InfluxDB 1.x; unset: start and supervise a managed influxd under DATA_DIR. */
   INFLUX_URL: z.url().optional(),
+  /** InfluxDB API token, sent as `Authorization: Token …` (InfluxDB 2.x/3.x v1-compatible endpoints). Unset: INFLUX_URL's user:password, if any. */
+  INFLUX_TOKEN: z.string().min(1).optional(),
   /** InfluxDB database. */
   INFLUX_DB: z.string().regex(/^[A-Za-z0-9_]+$/).default('trellis'),
   /** PostgreSQL registry (not yet supported: the embedded PGlite registry is used). */

@@ -24,6 +24,10 @@ import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
   influxUrl: string
+  /** InfluxDB API token (`Authorization: Token …`, InfluxDB 2.x/3.x); default none: the URL's user:password, if any. */
+  influxToken?: string
+  /** Extra CA certificates (PEM) for an https: InfluxDB URL; default Node's own (and NODE_EXTRA_CA_CERTS). */
+  influxCa?: string | Buffer
   /** InfluxDB database. Default `trellis`. */
   database?: string
   /** Registry SQL client. Default: PGlite in memory (pass `openPglite(dir)` to persist). */
@@ -108,10 +112,11 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const directory = new DeviceDirectory(registry)
   const metrics = new HubMetrics()
   const deadLetters = new DeadLetters(opts.rejections)
-  const store = new TelemetryStore(opts.influxUrl, database)
+  const influx = { url: opts.influxUrl, token: opts.influxToken, ca: opts.influxCa }
+  const store = new TelemetryStore(influx, database)
   const stopEnsuringSchema = await store.ensureSchemaEventually(log)
   const spool = opts.dataDir ? Spool.open({ ...opts.spool, dir: path.join(opts.dataDir, 'spool'), logger: log }) : undefined
-  const writer = new PointWriter({ url: opts.influxUrl, database, logger: log, ...opts.writer, spool })
+  const writer = new PointWriter({ ...influx, database, logger: log, ...opts.writer, spool })
   const state = new StateStore(registry)
   state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
   await state.load()
@@ -243,6 +248,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await ingest.detach()
       inProcessBus?.close()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
+      store.close()
       await state.close()
       await audit.close()
       await registry.close()

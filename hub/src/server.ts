@@ -18,9 +18,15 @@ export interface RunningHub {
   shutdown (deadlineMs?: number): Promise<void>
 }
 
+/** Credentials never reach the log, whichever component logs an object holding them. */
+export const redactedPaths = [
+  'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', '*.*.headers.authorization',
+  'password', '*.password', 'secret', '*.secret', 'token', '*.token',
+]
+
 /** Starts influxd (managed, unless INFLUX_URL), the registry, the broker and the hub, as configured. */
 export async function runHub (config: HubConfig, logger?: Logger): Promise<RunningHub> {
-  const log = logger ?? pino({ level: config.LOG_LEVEL })
+  const log = logger ?? pino({ level: config.LOG_LEVEL, redact: { paths: redactedPaths, censor: '[redacted]' } })
   let influxd: ManagedInfluxd | null = null
   let influxUrl = config.INFLUX_URL
   if (!influxUrl) {
@@ -35,7 +41,7 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
     const remoteBroker = config.BROKER_URL && config.SERVICE_SECRET
       ? { url: config.BROKER_URL, username: config.SERVICE_USERNAME, secret: config.SERVICE_SECRET }
       : undefined
-    const hub = await buildHub({ influxUrl, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR, tls, api: { adminToken: config.TRELLIS_ADMIN_TOKEN, trustProxy: config.TRUST_PROXY, corsOrigins: config.CORS_ORIGINS, maxConnections: config.HTTP_MAX_CONNECTIONS }, remoteBroker })
+    const hub = await buildHub({ influxUrl, influxToken: config.INFLUX_TOKEN, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR, tls, api: { adminToken: config.TRELLIS_ADMIN_TOKEN, trustProxy: config.TRUST_PROXY, corsOrigins: config.CORS_ORIGINS, maxConnections: config.HTTP_MAX_CONNECTIONS }, remoteBroker })
     const { httpUrl, mqttUrl, mqttsUrl } = await hub.listen({ httpPort: config.PORT, mqttPort: config.MQTT_PORT, mqttsPort: tls ? config.MQTTS_PORT : undefined, host: config.HOST })
     if (mqttsUrl) log.info({ mqtts: mqttsUrl }, 'MQTT over TLS listening')
     let stopping: Promise<void> | null = null
@@ -43,7 +49,8 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
       hub,
       httpUrl,
       mqttUrl,
-      influxUrl,
+      // Shown in banners and logs: never with its password.
+      influxUrl: withoutCredentials(influxUrl),
       influxd,
       log,
       shutdown (deadlineMs = 15_000) {
@@ -60,4 +67,12 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
     await influxd?.stop()
     throw err
   }
+}
+
+function withoutCredentials (url: string): string {
+  const u = new URL(url)
+  if (!u.username && !u.password) return url
+  u.username = ''
+  u.password = ''
+  return u.toString().replace(/\/$/, '')
 }

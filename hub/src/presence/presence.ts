@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import type { CompiledModel, DeviceDirectory } from '../registry/directory.js'
 import type { StateChange, StateStore } from '../state/state.js'
 import type { PointWriter } from '../store/writer.js'
-import type { TelemetryStore } from '../store/telemetry.js'
+import { checkWindow, type TelemetryStore } from '../store/telemetry.js'
 
 /** InfluxDB measurement of presence changes: field `value` true (online) or false. */
 export const PRESENCE_MEASUREMENT = 'presence'
@@ -68,13 +68,13 @@ export class PresenceMonitor {
 
   /** The device's presence changes between `from` and `to`, from InfluxDB. */
   async history (deviceId: string, from: Date, to: Date, limit = 10_000): Promise<PresenceHistory> {
-    const influx = this.opts.store.influx
+    checkWindow(from, to)
+    const influx = this.opts.store
     const device = escape.stringLit(deviceId)
     const before = await influx.query<{ value: boolean }>(
       `SELECT last("value") AS "value" FROM ${PRESENCE_MEASUREMENT} WHERE "device" = ${device} AND time < ${from.getTime()}ms`)
     const rows = await influx.query<{ time: Date, value: boolean }>(
-      `SELECT "value" FROM ${PRESENCE_MEASUREMENT} WHERE "device" = ${device} AND time >= ${from.getTime()}ms AND time <= ${to.getTime()}ms ORDER BY time ASC LIMIT ${limit}`,
-      { precision: 'ms' as never })
+      `SELECT "value" FROM ${PRESENCE_MEASUREMENT} WHERE "device" = ${device} AND time >= ${from.getTime()}ms AND time <= ${to.getTime()}ms ORDER BY time ASC LIMIT ${limit}`)
     return { onlineAtStart: before[0]?.value === true, changes: rows.map((r) => ({ ts: r.time.toISOString(), online: r.value })) }
   }
 

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, writeFile, access, readFile, rm } from 'node:fs/promises'
 import { constants } from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import path from 'node:path'
 import { pino, type Logger } from 'pino'
@@ -16,11 +18,15 @@ export interface ManagedInfluxdOptions {
   startTimeoutMs?: number
   /** Restart influxd when it exits unexpectedly. Default true. */
   supervise?: boolean
+  /** Require credentials (`auth-enabled`); create the first admin through the API. Default false. */
+  authEnabled?: boolean
+  /** Serve HTTPS with this PEM certificate and key (files). Default: plain HTTP. */
+  https?: { certFile: string, keyFile: string }
   logger?: Logger
 }
 
 export interface ManagedInfluxd {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`, or `https://` when started with `https` */
   readonly url: string
   readonly port: number
   readonly pid: number | undefined
@@ -75,7 +81,7 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
   })
 }
 
-function config (dir: string, httpPort: number, rpcPort: number): string {
+function config (dir: string, httpPort: number, rpcPort: number, opts: ManagedInfluxdOptions): string {
   // Loopback only; no usage reporting, no _internal monitoring database, quiet logs.
   return `reporting-disabled = true
 bind-address = "127.0.0.1:${rpcPort}"
@@ -101,7 +107,9 @@ bind-address = "127.0.0.1:${rpcPort}"
   log-enabled = false
   suppress-write-log = true
   max-body-size = 50000000
-
+  auth-enabled = ${opts.authEnabled === true}
+  https-enabled = ${opts.https !== undefined}
+${opts.https ? `  https-certificate = "${opts.https.certFile}"\n  https-private-key = "${opts.https.keyFile}"\n` : ''}
 [logging]
   level = "warn"
   suppress-logo = true
@@ -126,6 +134,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
   await mkdir(dir, { recursive: true })
   const startTimeoutMs = opts.startTimeoutMs ?? 30_000
   const supervise = opts.supervise ?? true
+  const scheme = opts.https ? 'https' : 'http'
 
   let port = opts.port ?? 0
   let child: ChildProcess | undefined
@@ -146,7 +155,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
       const httpPort = port || await freePort()
       const rpcPort = await freePort()
       const confPath = path.join(dir, 'influxdb.conf')
-      await writeFile(confPath, config(dir, httpPort, rpcPort))
+      await writeFile(confPath, config(dir, httpPort, rpcPort, opts))
       stderrTail = ''
       // Its own process group: a Ctrl-C in the terminal must not stop influxd
       // before the hub has flushed its last points into it.
@@ -156,7 +165,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
       child = proc
       const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
       const up = await Promise.race([
-        waitForPing(`http://127.0.0.1:${httpPort}`, startTimeoutMs).then(() => true, () => false),
+        waitForPing(`${scheme}://127.0.0.1:${httpPort}`, startTimeoutMs).then(() => true, () => false),
         exited.then(() => false),
       ])
       if (up) {
@@ -199,7 +208,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
   await readyPromise
 
   return {
-    get url () { return `http://127.0.0.1:${port}` },
+    get url () { return `${scheme}://127.0.0.1:${port}` },
     get port () { return port },
     get pid () { return child?.pid },
     ready: () => readyPromise,
@@ -252,12 +261,22 @@ async function waitForPing (url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let delay = 25
   while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) })
-      if (res.status === 204) return
-    } catch {}
+    if (await pings(`${url}/ping`)) return
     await new Promise((resolve) => setTimeout(resolve, delay))
     delay = Math.min(250, delay * 2)
   }
   throw new Error(`influxd at ${url} did not answer /ping within ${timeoutMs} ms`)
+}
+
+/** One /ping. Over HTTPS the certificate is not checked: this is our own child on loopback, asked only whether it is up. */
+async function pings (url: string): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const get = url.startsWith('https:') ? https.get : http.get
+    const req = get(url, { timeout: 1000, rejectUnauthorized: false }, (res) => {
+      res.resume()
+      resolve(res.statusCode === 204)
+    })
+    req.on('timeout', () => req.destroy())
+    req.on('error', () => resolve(false))
+  })
 }

@@ -25,7 +25,16 @@ function fieldValue (value: ReadingValue): string {
     return Number.isInteger(value) ? `${value}.0` : String(value)
   }
   if (typeof value === 'boolean') return value ? 'true' : 'false'
-  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`
+  return `"${fieldEscape.test(value) ? value.replace(fieldEscapeAll, escapeFieldChar) : value}"`
+}
+
+// Line protocol escapes only \ and " in a string field and has no escape for a
+// newline, which ends the line. The contract refuses control characters; one
+// that gets here anyway is written as the visible text \uXXXX, never raw.
+const fieldEscape = /[\\"\u0000-\u001f\u007f-\u009f]/
+const fieldEscapeAll = new RegExp(fieldEscape.source, 'g')
+function escapeFieldChar (c: string): string {
+  return c === '\\' || c === '"' ? `\\${c}` : `\\\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
 }
 
 /**

@@ -1,8 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import { crc32 } from 'node:zlib'
 import { EventEmitter } from 'node:events'
 import { pino, type Logger } from 'pino'
+import { countMask, decodeRecord, encodeRecord, headerBytes } from './spool-record.js'
 
 export interface SpoolOptions {
   /** Folder of the segments; created when missing. */
@@ -31,8 +31,6 @@ export interface SpoolDepth {
   segments: number
 }
 
-// Record layout: payload length (u32 LE), line count (u32 LE), CRC-32 of the payload (u32 LE), payload (lines joined by \n).
-const headerBytes = 12
 const segmentName = /^(\d{16})\.seg$/
 const fillWarnings = [0.5, 0.8, 0.95]
 
@@ -100,12 +98,7 @@ export class Spool extends EventEmitter {
    */
   append (lines: readonly string[]): boolean {
     if (lines.length === 0) return true
-    const payload = Buffer.from(lines.join('\n'), 'utf8')
-    const record = Buffer.allocUnsafe(headerBytes + payload.length)
-    record.writeUInt32LE(payload.length, 0)
-    record.writeUInt32LE(lines.length, 4)
-    record.writeUInt32LE(crc32(payload), 8)
-    payload.copy(record, headerBytes)
+    const record = encodeRecord(lines)
     if (this.bytes + record.length > this.maxBytes) {
       this.warnFill(1)
       return false
@@ -201,14 +194,11 @@ export class Spool extends EventEmitter {
       const header = Buffer.alloc(headerBytes)
       if (fs.readSync(fd, header, 0, headerBytes, offset) < headerBytes) return null
       const length = header.readUInt32LE(0)
-      const count = header.readUInt32LE(4)
       if (offset + headerBytes + length > segment.size) return null
       const payload = Buffer.alloc(length)
       if (fs.readSync(fd, payload, 0, length, offset + headerBytes) < length) return null
-      if (crc32(payload) !== header.readUInt32LE(8)) return null
-      const lines = payload.toString('utf8').split('\n')
-      if (lines.length !== count) return null
-      return { lines, bytes: headerBytes + length }
+      const lines = decodeRecord(header, payload)
+      return lines && { lines, bytes: headerBytes + length }
     } finally {
       fs.closeSync(fd)
     }
@@ -230,12 +220,23 @@ export class Spool extends EventEmitter {
         const fileSize = fs.fstatSync(fd).size
         const header = Buffer.alloc(headerBytes)
         let offset = 0
+        let last = -1
+        let lastCount = 0
         while (offset + headerBytes <= fileSize) {
           fs.readSync(fd, header, 0, headerBytes, offset)
           const length = header.readUInt32LE(0)
-          if (offset + headerBytes + length > fileSize) break
-          segment.points += header.readUInt32LE(4)
+          const count = header.readUInt32LE(4) & countMask
+          if (count === 0 || offset + headerBytes + length > fileSize) break
+          segment.points += count
+          last = offset
+          lastCount = count
           offset += headerBytes + length
+        }
+        // Only the newest segment's last record can be torn (appends are sequential, fdatasynced
+        // before they count): if it fails its checksum it was never reported durable.
+        if (name === names.at(-1) && last >= 0 && offset === fileSize && !this.wholeAt(fd, last, offset - last)) {
+          segment.points -= lastCount
+          offset = last
         }
         if (offset < fileSize) {
           this.log.warn({ file, kept: offset, cut: fileSize - offset }, 'spool segment ends in a partial record (a crash mid-append); cutting it off')
@@ -255,6 +256,12 @@ export class Spool extends EventEmitter {
     }
     this.restoreCursor()
     if (this.points > 0) this.log.warn({ ...this.depth }, 'spool holds points from before the restart; replaying them')
+  }
+
+  private wholeAt (fd: number, offset: number, bytes: number): boolean {
+    const record = Buffer.alloc(bytes)
+    if (fs.readSync(fd, record, 0, bytes, offset) < bytes) return false
+    return decodeRecord(record.subarray(0, headerBytes), record.subarray(headerBytes)) !== null
   }
 
   private get cursorFile (): string {
@@ -281,7 +288,7 @@ export class Spool extends EventEmitter {
       while (at < offset) {
         fs.readSync(fd, header, 0, headerBytes, at)
         const recordBytes = headerBytes + header.readUInt32LE(0)
-        const count = header.readUInt32LE(4)
+        const count = header.readUInt32LE(4) & countMask
         oldest.points -= count
         this.points -= count
         this.bytes -= recordBytes
@@ -302,3 +309,4 @@ export class Spool extends EventEmitter {
     else this.log.warn({ ...this.depth, maxBytes: this.maxBytes, percent: Math.round(ratio * 100) }, 'spool is filling up')
   }
 }
+

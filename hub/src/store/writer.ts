@@ -1,51 +1,20 @@
-import http from 'node:http'
+// Over 300 lines on purpose: batching and what becomes of a batch InfluxDB cannot
+// take (spool, retry from memory, spill at close) share one set of batch lists and
+// timers. The transport (influx-write.ts), replay (replay.ts), health
+// (write-health.ts) and options (writer-options.ts) live apart.
 import { EventEmitter } from 'node:events'
 import { pino, type Logger } from 'pino'
 import type { ReadingValue } from '@trellis/device-sdk'
 import { lineOf, toLine, type Point, type Series } from './points.js'
-import { SeriesGuard, type SeriesGuardOptions } from './cardinality.js'
+import { SeriesGuard } from './cardinality.js'
+import { LineWriter, type Rejection, type StoreOutcome } from './influx-write.js'
+import { SpoolReplay, backoff } from './replay.js'
 import type { Spool, SpoolDepth } from './spool.js'
+import type { Durable, PointWriterOptions, WriterStats } from './writer-options.js'
+import { WriteHealth } from './write-health.js'
 
-export interface PointWriterOptions {
-  /** InfluxDB base URL, e.g. http://127.0.0.1:8086. */
-  url: string
-  /** Database to write to. Default `trellis`. */
-  database?: string
-  /** Flush a batch once it holds this many points. Default 5000. */
-  maxBatchPoints?: number
-  /**
-   * Flush a non-empty batch after this many ms. Default 25: a device's PUBACK
-   * waits for its batch, so this is the latency added to every acknowledged
-   * publish (a device awaiting each report sends at most 1000/25 a second).
-   */
-  flushIntervalMs?: number
-  /** Write requests in flight at once (replay of the spool takes one more). Default 2. */
-  maxConcurrentWrites?: number
-  /** Give up on one write request after this many ms. Default 10000. */
-  requestTimeoutMs?: number
-  /**
-   * Points held in memory (batched, in flight, waiting to retry). Beyond it
-   * new points go to the spool, or are refused when there is none or it is
-   * full. Default 100000 (some 20 MB).
-   */
-  maxBufferedPoints?: number
-  /**
-   * A batch that has waited this long for a free write slot (InfluxDB is
-   * slow) goes to the spool instead, so devices' acknowledgements are not
-   * held behind a slow server. Used with a spool. Default 1000.
-   */
-  maxBatchWaitMs?: number
-  /** Where points go when InfluxDB cannot take them. Default none: they wait in memory, retried. */
-  spool?: Spool
-  /** Longest pause between attempts to replay the spool while InfluxDB is down, in ms. Default 10000. */
-  maxRetryDelayMs?: number
-  /** Per-maker tag cardinality guard. */
-  cardinality?: SeriesGuardOptions
-  logger?: Logger
-}
-
-/** Called once a write's points are durable (stored or spooled) or finally refused; with an error when they are neither. */
-export type Durable = (err?: Error) => void
+export type { Rejection } from './influx-write.js'
+export type { Durable, PointWriterOptions, WriterStats } from './writer-options.js'
 
 interface Batch {
   lines: string[]
@@ -56,32 +25,6 @@ interface Batch {
   /** When the batch got its first point (ms). */
   openedAt: number
 }
-
-/** A point InfluxDB (or the cardinality guard) refused, with the reason it gave. */
-export interface Rejection {
-  line: string
-  reason: string
-}
-
-interface StoreOutcome {
-  written: number
-  rejections: Rejection[]
-}
-
-export interface WriterStats {
-  written: number
-  rejected: number
-  failedRequests: number
-  /** Points in memory: batched, in flight or waiting to retry. */
-  buffered: number
-  /** Points appended to the spool since start. */
-  spooled: number
-  /** Spooled points written to InfluxDB since start. */
-  replayed: number
-}
-
-/** InfluxDB could not be reached or failed on its side: the same points may succeed later. */
-class RetryableWriteError extends Error {}
 
 const noDepth: SpoolDepth = { points: 0, bytes: 0, segments: 0 }
 
@@ -95,29 +38,30 @@ const noDepth: SpoolDepth = { points: 0, bytes: 0, segments: 0 }
  *   on-disk spool and counts as durable; the spool is replayed oldest first,
  *   with backoff and jitter while InfluxDB stays down, beside new writes;
  * - a 4xx names no line, so the batch is split until each refusal is pinned
- *   to its line: only those are rejected, with InfluxDB's reason; a 4xx is
- *   never retried;
+ *   to its line (`LineWriter`): only those are rejected, with InfluxDB's
+ *   reason; a 4xx is never retried;
+ * - a 401/403 is a configuration error (`configError`, on /healthz), logged
+ *   once; the points are spooled or kept meanwhile, never dropped;
  * - memory is bounded: past `maxBufferedPoints` new points go to the spool;
  * - a maker's tag cardinality is capped before InfluxDB's own limit is hit.
  *
  * Events: `rejected` (lines: string[], reason: string); `degraded` (err: Error)
- * when InfluxDB stops taking writes; `recovered`; `drained` when the spool
- * has been replayed to the end.
+ * when InfluxDB stops taking writes; `unauthorized` (err: Error) when it
+ * refuses the credentials; `recovered`; `drained` when the spool has been
+ * replayed to the end.
  */
 export class PointWriter extends EventEmitter {
   readonly stats: WriterStats = { written: 0, rejected: 0, failedRequests: 0, buffered: 0, spooled: 0, replayed: 0 }
   readonly spool: Spool | null
-  private readonly host: string
-  private readonly port: number
-  private readonly writePath: string
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 8 })
+  private readonly influx: LineWriter
+  private readonly replay: SpoolReplay | null
   private readonly maxBatch: number
   private readonly interval: number
   private readonly maxConcurrent: number
-  private readonly timeoutMs: number
   private readonly maxBuffered: number
   private readonly maxRetryDelay: number
   private readonly maxBatchWait: number
+  private readonly health: WriteHealth
   private readonly guard: SeriesGuard
   private readonly log: Logger
   private current: Batch = newBatch()
@@ -126,38 +70,55 @@ export class PointWriter extends EventEmitter {
   /** Batches waiting out a retry delay. */
   private readonly backingOff = new Set<Batch>()
   private timer: NodeJS.Timeout | null = null
-  private replayTimer: NodeJS.Timeout | null = null
-  private replaying = false
-  private replayAttempts = 0
-  private unreachable = false
   private closing = false
-  private closed = false
   private idleWaiters: Array<() => void> = []
 
   constructor (opts: PointWriterOptions) {
     super()
-    const url = new URL(opts.url)
-    this.host = url.hostname
-    this.port = Number(url.port || 8086)
-    const db = opts.database ?? 'trellis'
-    this.writePath = `${url.pathname.replace(/\/$/, '')}/write?db=${encodeURIComponent(db)}&precision=ms`
+    this.influx = new LineWriter(opts, opts.database ?? 'trellis', opts.requestTimeoutMs ?? 10_000)
     this.maxBatch = opts.maxBatchPoints ?? 5000
     this.interval = opts.flushIntervalMs ?? 25
     this.maxConcurrent = opts.maxConcurrentWrites ?? 2
-    this.timeoutMs = opts.requestTimeoutMs ?? 10_000
     this.maxBuffered = opts.maxBufferedPoints ?? 100_000
     this.maxRetryDelay = opts.maxRetryDelayMs ?? 10_000
     this.maxBatchWait = opts.maxBatchWaitMs ?? 1000
     this.spool = opts.spool ?? null
     this.guard = new SeriesGuard(opts.cardinality)
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'writer' })
+    this.health = new WriteHealth(this, this.log, this.spool !== null)
+    this.replay = this.spool && new SpoolReplay(this.spool, (lines) => this.influx.store(lines), {
+      degraded: () => this.health.degraded,
+      replayed: (outcome) => {
+        this.stats.replayed += outcome.written
+        this.stats.written += outcome.written
+        this.reject(outcome.rejections)
+        this.recovered()
+      },
+      failed: (err) => {
+        this.stats.failedRequests++
+        this.degrade(err)
+      },
+      drained: () => {
+        this.log.info({ replayed: this.stats.replayed }, 'spool replayed to the end')
+        this.emit('drained')
+      },
+    }, this.maxRetryDelay)
     // Points left by a previous process are replayed first thing.
-    if (this.spool && !this.spool.empty) this.scheduleReplay(0)
+    this.replay?.schedule(0)
+  }
+
+  /**
+   * Why InfluxDB refuses this hub's writes when it is the configuration
+   * (credentials wrong or lacking rights: 401/403), or null. Cleared by the
+   * next write that succeeds.
+   */
+  get configError (): string | null {
+    return this.health.configError
   }
 
   /** InfluxDB's last answer was a failure: new batches go straight to the spool. */
   get degraded (): boolean {
-    return this.unreachable
+    return this.health.degraded
   }
 
   get spoolDepth (): SpoolDepth {
@@ -235,7 +196,7 @@ export class PointWriter extends EventEmitter {
   /** Sends what is batched now, if a request slot is free; spools it while InfluxDB is down. */
   flush (): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = null }
-    if (this.unreachable && this.spool) {
+    if (this.health.degraded && this.spool) {
       const batch = this.takeCurrent()
       if (batch && !this.spoolBatch(batch)) this.retryQueue.push(batch)
     }
@@ -278,10 +239,8 @@ export class PointWriter extends EventEmitter {
     ])
     clearTimeout(timer)
     if (!inTime) this.spillAll()
-    if (this.replayTimer) clearTimeout(this.replayTimer)
-    this.replayTimer = null
-    this.closed = true
-    this.agent.destroy()
+    this.replay?.stop()
+    this.influx.close()
     this.spool?.close()
   }
 
@@ -301,7 +260,7 @@ export class PointWriter extends EventEmitter {
     batch.attempts++
     let outcome: StoreOutcome | Error
     try {
-      outcome = await this.store(batch.lines)
+      outcome = await this.influx.store(batch.lines)
     } catch (err) {
       outcome = err as Error
     }
@@ -313,47 +272,6 @@ export class PointWriter extends EventEmitter {
     this.stats.written += outcome.written
     this.settle(batch)
     this.afterRequest()
-  }
-
-  /**
-   * Writes lines; a 4xx is split down to the lines InfluxDB refuses. Resending
-   * the part it already stored is harmless: every line has its own timestamp.
-   */
-  private async store (lines: string[]): Promise<StoreOutcome> {
-    const { status, text } = await this.post(lines.join('\n'))
-    if (status === 204) return { written: lines.length, rejections: [] }
-    if (status === 400 || status === 413 || status === 422) {
-      const reason = parseInfluxError(text) ?? `HTTP ${status}`
-      if (lines.length === 1) return { written: 0, rejections: [{ line: lines[0], reason }] }
-      const mid = lines.length >>> 1
-      const head = await this.store(lines.slice(0, mid))
-      const tail = await this.store(lines.slice(mid))
-      return { written: head.written + tail.written, rejections: head.rejections.concat(tail.rejections) }
-    }
-    // 5xx, or a 401/403/404 that says the server or its configuration is wrong, not the points.
-    throw new RetryableWriteError(`InfluxDB answered ${status}: ${parseInfluxError(text) ?? text.slice(0, 200)}`)
-  }
-
-  private async post (body: string): Promise<{ status: number, text: string }> {
-    return await new Promise((resolve, reject) => {
-      const req = http.request({
-        host: this.host,
-        port: this.port,
-        path: this.writePath,
-        method: 'POST',
-        agent: this.agent,
-        timeout: this.timeoutMs,
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) },
-      }, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }))
-        res.on('error', (err) => reject(new RetryableWriteError(err.message)))
-      })
-      req.on('timeout', () => req.destroy(new Error(`write timed out after ${this.timeoutMs} ms`)))
-      req.on('error', (err) => reject(new RetryableWriteError(err.message)))
-      req.end(body)
-    })
   }
 
   private reject (rejections: Rejection[]): void {
@@ -383,7 +301,7 @@ export class PointWriter extends EventEmitter {
     this.degrade(err)
     if (this.spoolBatch(batch)) return this.afterRequest()
     // No spool, or a full one: keep the batch in memory; the broker holds the devices' acknowledgements meanwhile.
-    const delay = this.backoff(batch.attempts)
+    const delay = backoff(batch.attempts, this.maxRetryDelay)
     this.log.warn({ err: err.message, attempts: batch.attempts, points: batch.lines.length, retryInMs: Math.round(delay) }, 'write failed; will retry from memory')
     this.backingOff.add(batch)
     setTimeout(() => {
@@ -411,7 +329,7 @@ export class PointWriter extends EventEmitter {
       return false
     }
     this.stats.spooled += lines.length
-    this.scheduleReplay()
+    this.replay?.schedule()
     return true
   }
 
@@ -432,60 +350,11 @@ export class PointWriter extends EventEmitter {
   }
 
   private degrade (err: Error): void {
-    if (this.unreachable) return
-    this.unreachable = true
-    this.log.warn({ err: err.message, spooling: this.spool !== null }, 'InfluxDB is not taking writes')
-    this.emit('degraded', err)
+    this.health.failed(err)
   }
 
   private recovered (): void {
-    if (!this.unreachable) return
-    this.unreachable = false
-    this.replayAttempts = 0
-    this.log.info({ spooled: this.spoolDepth.points }, 'InfluxDB takes writes again')
-    this.emit('recovered')
-    this.scheduleReplay(0)
-  }
-
-  private backoff (attempts: number): number {
-    return Math.min(this.maxRetryDelay, 100 * 2 ** Math.min(attempts, 10)) * (0.5 + Math.random())
-  }
-
-  private scheduleReplay (delayMs?: number): void {
-    if (!this.spool || this.closed || this.replaying || this.replayTimer) return
-    if (this.spool.empty) return
-    const delay = delayMs ?? (this.unreachable ? this.backoff(this.replayAttempts) : 0)
-    this.replayTimer = setTimeout(() => {
-      this.replayTimer = null
-      void this.replayNext()
-    }, delay)
-    this.replayTimer.unref()
-  }
-
-  /** Replays the oldest spooled record: one request at a time, beside new writes. */
-  private async replayNext (): Promise<void> {
-    const record = this.spool?.peek()
-    if (!record || this.closed) return
-    this.replaying = true
-    try {
-      const outcome = await this.store(record.lines)
-      this.spool!.ack(record)
-      this.stats.replayed += outcome.written
-      this.stats.written += outcome.written
-      this.reject(outcome.rejections)
-      this.replaying = false
-      this.recovered()
-      if (this.spool!.empty) {
-        this.log.info({ replayed: this.stats.replayed }, 'spool replayed to the end')
-        this.emit('drained')
-      }
-    } catch (err) {
-      this.replaying = false
-      this.stats.failedRequests++
-      this.replayAttempts++
-      this.degrade(err as Error)
-    }
-    this.scheduleReplay()
+    if (this.health.succeeded(this.spoolDepth.points)) this.replay?.resume()
   }
 
   private afterRequest (): void {
@@ -503,11 +372,3 @@ function newBatch (): Batch {
   return { lines: [], callbacks: [], attempts: 0, settled: false, openedAt: 0 }
 }
 
-function parseInfluxError (text: string): string | null {
-  try {
-    const body = JSON.parse(text) as { error?: string }
-    return body.error ?? null
-  } catch {
-    return text ? text.slice(0, 500) : null
-  }
-}

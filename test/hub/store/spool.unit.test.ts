@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { crc32 } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Spool } from '@trellis/hub'
 
@@ -107,16 +108,68 @@ describe('the spool', () => {
   })
 
   it('refuses appends beyond its size bound and warns as it fills', () => {
-    const spool = Spool.open({ dir: tempDir(), maxBytes: 4000, fsync: false })
+    const spool = Spool.open({ dir: tempDir(), maxBytes: 10_000, fsync: false })
     const fills: number[] = []
     spool.on('fill', (ratio: number) => fills.push(ratio))
     let accepted = 0
     for (let i = 0; i < 100; i++) if (spool.append(batch(5, i * 5))) accepted++
     expect(accepted).toBeGreaterThan(0)
     expect(accepted).toBeLessThan(100)
-    expect(spool.depth.bytes).toBeLessThanOrEqual(4000)
+    expect(spool.depth.bytes).toBeLessThanOrEqual(10_000)
     expect(fills.length).toBe(4)
     expect(fills.at(-1)).toBeGreaterThanOrEqual(1)
+    spool.close()
+  })
+
+  it('replays every line of every batch even when a line holds a newline, a NUL or any other byte', () => {
+    // Lines are opaque to the spool: these are what an unescaping writer would have produced.
+    const spool = Spool.open({ dir: tempDir(), fsync: false })
+    const line = (device: string, value: string) => `firmwareVersion,device=${device},maker=m,model=x value=${value} 1700000000000`
+    const batches = [
+      [line('a', '1.0'), line('b', '2.0')],
+      [line('c', '"1.0\nx"'), line('d', '"nul\u0000and\r\ncrlf\n\n"')],
+      [line('e', '5.0')],
+    ]
+    for (const b of batches) expect(spool.append(b)).toBe(true)
+    expect(spool.depth.points).toBe(5)
+    expect(replayAll(spool)).toEqual(batches.flat())
+    expect(spool.corruptRecords).toBe(0)
+    spool.close()
+  })
+
+  it('drops a last record torn by a power cut (its bytes garbled, its length whole) and keeps every record before it', () => {
+    const dir = tempDir()
+    const spool = Spool.open({ dir, fsync: false })
+    spool.append(batch(3, 0))
+    spool.append(batch(3, 3))
+    spool.close()
+    const [segment] = fs.readdirSync(dir).filter((n) => n.endsWith('.seg'))
+    const file = path.join(dir, segment)
+    const bytes = fs.readFileSync(file)
+    bytes[bytes.length - 3] ^= 0xff
+    fs.writeFileSync(file, bytes)
+
+    const reopened = Spool.open({ dir, fsync: false })
+    expect(reopened.depth.points).toBe(3)
+    expect(replayAll(reopened)).toEqual(batch(3, 0))
+    expect(reopened.corruptRecords).toBe(0)
+    reopened.close()
+  })
+
+  it('still replays a segment written in the older newline-joined layout', () => {
+    const dir = tempDir()
+    const lines = batch(3, 0)
+    const payload = Buffer.from(lines.join('\n'), 'utf8')
+    const header = Buffer.alloc(12)
+    header.writeUInt32LE(payload.length, 0)
+    header.writeUInt32LE(lines.length, 4)
+    header.writeUInt32LE(crc32(payload), 8)
+    fs.writeFileSync(path.join(dir, '0000000000000001.seg'), Buffer.concat([header, payload]))
+
+    const spool = Spool.open({ dir, fsync: false })
+    expect(spool.depth.points).toBe(3)
+    spool.append(batch(2, 3))
+    expect(replayAll(spool)).toEqual(batch(5, 0))
     spool.close()
   })
 })

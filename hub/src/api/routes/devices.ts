@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { isCapabilityName } from '@trellis/device-sdk'
 import type { DeviceContext } from '../../registry/directory.js'
-import type { Aggregate } from '../../store/telemetry.js'
+import { QueryRefused, type Aggregate } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import { actorOf, visibleDevice, type ApiContext } from '../context.js'
@@ -217,7 +217,8 @@ export function deviceRoutes (api: ApiContext) {
             ...(query.every && { every: query.every, agg: query.agg as Aggregate }),
           })
         } catch (err) {
-          api.log.error({ err }, 'telemetry query failed')
+          if (err instanceof QueryRefused) throw errors.badRequest(err.message)
+          api.log.error({ err: (err as Error).message }, 'telemetry query failed')
           throw errors.storageUnavailable('the telemetry store did not answer; try again shortly')
         }
         const truncated = points.length > query.limit

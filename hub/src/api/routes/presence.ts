@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { uptime, type PresenceMonitor } from '../../presence/presence.js'
+import { QueryRefused } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import { visibleDevice, type ApiContext } from '../context.js'
@@ -43,7 +44,8 @@ export function presenceRoutes (api: ApiContext, presence: PresenceMonitor) {
         try {
           history = await presence.history(ctx.id, from, to)
         } catch (err) {
-          api.log.error({ err }, 'presence query failed')
+          if (err instanceof QueryRefused) throw errors.badRequest(err.message)
+          api.log.error({ err: (err as Error).message }, 'presence query failed')
           throw errors.storageUnavailable('the telemetry store did not answer; try again shortly')
         }
         const { onlineMs, ratio } = uptime(history.onlineAtStart, history.changes, from.getTime(), to.getTime())

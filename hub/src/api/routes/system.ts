@@ -4,8 +4,11 @@ import type { ApiContext } from '../context.js'
 import { docsPage } from '../docs-page.js'
 
 const Health = z.object({
-  status: z.enum(['ok', 'degraded']),
+  /** `misconfigured`: InfluxDB refuses the hub's credentials, which no retry fixes. */
+  status: z.enum(['ok', 'degraded', 'misconfigured']),
   influx: z.enum(['up', 'down']),
+  /** What InfluxDB said when it refused the hub's credentials. */
+  influxProblem: z.string().optional(),
   bufferedPoints: z.number(),
   failedWrites: z.number(),
   spool: z.object({ points: z.number(), bytes: z.number(), segments: z.number() }),
@@ -30,10 +33,13 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
         const spool = api.writer.spoolDepth
         // Spooling, or replaying the spool after an outage or a restart: history is not current yet.
         const current = influx && !api.writer.degraded && spool.points === 0
-        if (!influx) reply.code(503)
+        // InfluxDB refusing the hub's credentials is a configuration error that no retry fixes.
+        const configError = api.writer.configError
+        if (!influx || configError) reply.code(503)
         return {
-          status: current ? 'ok' : 'degraded',
+          status: configError ? 'misconfigured' : current ? 'ok' : 'degraded',
           influx: influx ? 'up' : 'down',
+          ...(configError && { influxProblem: configError }),
           bufferedPoints: buffered,
           failedWrites: failedRequests,
           spool: { points: spool.points, bytes: spool.bytes, segments: spool.segments },
