@@ -145,13 +145,19 @@ describe('deeply nested bodies', () => {
     const deep = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000)
     const res = await api.call('POST', `/v1/models/${fleet.modelId}/mapping:test`, { token: fleet.makerToken, raw: `{"payloads":[${deep}]}` })
     expect(res.status).toBe(400)
-    expect(res.body.error.message).toContain('nested')
+    expect(res.body.error.code).toBe('BODY_TOO_DEEP')
+    expect(res.body.error.message).toContain('deeper than 64 levels')
   })
 
-  it('answers a mapping nested 5,000 deep with 422 and the limit, not 500', async () => {
+  it('answers a mapping nested deeper than a mapping may with 422 and the limit, not 500', async () => {
     const fleet = await seedFleet(api)
-    const deep = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000)
+    // Within what any JSON body may nest (64), beyond what a mapping may (16).
+    const deep = '{"a":'.repeat(40) + '1' + '}'.repeat(40)
     const res = await api.call('PUT', `/v1/models/${fleet.modelId}/mapping`, { token: fleet.makerToken, raw: deep })
+    expect(res.status).toBe(422)
+    expect(res.body.error.message).toBe('the mapping is not valid for this model: it nests deeper than 16 levels')
+  })
+})
     expect(res.status).toBe(422)
     expect(res.body.error.message).toBe('the mapping is not valid for this model: it nests deeper than 16 levels')
   })
