@@ -1,21 +1,70 @@
-import cron, { type ScheduledTask } from 'node-cron'
+import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron'
 import type { Logger } from 'pino'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
 import { newId } from '../registry/secrets.js'
 import { CommandRefused, type CommandService } from '../commands/service.js'
 import { commandProblem, type CommandRequest } from '../commands/validate.js'
 import type { RunOutcome, Schedule, ScheduleRun, ScheduleStore } from './schedule-store.js'
+import { parseCron } from './cron-expression.js'
 
 export interface SchedulerOptions {
   store: ScheduleStore
   commands: CommandService
   directory: DeviceDirectory
   log: Logger
-  /** Schedules per owner at most. Default 100. */
+  /** Schedules per owner at most; one more is refused with 409 SCHEDULE_LIMIT. Default 100. */
   maxPerOwner?: number
-  /** Runs kept per schedule, newest first: a per-second schedule would otherwise grow without end. Default 1000. */
+  /**
+   * Shortest time between two firings of one schedule, in seconds, read on a
+   * day's clock; a faster expression is refused with 422 INVALID_SCHEDULE.
+   * Default 60. Tests lower it to fire per second.
+   */
+  minIntervalSeconds?: number
+  /**
+   * Firings per minute of one owner's schedules together. A new schedule that
+   * could take them past it is refused with 422 INVALID_SCHEDULE, and a firing
+   * past it (after a daylight-saving jump, or with schedules made under older
+   * limits) is skipped. Default 100.
+   */
+  maxFiringsPerMinutePerOwner?: number
+  /**
+   * Schedule firings per second across the hub, every owner together (a token
+   * bucket refilled at this rate). A firing past it is skipped, counted, and
+   * recorded in the schedule's runs with the reason. Default 50.
+   */
+  maxFiringsPerSecond?: number
+  /** Firings the hub-wide bucket holds: how many may fire in the same second, e.g. every schedule set for 07:00. Default 500. */
+  firingBurst?: number
+  /** Firings being sent at once; the others wait their turn, up to firingBurst of them, and past that are skipped. Default 4. */
+  maxConcurrentFirings?: number
+  /** Runs kept per schedule, newest first. Default 1000. */
   runsKept?: number
+  /** Runs kept of all schedules together, newest first: the table's bound however many owners there are. Default 100 000. */
+  maxRunsTotal?: number
+  /**
+   * Skipped firings of one schedule are written as one `skipped` run at most
+   * this often, in ms, with how many were skipped: skipping must not cost a
+   * write per firing. Default 60 000.
+   */
+  skipRecordMs?: number
+  /**
+   * node-cron's warnings (missed executions when the event loop lags, blocked
+   * overlaps) are counted and logged as one line with the counts at most this
+   * often, in ms, never one line per firing. Default 60 000.
+   */
+  cronWarningLogMs?: number
 }
+
+/** What the scheduler has done since it started, by kind; `skipped` by reason. */
+export interface SchedulerStats {
+  fired: number
+  skipped: { hubRate: number, ownerRate: number, queueFull: number }
+  /** Firings node-cron missed (event loop late by over a second) and overlaps it blocked. */
+  missed: number
+  overlaps: number
+}
+
+type SkipReason = keyof SchedulerStats['skipped']
 
 /** A schedule the scheduler refuses, with the reason. */
 export class ScheduleRefused extends Error {
@@ -38,29 +87,87 @@ export interface NewSchedule {
 export class Scheduler {
   private readonly tasks = new Map<string, ScheduledTask>()
   private readonly maxPerOwner: number
+  private readonly minIntervalSeconds: number
+  private readonly perOwnerPerMinute: number
+  private readonly perSecond: number
+  private readonly burst: number
+  private readonly maxConcurrent: number
   private readonly runsKept: number
+  private readonly maxRunsTotal: number
+  private readonly skipRecordMs: number
   /** Runs recorded per schedule since its runs were last pruned. */
   private readonly sincePruned = new Map<string, number>()
+  private recordedSinceTotalPrune = 0
+  /** Each schedule's most firings in a minute, for the owner's quota; by schedule id. */
+  private readonly perMinute = new Map<string, { ownerId: string, n: number }>()
+  /** The hub-wide token bucket. */
+  private tokens: number
+  private refilledAt = Date.now()
+  /** Each owner's firings in the current minute. */
+  private readonly ownerWindows = new Map<string, { minute: number, count: number }>()
+  private running = 0
+  private readonly waiting: Array<() => void> = []
+  /** Skipped firings not yet written, by schedule id. */
+  private readonly pendingSkips = new Map<string, { count: number, since: Date, reason: string, writtenAt: number }>()
+  private readonly counts: SchedulerStats = { fired: 0, skipped: { hubRate: 0, ownerRate: 0, queueFull: 0 }, missed: 0, overlaps: 0 }
+  private readonly cronWarnings: WarningTally
+  private readonly cronLogger: CronLogger
   private closed = false
 
   private constructor (private readonly opts: SchedulerOptions) {
     this.maxPerOwner = opts.maxPerOwner ?? 100
+    this.minIntervalSeconds = opts.minIntervalSeconds ?? 60
+    this.perOwnerPerMinute = opts.maxFiringsPerMinutePerOwner ?? 100
+    this.perSecond = opts.maxFiringsPerSecond ?? 50
+    this.burst = opts.firingBurst ?? 500
+    this.maxConcurrent = opts.maxConcurrentFirings ?? 4
     this.runsKept = opts.runsKept ?? 1000
+    this.maxRunsTotal = opts.maxRunsTotal ?? 100_000
+    this.skipRecordMs = opts.skipRecordMs ?? 60_000
+    this.tokens = this.burst
+    this.cronWarnings = new WarningTally(opts.log, opts.cronWarningLogMs ?? 60_000)
+    this.cronLogger = {
+      info: () => {},
+      debug: () => {},
+      warn: (message) => { this.cronWarnings.note(message.startsWith('task still running') ? 'overlap blocked' : 'warning') },
+      error: (message, err) => { this.cronWarnings.note('error', err ?? message) },
+    }
   }
 
   /** Starts every schedule the registry holds that is not paused. */
   static async start (opts: SchedulerOptions): Promise<Scheduler> {
     const scheduler = new Scheduler(opts)
     const schedules = await opts.store.all()
-    for (const s of schedules) if (!s.paused) scheduler.arm(s)
-    if (schedules.length > 0) opts.log.info({ restored: schedules.length }, 'schedules restored')
+    let unparsable = 0
+    let tooFast = 0
+    for (const s of schedules) {
+      const parsed = parseCron(s.cron)
+      // Stored before expressions were bounded here: not handed to node-cron again.
+      if (!parsed.ok) { unparsable++; continue }
+      if (parsed.schedule.minIntervalSeconds < scheduler.minIntervalSeconds) tooFast++
+      scheduler.perMinute.set(s.id, { ownerId: s.ownerId, n: parsed.schedule.maxPerMinute })
+      if (!s.paused) scheduler.arm(s)
+    }
+    if (schedules.length > 0) opts.log.info({ restored: schedules.length, unparsable, fasterThanMinimum: tooFast }, 'schedules restored')
+    await opts.store.pruneAllRuns(scheduler.maxRunsTotal)
     return scheduler
   }
 
   async create (ownerId: string, device: DeviceContext, input: NewSchedule): Promise<Schedule> {
     const problem = scheduleProblem(input.cron, input.timezone) ?? commandProblem(device.model, input.command)
     if (problem) throw new ScheduleRefused('invalid', problem)
+    const parsed = parseCron(input.cron)
+    if (!parsed.ok) throw new ScheduleRefused('invalid', parsed.problem)
+    const { minIntervalSeconds, maxPerMinute } = parsed.schedule
+    if (minIntervalSeconds < this.minIntervalSeconds) {
+      throw new ScheduleRefused('invalid', `cron "${input.cron}" fires ${minIntervalSeconds} s apart; schedules may fire at most once every ${this.minIntervalSeconds} s`)
+    }
     if (await this.opts.store.countByOwner(ownerId) >= this.maxPerOwner) throw new ScheduleRefused('limit', `at most ${this.maxPerOwner} schedules per owner`, this.maxPerOwner)
+    let ownerPerMinute = maxPerMinute
+    for (const s of this.perMinute.values()) if (s.ownerId === ownerId) ownerPerMinute += s.n
+    if (ownerPerMinute > this.perOwnerPerMinute) {
+      throw new ScheduleRefused('invalid', `with cron "${input.cron}" your schedules could fire ${ownerPerMinute} times in a minute; at most ${this.perOwnerPerMinute}: make one fire less often or delete one`)
+    }
     const schedule: Schedule = {
       id: newId('sch'),
       ownerId,
@@ -72,6 +179,7 @@ export class Scheduler {
       createdAt: new Date().toISOString(),
     }
     await this.opts.store.insert(schedule)
+    this.perMinute.set(schedule.id, { ownerId, n: maxPerMinute })
     if (!schedule.paused) this.arm(schedule)
     return schedule
   }
@@ -93,6 +201,8 @@ export class Scheduler {
     if (deleted) {
       this.disarm(id)
       this.sincePruned.delete(id)
+      this.perMinute.delete(id)
+      this.pendingSkips.delete(id)
     }
     return deleted
   }
@@ -106,15 +216,87 @@ export class Scheduler {
     return this.tasks.get(id)?.getNextRun() ?? null
   }
 
+  /** Counts since start: firings sent, skipped by reason, missed and overlapping. */
+  stats (): SchedulerStats {
+    return { ...this.counts, skipped: { ...this.counts.skipped } }
+  }
+
   close (): void {
     this.closed = true
     for (const id of [...this.tasks.keys()]) this.disarm(id)
+    for (const wake of this.waiting.splice(0)) wake()
+    this.cronWarnings.flush()
   }
 
   private arm (schedule: Schedule): void {
     if (this.closed) return
-    const task = cron.schedule(schedule.cron, () => this.fire(schedule), { timezone: schedule.timezone, name: `schedule-${schedule.id}`, noOverlap: true })
+    const task = cron.schedule(schedule.cron, () => this.tick(schedule), {
+      timezone: schedule.timezone,
+      name: `schedule-${schedule.id}`,
+      noOverlap: true,
+      logger: this.cronLogger,
+      // Counted below and logged as one line a minute: one warning per missed firing was 700 lines a second.
+      suppressMissedWarning: true,
+    })
+    task.on('execution:missed', () => { this.counts.missed++; this.cronWarnings.note('missed execution') })
+    task.on('execution:overlap', () => { this.counts.overlaps++ })
     this.tasks.set(schedule.id, task)
+  }
+
+  /** One firing from node-cron: through the limits, then sent in turn; resolves when done, so node-cron never overlaps a schedule with itself. */
+  private async tick (schedule: Schedule): Promise<void> {
+    const firedAt = new Date()
+    const reason = this.admit(schedule.ownerId, firedAt.getTime())
+    if (reason) return await this.skip(schedule, firedAt, reason)
+    if (this.running >= this.maxConcurrent) {
+      if (this.waiting.length >= this.burst) return await this.skip(schedule, firedAt, 'queueFull')
+      await new Promise<void>((resolve) => this.waiting.push(resolve))
+      if (this.closed) return
+    }
+    this.running++
+    try {
+      await this.fire(schedule, firedAt)
+    } finally {
+      this.running--
+      this.waiting.shift()?.()
+    }
+  }
+
+  /** Takes one firing from the owner's minute and the hub's bucket, or says which limit holds it back. */
+  private admit (ownerId: string, now: number): SkipReason | null {
+    const minute = Math.floor(now / 60_000)
+    let window = this.ownerWindows.get(ownerId)
+    if (!window || window.minute !== minute) {
+      // Old windows go as owners fire again; the map holds at most one entry per owner with schedules.
+      window = { minute, count: 0 }
+      this.ownerWindows.set(ownerId, window)
+    }
+    if (window.count >= this.perOwnerPerMinute) return 'ownerRate'
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.refilledAt) * this.perSecond / 1000)
+    this.refilledAt = now
+    if (this.tokens < 1) return 'hubRate'
+    this.tokens--
+    window.count++
+    return null
+  }
+
+  /** Counts a skipped firing; writes it, with those skipped before it, at most once per skipRecordMs per schedule. */
+  private async skip (schedule: Schedule, firedAt: Date, reason: SkipReason): Promise<void> {
+    this.counts.skipped[reason]++
+    const why = {
+      hubRate: `the hub's limit of ${this.perSecond} schedule firings a second was reached`,
+      ownerRate: `your limit of ${this.perOwnerPerMinute} schedule firings a minute was reached`,
+      queueFull: `${this.burst} firings were already waiting to be sent`,
+    }[reason]
+    const now = firedAt.getTime()
+    const pending = this.pendingSkips.get(schedule.id) ?? { count: 0, since: firedAt, reason: why, writtenAt: 0 }
+    pending.count++
+    pending.reason = why
+    this.pendingSkips.set(schedule.id, pending)
+    if (now - pending.writtenAt < this.skipRecordMs || this.closed) return
+    const error = `${pending.count} firing${pending.count === 1 ? '' : 's'} skipped since ${pending.since.toISOString()}: ${pending.reason}`
+    this.pendingSkips.set(schedule.id, { count: 0, since: firedAt, reason: why, writtenAt: now })
+    await this.record(schedule, { firedAt, outcome: 'skipped', commandId: null, error })
   }
 
   private disarm (id: string): void {
@@ -125,8 +307,8 @@ export class Scheduler {
   }
 
   /** Sends the schedule's command and records the run; never throws. */
-  private async fire (schedule: Schedule): Promise<void> {
-    const firedAt = new Date()
+  private async fire (schedule: Schedule, firedAt: Date): Promise<void> {
+    this.counts.fired++
     const log = this.opts.log.child({ scheduleId: schedule.id, deviceId: schedule.deviceId })
     let outcome: RunOutcome = 'sent'
     let commandId: string | null = null
@@ -150,24 +332,64 @@ export class Scheduler {
         log.error({ err }, 'schedule firing failed')
       }
     }
+    await this.record(schedule, { firedAt, outcome, commandId, error })
+  }
+
+  /** Writes a run and prunes now and then; never throws. */
+  private async record (schedule: Schedule, run: { firedAt: Date, outcome: RunOutcome, commandId: string | null, error: string | null }): Promise<void> {
     if (this.closed) return
     try {
-      await this.opts.store.recordRun(schedule.id, { firedAt, outcome, commandId, error })
-      // Pruning every tenth of the kept count bounds the table at 1.1 × runsKept per schedule.
+      await this.opts.store.recordRun(schedule.id, run)
+      // Pruning every tenth of the kept count bounds the table at 1.1 × runsKept per schedule,
       const since = (this.sincePruned.get(schedule.id) ?? 0) + 1
       this.sincePruned.set(schedule.id, since)
       if (since >= Math.max(1, Math.floor(this.runsKept / 10))) {
         this.sincePruned.set(schedule.id, 0)
         await this.opts.store.pruneRuns(schedule.id, this.runsKept)
       }
+      // and at 1.1 × maxRunsTotal in all.
+      if (++this.recordedSinceTotalPrune >= Math.max(1, Math.floor(this.maxRunsTotal / 10))) {
+        this.recordedSinceTotalPrune = 0
+        await this.opts.store.pruneAllRuns(this.maxRunsTotal)
+      }
     } catch (err) {
-      log.error({ err }, 'schedule run could not be recorded')
+      this.opts.log.error({ err, scheduleId: schedule.id }, 'schedule run could not be recorded')
     }
   }
 }
 
-/** Why a cron expression and time zone cannot be scheduled, or null. */
+/**
+ * Warnings counted by kind and logged as one line with the counts at most
+ * once per period: a flood of them costs a counter, not a log line each.
+ */
+class WarningTally {
+  private counts: Record<string, number> = {}
+  private since = Date.now()
+  private lastError: unknown = null
+
+  constructor (private readonly log: Logger, private readonly periodMs: number) {}
+
+  note (kind: string, err?: unknown): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + 1
+    if (err !== undefined) this.lastError = err
+    if (Date.now() - this.since >= this.periodMs) this.flush()
+  }
+
+  flush (): void {
+    if (Object.keys(this.counts).length > 0) {
+      this.log.warn({ counts: this.counts, sinceMs: Date.now() - this.since, lastError: this.lastError ?? undefined }, 'node-cron warnings since the last report')
+    }
+    this.counts = {}
+    this.lastError = null
+    this.since = Date.now()
+  }
+}
+
+/** Why a cron expression and time zone cannot be scheduled, or null. The expression is bounded here before node-cron reads it. */
 export function scheduleProblem (expression: string, timezone: string): string | null {
+  const parsed = parseCron(expression)
+  if (!parsed.ok) return `cron "${expression}" is not valid (${parsed.problem}); use five fields, or six with seconds first, e.g. "0 23 * * *"`
+  // The parser accepts only what node-cron accepts; asking node-cron too costs little once the ranges are bounded.
   const validation = cron.validateDetailed(expression)
   if (!validation.valid) {
     const detail = validation.errors.map((e) => `${e.field}: ${e.message}`).join('; ')
