@@ -32,13 +32,15 @@ export const MiB = 1024 * 1024
 
 /**
  * The bystander's latency bound. The issue's bound is 50 ms p99, which the
- * bench holds (`npm run bench -- abuse`). `npm test` runs on a loaded 2-core
- * machine next to other suites, so tests get a margin: 250 ms unless
- * HOSTILE_P99_MS says otherwise. An abuse that is not bounded (a stalled
- * event loop, a hub at 100% CPU) costs seconds, far above either.
+ * bench holds (`npm run bench -- abuse`). `npm test` runs on a 2-core
+ * machine shared with other suites (load averages of 8 per core were seen
+ * there, and 300 ms p99 with no abuse at all), so tests get a margin: 1000 ms
+ * unless HOSTILE_P99_MS says otherwise. An abuse that is not bounded (a
+ * stalled event loop, a hub at 100% CPU) costs several seconds, still far
+ * above it.
  */
 export const hostileBudget = {
-  p99Ms: Number(process.env.HOSTILE_P99_MS ?? 250),
+  p99Ms: Number(process.env.HOSTILE_P99_MS ?? 1000),
   /** The issue's own bound, for the bench. */
   strictP99Ms: 50,
 }
