@@ -14,6 +14,20 @@ function nodeCronFields (expression: string) {
   return { second: sorted(f.second), minute: sorted(f.minute), hour: sorted(f.hour), dayOfMonth: sorted(f.dayOfMonth), month: sorted(f.month), dayOfWeek: sorted(f.dayOfWeek) }
 }
 
+/** The shortest gap and most firings in 60 s, by listing every instant of a day: slow, plainly right. */
+function spacingByListing (f: { second: number[], minute: number[], hour: number[] }): [number, number] {
+  const times: number[] = []
+  for (const h of f.hour) for (const m of f.minute) for (const s of f.second) times.push(h * 3600 + m * 60 + s)
+  let gap = 86_400 - times[times.length - 1] + times[0]
+  for (let i = 1; i < times.length; i++) gap = Math.min(gap, times[i] - times[i - 1])
+  let most = 0
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while (j - i < times.length && times[j % times.length] + (j >= times.length ? 86_400 : 0) - times[i] < 60) j++
+    most = Math.max(most, j - i)
+  }
+  return [gap, most]
+}
+
 /** Pieces of cron fields, good and hostile: small numbers, names, huge numbers, odd steps. */
 const number = fc.oneof(
   fc.integer({ min: 0, max: 99 }).map(String),
@@ -84,11 +98,11 @@ describe('cron expressions, bounded before node-cron', () => {
       const t0 = performance.now()
       const parsed = parseCron(e)
       const ms = performance.now() - t0
-      // A day of per-second firings is the most work: 86 400 instants.
       expect(ms).toBeLessThan(100)
       if (parsed.ok) {
         accepted++
         expect(nodeCronFields(e), e).toEqual(parsed.schedule.fields)
+        if (accepted % 10 === 0) expect([parsed.schedule.minIntervalSeconds, parsed.schedule.maxPerMinute], e).toEqual(spacingByListing(parsed.schedule.fields))
       } else {
         expect(parsed.problem.startsWith(parsed.field), e).toBe(true)
       }

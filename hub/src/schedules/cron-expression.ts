@@ -150,22 +150,26 @@ function range (spec: FieldSpec, first: number, last: number, step: number): num
   return out
 }
 
-/** The shortest gap between firings on a day's clock and the most firings in any 60 s, from hours, minutes and seconds. */
+/**
+ * The shortest gap between firings on a day's clock, and the most firings in
+ * any 60 s, from hours, minutes and seconds, without listing a day's instants.
+ * Any 60 s window holds the tail of one minute and the head of the next, so at
+ * most one minute's worth of seconds: the most in a minute is the seconds
+ * field's size. Gaps are those within a minute, and those from the last second
+ * of one firing minute to the first of the next.
+ */
 function spacing (fields: CronFields): { minIntervalSeconds: number, maxPerMinute: number } {
-  // At most 24 × 60 × 60 instants of a day, generated in order.
-  const times: number[] = []
-  for (const h of fields.hour) for (const m of fields.minute) for (const s of fields.second) times.push(h * 3600 + m * 60 + s)
-  // The gap across midnight counts as if the next day fired too: a bound, never more than the truth.
-  let minGap = 86_400 - times[times.length - 1] + times[0]
-  for (let i = 1; i < times.length; i++) minGap = Math.min(minGap, times[i] - times[i - 1])
-  let maxPerMinute = 0
-  const n = times.length
-  for (let i = 0, j = 0; i < n; i++) {
-    // Window [times[i], times[i] + 60), read on a clock that wraps at midnight.
-    while (j - i < n && (times[j % n] + (j >= n ? 86_400 : 0)) - times[i] < 60) j++
-    maxPerMinute = Math.max(maxPerMinute, j - i)
-  }
-  return { minIntervalSeconds: minGap, maxPerMinute }
+  const seconds = fields.second
+  let minGap = Infinity
+  for (let i = 1; i < seconds.length; i++) minGap = Math.min(minGap, seconds[i] - seconds[i - 1])
+  // Firing minutes of the day, in order (at most 1440). The step across midnight counts as if the next day fired too:
+  // a bound, never more than the truth.
+  const minutes: number[] = []
+  for (const h of fields.hour) for (const m of fields.minute) minutes.push(h * 60 + m)
+  let minuteStep = 1440 - minutes[minutes.length - 1] + minutes[0]
+  for (let i = 1; i < minutes.length; i++) minuteStep = Math.min(minuteStep, minutes[i] - minutes[i - 1])
+  minGap = Math.min(minGap, minuteStep * 60 - (seconds[seconds.length - 1] - seconds[0]))
+  return { minIntervalSeconds: minGap, maxPerMinute: seconds.length }
 }
 
 function nameTable (names: string[], base: number): Record<string, number> {

@@ -33,7 +33,7 @@ export interface SchedulerOptions {
    * recorded in the schedule's runs with the reason. Default 50.
    */
   maxFiringsPerSecond?: number
-  /** Firings the hub-wide bucket holds: how many may fire in the same second, e.g. every schedule set for 07:00. Default 500. */
+  /** Firings the hub-wide bucket holds: how many may fire in the same second, e.g. every schedule set for 07:00. Default 200. */
   firingBurst?: number
   /** Firings being sent at once; the others wait their turn, up to firingBurst of them, and past that are skipped. Default 4. */
   maxConcurrentFirings?: number
@@ -43,8 +43,9 @@ export interface SchedulerOptions {
   maxRunsTotal?: number
   /**
    * Skipped firings of one schedule are written as one `skipped` run at most
-   * this often, in ms, with how many were skipped: skipping must not cost a
-   * write per firing. Default 60 000.
+   * this often, in ms, with how many were skipped; and across the hub at most
+   * maxFiringsPerSecond such runs a second (the rest wait for the schedule's
+   * next firing or skip): skipping must not cost a write per firing. Default 60 000.
    */
   skipRecordMs?: number
   /**
@@ -103,6 +104,8 @@ export class Scheduler {
   /** The hub-wide token bucket. */
   private tokens: number
   private refilledAt = Date.now()
+  private recordTokens: number
+  private recordRefilledAt = Date.now()
   /** Each owner's firings in the current minute. */
   private readonly ownerWindows = new Map<string, { minute: number, count: number }>()
   private running = 0
@@ -119,12 +122,13 @@ export class Scheduler {
     this.minIntervalSeconds = opts.minIntervalSeconds ?? 60
     this.perOwnerPerMinute = opts.maxFiringsPerMinutePerOwner ?? 100
     this.perSecond = opts.maxFiringsPerSecond ?? 50
-    this.burst = opts.firingBurst ?? 500
+    this.burst = opts.firingBurst ?? 200
     this.maxConcurrent = opts.maxConcurrentFirings ?? 4
     this.runsKept = opts.runsKept ?? 1000
     this.maxRunsTotal = opts.maxRunsTotal ?? 100_000
     this.skipRecordMs = opts.skipRecordMs ?? 60_000
     this.tokens = this.burst
+    this.recordTokens = this.perSecond
     this.cronWarnings = new WarningTally(opts.log, opts.cronWarningLogMs ?? 60_000)
     this.cronLogger = {
       info: () => {},
@@ -255,6 +259,7 @@ export class Scheduler {
     }
     this.running++
     try {
+      await this.recordSkips(schedule, firedAt)
       await this.fire(schedule, firedAt)
     } finally {
       this.running--
@@ -293,10 +298,27 @@ export class Scheduler {
     pending.count++
     pending.reason = why
     this.pendingSkips.set(schedule.id, pending)
-    if (now - pending.writtenAt < this.skipRecordMs || this.closed) return
+    // Writing the skip takes a token of its own bucket: skipping 1,000 schedules at once must not cost 1,000 writes.
+    if (now - pending.writtenAt < this.skipRecordMs || !this.takeRecordToken(now)) return
+    await this.recordSkips(schedule, firedAt)
+  }
+
+  /** Writes the schedule's pending skips as one `skipped` run, if it has any. */
+  private async recordSkips (schedule: Schedule, at: Date): Promise<void> {
+    const pending = this.pendingSkips.get(schedule.id)
+    if (!pending || pending.count === 0 || this.closed) return
     const error = `${pending.count} firing${pending.count === 1 ? '' : 's'} skipped since ${pending.since.toISOString()}: ${pending.reason}`
-    this.pendingSkips.set(schedule.id, { count: 0, since: firedAt, reason: why, writtenAt: now })
-    await this.record(schedule, { firedAt, outcome: 'skipped', commandId: null, error })
+    this.pendingSkips.set(schedule.id, { count: 0, since: at, reason: pending.reason, writtenAt: at.getTime() })
+    await this.record(schedule, { firedAt: at, outcome: 'skipped', commandId: null, error })
+  }
+
+  /** The bucket of skip records: as many a second as firings, a second's worth at once. */
+  private takeRecordToken (now: number): boolean {
+    this.recordTokens = Math.min(this.perSecond, this.recordTokens + (now - this.recordRefilledAt) * this.perSecond / 1000)
+    this.recordRefilledAt = now
+    if (this.recordTokens < 1) return false
+    this.recordTokens--
+    return true
   }
 
   private disarm (id: string): void {
