@@ -164,7 +164,14 @@ export async function abuse (opts: AbuseOptions): Promise<void> {
     for (const a of chosen) {
       const progress = (line: string) => console.error(`  [${a.name}] ${line}`)
       const dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-abuse-'))
-      const hub = await startHubProcess({ influxUrl: influx.url, dataDir, limits: a.limits })
+      // A loaded machine can take long to start a hub; one abuse that cannot run does not end the others.
+      const hub = await startHubProcess({ influxUrl: influx.url, dataDir, limits: a.limits }, 120_000).catch((err: Error) => err)
+      if (hub instanceof Error) {
+        progress(hub.message)
+        rows.push([a.name, '-', '-', '-', '-', '-', '-', '-', '-', `not run: ${hub.message.split('\n')[0]}`])
+        await rm(dataDir, { recursive: true, force: true })
+        continue
+      }
       try {
         const target = hubTarget(hub)
         const bystander = await seatBystander(target)

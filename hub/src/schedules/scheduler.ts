@@ -303,10 +303,10 @@ export class Scheduler {
     await this.recordSkips(schedule, firedAt)
   }
 
-  /** Writes the schedule's pending skips as one `skipped` run, if it has any. */
+  /** Writes the schedule's pending skips as one `skipped` run, if it has any and skipRecordMs has passed since the last. */
   private async recordSkips (schedule: Schedule, at: Date): Promise<void> {
     const pending = this.pendingSkips.get(schedule.id)
-    if (!pending || pending.count === 0 || this.closed) return
+    if (!pending || pending.count === 0 || this.closed || at.getTime() - pending.writtenAt < this.skipRecordMs) return
     const error = `${pending.count} firing${pending.count === 1 ? '' : 's'} skipped since ${pending.since.toISOString()}: ${pending.reason}`
     this.pendingSkips.set(schedule.id, { count: 0, since: at, reason: pending.reason, writtenAt: at.getTime() })
     await this.record(schedule, { firedAt: at, outcome: 'skipped', commandId: null, error })
