@@ -135,6 +135,19 @@ registerAbuse({
 })
 
 registerAbuse({
+  name: 'schedule flood, all expressions distinct',
+  summary: 'as the schedule flood, but every schedule\'s expression is spelled differently, so none share a node-cron task',
+  async run (ctx) {
+    const second = (new Date().getUTCSeconds() + 15) % 60
+    // "S a-59,0-a b-23,0-b * *" fires every minute at second S, in 60 × 24 spellings.
+    let n = 0
+    const statuses = await flood(ctx, () => { const a = n % 60; const b = Math.floor(n / 60) % 24; n++; return `${second} ${a}-59,0-${a} ${b}-23,0-${b} * * *` })
+    await letThemFire(ctx, 20)
+    return tally(statuses)
+  },
+})
+
+registerAbuse({
   name: 'per-second flood (minimum lowered to 1 s)',
   summary: 'the issue\'s flood: many owners, per-second schedules, on a hub whose operator allowed them; the hub-wide firing rate holds',
   limits: { schedules: { minIntervalSeconds: 1, maxFiringsPerMinutePerOwner: 60 * 100 } },

@@ -14,6 +14,8 @@ function fakeStore (schedules: Schedule[]) {
     recordRun: async (scheduleId: string, run: { outcome: string, error: string | null }) => { runs.push({ scheduleId, outcome: run.outcome, error: run.error }) },
     pruneRuns: async () => {},
     pruneAllRuns: async () => {},
+    delete: async () => true,
+    setPaused: async (_owner: string, id: string, paused: boolean) => ({ ...schedules.find((x) => x.id === id)!, paused }),
   }
   return { store: store as unknown as ScheduleStore, runs }
 }
@@ -61,5 +63,18 @@ describe('the scheduler\'s run-time quotas', () => {
     const seconds = (Date.now() - t0) / 1000
     expect(stats.fired).toBeLessThanOrEqual(5 + 5 * Math.ceil(seconds + 1))
     expect(runs.some((r) => r.outcome === 'skipped' && r.error!.endsWith("the hub's limit of 5 schedule firings a second was reached"))).toBe(true)
+  }, 20_000)
+
+  it('fires schedules that share an expression from one timer, and keeps it while one of them is armed', async () => {
+    const { runs } = await start([perSecond(0, 'a'), perSecond(1, 'a'), perSecond(0, 'b')], { minIntervalSeconds: 1 })
+    await eventually(() => new Set(runs.map((r) => r.scheduleId)).size, (n) => n === 3, { what: 'all three fired' })
+    expect(scheduler!.nextRun('sch_a_0')).toEqual(scheduler!.nextRun('sch_b_0'))
+    await scheduler!.delete('a', 'sch_a_0')
+    await scheduler!.setPaused('a', 'sch_a_1', true)
+    expect(scheduler!.nextRun('sch_a_0')).toBeNull()
+    expect(scheduler!.nextRun('sch_a_1')).toBeNull()
+    const since = runs.length
+    await eventually(() => runs.slice(since), (later) => later.filter((r) => r.scheduleId === 'sch_b_0').length >= 2, { what: 'b fired twice more' })
+    expect(runs.slice(since).some((r) => r.scheduleId !== 'sch_b_0')).toBe(false)
   }, 20_000)
 })
