@@ -106,6 +106,8 @@ export class Scheduler {
   private recordedSinceTotalPrune = 0
   /** Each schedule's most firings in a minute, for the owner's quota; by schedule id. */
   private readonly perMinute = new Map<string, { ownerId: string, n: number }>()
+  /** The same summed per owner. */
+  private readonly ownerPerMinute = new Map<string, number>()
   /** The hub-wide token bucket. */
   private tokens: number
   private refilledAt = Date.now()
@@ -154,7 +156,7 @@ export class Scheduler {
       // Stored before expressions were bounded here: not handed to node-cron again.
       if (!parsed.ok) { unparsable++; continue }
       if (parsed.schedule.minIntervalSeconds < scheduler.minIntervalSeconds) tooFast++
-      scheduler.perMinute.set(s.id, { ownerId: s.ownerId, n: parsed.schedule.maxPerMinute })
+      scheduler.count(s.id, s.ownerId, parsed.schedule.maxPerMinute)
       if (!s.paused) scheduler.arm(s)
     }
     if (schedules.length > 0) opts.log.info({ restored: schedules.length, unparsable, fasterThanMinimum: tooFast }, 'schedules restored')
@@ -172,8 +174,7 @@ export class Scheduler {
       throw new ScheduleRefused('invalid', `cron "${input.cron}" fires ${minIntervalSeconds} s apart; schedules may fire at most once every ${this.minIntervalSeconds} s`)
     }
     if (await this.opts.store.countByOwner(ownerId) >= this.maxPerOwner) throw new ScheduleRefused('limit', `at most ${this.maxPerOwner} schedules per owner`, this.maxPerOwner)
-    let ownerPerMinute = maxPerMinute
-    for (const s of this.perMinute.values()) if (s.ownerId === ownerId) ownerPerMinute += s.n
+    const ownerPerMinute = (this.ownerPerMinute.get(ownerId) ?? 0) + maxPerMinute
     if (ownerPerMinute > this.perOwnerPerMinute) {
       throw new ScheduleRefused('invalid', `with cron "${input.cron}" your schedules could fire ${ownerPerMinute} times in a minute; at most ${this.perOwnerPerMinute}: make one fire less often or delete one`)
     }
@@ -187,8 +188,14 @@ export class Scheduler {
       paused: input.paused,
       createdAt: new Date().toISOString(),
     }
-    await this.opts.store.insert(schedule)
-    this.perMinute.set(schedule.id, { ownerId, n: maxPerMinute })
+    // Counted before the insert, with no await since the check: requests in parallel cannot all pass it.
+    this.count(schedule.id, ownerId, maxPerMinute)
+    try {
+      await this.opts.store.insert(schedule)
+    } catch (err) {
+      this.uncount(schedule.id)
+      throw err
+    }
     if (!schedule.paused) this.arm(schedule)
     return schedule
   }
@@ -210,7 +217,7 @@ export class Scheduler {
     if (deleted) {
       this.disarm(id)
       this.sincePruned.delete(id)
-      this.perMinute.delete(id)
+      this.uncount(id)
       this.pendingSkips.delete(id)
     }
     return deleted
@@ -238,8 +245,23 @@ export class Scheduler {
     this.cronWarnings.flush()
   }
 
+  private count (id: string, ownerId: string, n: number): void {
+    this.perMinute.set(id, { ownerId, n })
+    this.ownerPerMinute.set(ownerId, (this.ownerPerMinute.get(ownerId) ?? 0) + n)
+  }
+
+  private uncount (id: string): void {
+    const counted = this.perMinute.get(id)
+    if (!counted) return
+    this.perMinute.delete(id)
+    const left = (this.ownerPerMinute.get(counted.ownerId) ?? 0) - counted.n
+    if (left > 0) this.ownerPerMinute.set(counted.ownerId, left)
+    else this.ownerPerMinute.delete(counted.ownerId)
+  }
+
   private arm (schedule: Schedule): void {
-    if (this.closed || this.armed.has(schedule.id)) return
+    // Only expressions the parser read (perMinute holds those) ever reach node-cron, resumed ones included.
+    if (this.closed || this.armed.has(schedule.id) || !this.perMinute.has(schedule.id)) return
     const key = `${schedule.timezone} ${schedule.cron}`
     let timer = this.timers.get(key)
     if (!timer) {
