@@ -473,10 +473,18 @@ export function scheduleProblem (expression: string, timezone: string): string |
     const detail = validation.errors.map((e) => `${e.field}: ${e.message}`).join('; ')
     return `cron "${expression}" is not valid (${detail}); use five fields, or six with seconds first, e.g. "0 23 * * *"`
   }
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: timezone })
-  } catch {
-    return `time zone "${timezone}" is not an IANA zone such as Europe/Berlin or UTC`
+  if (!validZones.has(timezone)) {
+    let canonical: string
+    try {
+      canonical = new Intl.DateTimeFormat('en', { timeZone: timezone }).resolvedOptions().timeZone
+    } catch {
+      return `time zone "${timezone}" is not an IANA zone such as Europe/Berlin or UTC`
+    }
+    // Building a formatter costs more than the rest of the check. Only zones spelled as ICU spells them are kept
+    // (a few hundred at most): any casing of a name is valid too, and those must not grow the set.
+    if (canonical === timezone) validZones.add(timezone)
   }
   return null
 }
+
+const validZones = new Set<string>()
