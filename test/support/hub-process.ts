@@ -22,6 +22,8 @@ export interface HubProcessOptions {
   writer?: HubOptions['writer']
   /** A broker apart from the hub (remote mode); default none, the broker runs in the hub process. */
   remoteBroker?: HubOptions['remoteBroker']
+  /** Owner-side limits (JSON only), as buildHub takes them; default none, the hub's own defaults. */
+  limits?: Pick<HubOptions, 'schedules' | 'commands' | 'stream'>
 }
 
 export interface HubProcess {
@@ -112,6 +114,7 @@ async function main (opts: HubProcessOptions): Promise<void> {
     logger,
     writer: { flushIntervalMs: 20, ...opts.writer },
     remoteBroker: opts.remoteBroker,
+    ...opts.limits,
   })
   const urls = await hub.listen({ httpPort: opts.httpPort ?? 0, mqttPort: opts.mqttPort ?? 0 })
   closeOnSignals(() => hub.close(), { logger })
