@@ -13,6 +13,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.int.test.ts'],
+          // One PostgreSQL for the run; each hub gets a database of its own on it (test/support/postgres.ts).
+          globalSetup: ['test/support/postgres.ts'],
           // Each file starts its own influxd, broker and hub; give start-up room.
           testTimeout: 30_000,
           hookTimeout: 60_000,

@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
-import { buildHub, startInfluxd, type Hub, type HubOptions } from '@trellis/hub'
+import { buildHub, openPostgres, startInfluxd, startPostgres, type Hub, type HubOptions, type SqlClient } from '@trellis/hub'
 import { profileByName } from './payloads.js'
 
 export interface BenchInflux {
@@ -25,6 +25,32 @@ export async function startBenchInflux (): Promise<BenchInflux> {
   }
 }
 
+export interface BenchPostgres {
+  /** The registry's database, for `buildHub({ sql })`; the hub closes it. */
+  readonly sql: SqlClient
+  readonly pid: number | undefined
+  dispose (): Promise<void>
+}
+
+/**
+ * A managed PostgreSQL of its own in a temporary folder, as `npm start` runs
+ * it; the folder goes with it, also if the bench dies.
+ */
+export async function startBenchPostgres (): Promise<BenchPostgres> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-pg-'))
+  // As root the server runs as the postgres user, who must reach its folder.
+  await chmod(dir, 0o755)
+  const server = await startPostgres({ dataDir: path.join(dir, 'pg'), supervise: false, ephemeral: true })
+  return {
+    sql: openPostgres(server.connection),
+    pid: server.pid,
+    async dispose () {
+      await server.stop()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
 export interface RunningHub {
   hub: Hub
   httpUrl: string
@@ -32,11 +58,15 @@ export interface RunningHub {
   close (): Promise<void>
 }
 
-/** The hub with its in-process broker, as `main.ts` runs it, on ephemeral 127.0.0.1 ports. */
-export async function startTrellis (opts: Omit<HubOptions, 'logger'>): Promise<RunningHub> {
-  const hub = await buildHub({ logger: pino({ level: process.env.LOG_LEVEL ?? 'silent' }), ...opts })
+/**
+ * The hub with its in-process broker, as `main.ts` runs it, on ephemeral
+ * 127.0.0.1 ports; without `sql`, on a managed PostgreSQL of its own.
+ */
+export async function startTrellis (opts: Omit<HubOptions, 'logger' | 'sql'> & { sql?: SqlClient }): Promise<RunningHub> {
+  const postgres = opts.sql ? null : await startBenchPostgres()
+  const hub = await buildHub({ logger: pino({ level: process.env.LOG_LEVEL ?? 'silent' }), ...opts, sql: opts.sql ?? postgres!.sql })
   const { httpUrl, mqttUrl } = await hub.listen({ httpPort: 0, mqttPort: 0, host: '127.0.0.1' })
-  return { hub, httpUrl, mqttUrl, close: () => hub.close() }
+  return { hub, httpUrl, mqttUrl, close: async () => { await hub.close(); await postgres?.dispose() } }
 }
 
 export interface BenchDevice {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { resolveCapabilities, type CapabilityDeclaration, type ModelCapability } from '@trellis/device-sdk'
-import { schema, type SqlClient } from './sql.js'
+import { registryMigrations, type SqlClient } from './sql.js'
+import { migrate } from './migrate.js'
 import { hashPassword, newClaimCode, newDeviceSecret, newId, newToken, normalizeClaimCode, sha256Hex, verifyPassword } from './secrets.js'
 
 export type Scope = 'maker' | 'owner' | 'admin'
@@ -113,7 +114,7 @@ export class Registry extends EventEmitter {
   private constructor (private readonly db: SqlClient) { super() }
 
   static async open (db: SqlClient): Promise<Registry> {
-    await db.exec(schema)
+    await migrate(db, 'registry', registryMigrations)
     return new Registry(db)
   }
 

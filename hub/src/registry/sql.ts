@@ -1,45 +1,31 @@
-import { mkdir } from 'node:fs/promises'
-import { PGlite } from '@electric-sql/pglite'
+import type { Migration } from './migrate.js'
 
-/** The little the registry needs of a SQL database; PGlite and PostgreSQL both provide it. */
+/** The little the registry's stores need of a SQL database; `openPostgres` provides it. */
 export interface SqlClient {
   query<T = Record<string, unknown>> (text: string, params?: unknown[]): Promise<T[]>
+  /** Runs one or more statements without parameters. */
   exec (text: string): Promise<void>
-  transaction<T> (fn: (tx: Pick<SqlClient, 'query'>) => Promise<T>): Promise<T>
+  /** Runs `fn` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
+  transaction<T> (fn: (tx: SqlSession) => Promise<T>) : Promise<T>
   close (): Promise<void>
 }
 
-/** PGlite (Postgres compiled to WebAssembly) in-process; `dataDir` undefined keeps it in memory. */
-export async function openPglite (dataDir?: string): Promise<SqlClient> {
-  if (dataDir) await mkdir(dataDir, { recursive: true })
-  const db = await PGlite.create(dataDir)
-  return {
-    async query<T> (text: string, params?: unknown[]) {
-      return (await db.query<T>(text, params)).rows
-    },
-    async exec (text: string) { await db.exec(text) },
-    async transaction<T> (fn: (tx: Pick<SqlClient, 'query'>) => Promise<T>) {
-      return await db.transaction(async (tx) => await fn({
-        async query<R> (text: string, params?: unknown[]) { return (await tx.query<R>(text, params)).rows },
-      }))
-    },
-    async close () { await db.close() },
-  }
-}
+/** The statements of one transaction. */
+export type SqlSession = Pick<SqlClient, 'query' | 'exec'>
 
-export const schema = `
-CREATE TABLE IF NOT EXISTS makers (
+export const registrySchema = `
+CREATE TABLE makers (
   id text PRIMARY KEY,
   name text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS owners (
+CREATE TABLE owners (
   id text PRIMARY KEY,
   email text NOT NULL UNIQUE,
   password_hash text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS tokens (
+CREATE TABLE tokens (
   hash text PRIMARY KEY,
   id text NOT NULL UNIQUE,
   scope text NOT NULL CHECK (scope IN ('maker', 'owner', 'admin')),
@@ -48,8 +34,8 @@ CREATE TABLE IF NOT EXISTS tokens (
   created_at timestamptz NOT NULL DEFAULT now(),
   revoked_at timestamptz
 );
-CREATE INDEX IF NOT EXISTS tokens_subject ON tokens (subject);
-CREATE TABLE IF NOT EXISTS models (
+CREATE INDEX tokens_subject ON tokens (subject);
+CREATE TABLE models (
   id text PRIMARY KEY,
   maker_id text NOT NULL REFERENCES makers (id),
   name text NOT NULL,
@@ -57,9 +43,10 @@ CREATE TABLE IF NOT EXISTS models (
   mapping jsonb,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
+  heartbeat_seconds integer,
   UNIQUE (maker_id, name)
 );
-CREATE TABLE IF NOT EXISTS devices (
+CREATE TABLE devices (
   id text PRIMARY KEY,
   model_id text NOT NULL REFERENCES models (id),
   maker_id text NOT NULL REFERENCES makers (id),
@@ -71,11 +58,9 @@ CREATE TABLE IF NOT EXISTS devices (
   claimed_at timestamptz,
   released_at timestamptz
 );
-ALTER TABLE devices ADD COLUMN IF NOT EXISTS released_at timestamptz;
-ALTER TABLE models ADD COLUMN IF NOT EXISTS heartbeat_seconds integer;
-CREATE INDEX IF NOT EXISTS devices_owner ON devices (owner_id);
-CREATE INDEX IF NOT EXISTS devices_maker ON devices (maker_id);
-CREATE TABLE IF NOT EXISTS audit_log (
+CREATE INDEX devices_owner ON devices (owner_id);
+CREATE INDEX devices_maker ON devices (maker_id);
+CREATE TABLE audit_log (
   id bigserial PRIMARY KEY,
   at timestamptz NOT NULL DEFAULT now(),
   actor text NOT NULL,
@@ -84,11 +69,16 @@ CREATE TABLE IF NOT EXISTS audit_log (
   address text,
   detail text NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_log_device ON audit_log (device_id, id);
-CREATE TABLE IF NOT EXISTS device_state (
+CREATE INDEX audit_log_device ON audit_log (device_id, id);
+CREATE TABLE device_state (
   device_id text PRIMARY KEY REFERENCES devices (id),
   online boolean NOT NULL DEFAULT false,
   last_seen timestamptz,
   state jsonb NOT NULL DEFAULT '{}'
 );
 `
+
+/** The registry's own tables (the command log and schedules keep theirs with their stores). */
+export const registryMigrations: Migration[] = [
+  { version: 1, name: 'makers, owners, tokens, models, devices, audit log, device state', sql: registrySchema },
+]
