@@ -10,9 +10,9 @@ export interface ManagedPostgresOptions {
   dataDir: string
   /** Folder of `initdb` and `postgres`. Default: the newest /usr/lib/postgresql/<version>/bin, then PATH. */
   binDir?: string
-  /** Most connections the server takes. Default 20. */
+  /** Most connections the server takes. Default 12: a hub opens at most 5, and initdb's checks one. */
   maxConnections?: number
-  /** Shared buffer cache. Default '16MB': the registry's working set is small. */
+  /** Shared buffer cache. Default '8MB': the registry's working set is small, and the OS caches its files as well. */
   sharedBuffers?: string
   /** fsync and full page writes on. Default true; tests turn it off for speed, as nothing of theirs must outlive a crash. */
   durable?: boolean
@@ -123,6 +123,8 @@ function settings (o: { socketDir: string, maxConnections: number, sharedBuffers
     max_parallel_maintenance_workers: 0,
     max_logical_replication_workers: 0,
     autovacuum_max_workers: 1,
+    // The background writer would touch every shared buffer (RSS) to write ahead of checkpoints; the registry's writes are few.
+    bgwriter_lru_maxpages: 0,
     logging_collector: 'off',
     log_min_messages: 'warning',
     timezone: 'UTC',
@@ -218,8 +220,8 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
     // Its own process group: a Ctrl-C in the terminal must not stop the registry before the hub has saved its state.
     const proc = spawn(path.join(binDir, 'postgres'), ['-D', dir, ...settings({
       socketDir: dir,
-      maxConnections: opts.maxConnections ?? 20,
-      sharedBuffers: opts.sharedBuffers ?? '16MB',
+      maxConnections: opts.maxConnections ?? 12,
+      sharedBuffers: opts.sharedBuffers ?? '8MB',
       durable: opts.durable ?? true,
     })], { stdio: ['ignore', 'ignore', 'pipe'], detached: true, ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { ...process.env, LC_ALL: 'C' } })
     proc.stderr!.on('data', (c: Buffer) => { stderrTail = (stderrTail + c.toString()).slice(-4000) })
