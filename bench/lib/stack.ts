@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
@@ -37,10 +37,9 @@ export interface BenchPostgres {
  * it; the folder goes with it, also if the bench dies.
  */
 export async function startBenchPostgres (): Promise<BenchPostgres> {
+  // An empty folder for initdb; as root, it is handed to the postgres user the server runs as.
   const dir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-pg-'))
-  // As root the server runs as the postgres user, who must reach its folder.
-  await chmod(dir, 0o755)
-  const server = await startPostgres({ dataDir: path.join(dir, 'pg'), supervise: false, ephemeral: true })
+  const server = await startPostgres({ dataDir: dir, supervise: false, ephemeral: true })
   return {
     sql: openPostgres(server.connection),
     pid: server.pid,

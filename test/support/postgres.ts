@@ -4,7 +4,7 @@
  * environment), and a database of its own for each hub or test that asks.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { chmod, mkdtemp } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
@@ -14,11 +14,10 @@ const ENV = 'TRELLIS_TEST_POSTGRES'
 
 /** vitest globalSetup: starts the run's server; the returned function stops it and removes its folder. */
 export default async function setup (): Promise<() => Promise<void>> {
-  const base = await mkdtemp(path.join(tmpdir(), 'trellis-test-pg-'))
-  // As root the server runs as the postgres user, who must reach its folder.
-  await chmod(base, 0o755)
+  // An empty folder for initdb; as root, it is handed to the postgres user the server runs as.
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-test-pg-'))
   const server = await startPostgres({
-    dataDir: path.join(base, 'pg'),
+    dataDir,
     // Test data need not survive a crash; every file's hubs connect at once.
     durable: false,
     maxConnections: 200,

@@ -181,6 +181,8 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
     throw new Error(`the PostgreSQL folder ${dir} is too long a path for its unix socket (at most about 88 characters): choose a shorter DATA_DIR`)
   }
 
+  // The parents with the usual mode (the service user must pass through them), the cluster's own folder private.
+  await mkdir(path.dirname(dir), { recursive: true })
   await mkdir(dir, { recursive: true, mode: 0o700 })
   let initialized = true
   try { await access(path.join(dir, 'PG_VERSION')) } catch { initialized = false }
@@ -279,6 +281,11 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
       // The watchdog does what it would do if this process died: one way to stop, tested by both.
       watchdog.stdin!.end()
       await watchdogExited
+      // The watchdog gives up after 10 s; a server that outlived it still goes.
+      const proc = child
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        await new Promise<void>((resolve) => { proc.once('exit', () => resolve()); proc.kill('SIGKILL') })
+      }
     },
   }
 }
