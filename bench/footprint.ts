@@ -9,7 +9,7 @@
  * and libraries once per process.
  */
 import { spawn } from 'node:child_process'
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -56,6 +56,15 @@ async function memoryOf (pid: number): Promise<ProcessMemory | null> {
   } catch {
     return null
   }
+}
+
+/** Bytes of the files under `dir`. */
+async function diskBytes (dir: string): Promise<number> {
+  let bytes = 0
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) bytes += (await stat(path.join(entry.parentPath, entry.name)).catch(() => ({ size: 0 }))).size
+  }
+  return bytes
 }
 
 async function measure (root: number): Promise<ProcessMemory[]> {
@@ -115,6 +124,7 @@ export async function footprint (opts: FootprintOptions): Promise<void> {
       ['of which the young generation (new space) committed', fmtMiB(metric('nodejs_heap_space_size_total_bytes{space="new"}'))],
       ['external (buffers and native)', fmtMiB(metric('nodejs_external_memory_bytes'))],
     ]))
+    console.log(`\nregistry on disk (DATA_DIR/postgres): ${fmtMiB(await diskBytes(path.join(dataDir, 'postgres')))}`)
     const rss = total(idle, 'rss')
     console.log(`\ntotal RSS ${fmtMiB(rss)} at idle (peak ${fmtMiB(peak)} over the window); budget ${opts.budget} MiB: ${rss < opts.budget * 1024 ** 2 ? 'within' : 'OVER'}`)
     if (rss >= opts.budget * 1024 ** 2) process.exitCode = 1
