@@ -9,7 +9,7 @@
  * and libraries once per process.
  */
 import { spawn } from 'node:child_process'
-import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -72,9 +72,8 @@ async function measure (root: number): Promise<ProcessMemory[]> {
 }
 
 export async function footprint (opts: FootprintOptions): Promise<void> {
+  // A mkdtemp folder is 0700: as root, the hub opens it for PostgreSQL's user to pass through.
   const dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-footprint-'))
-  // As root, PostgreSQL runs as the postgres user, who must reach its folder.
-  await chmod(dataDir, 0o755)
   const main = fileURLToPath(new URL('../hub/src/main.ts', import.meta.url))
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: '0', MQTT_PORT: '0', LOG_LEVEL: 'info' }
   delete env.INFLUX_URL

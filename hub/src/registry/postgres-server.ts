@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { access, chmod, chown, mkdir, readdir, readFile } from 'node:fs/promises'
+import { access, chmod, chown, mkdir, readdir, readFile, stat } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
@@ -152,6 +152,31 @@ fi
 if [ -n "$1" ]; then rm -rf -- "$1"; fi
 `
 
+/**
+ * As root, the server runs as `user`, who must pass through every folder
+ * above its own. Trellis's data folder (the one holding the cluster's) is
+ * opened for passing through only (o+x: no listing), as a mkdtemp or
+ * `mkdir -m 700` DATA_DIR would block it; a closed folder above that is not
+ * Trellis's to change, and is named in the error.
+ */
+async function letThrough (dir: string, user: { uid: number, gid: number, name: string }, log: Logger): Promise<void> {
+  const passable = (s: { mode: number, uid: number, gid: number }) =>
+    (s.mode & 0o001) !== 0 || (s.uid === user.uid && (s.mode & 0o100) !== 0) || (s.gid === user.gid && (s.mode & 0o010) !== 0)
+  const own = path.dirname(dir)
+  const ownStat = await stat(own)
+  if (!passable(ownStat)) {
+    await chmod(own, (ownStat.mode & 0o7777) | 0o001)
+    log.info({ dir: own, user: user.name }, 'data folder opened for passing through (o+x), for PostgreSQL\'s user')
+  }
+  for (let folder = path.dirname(own); ; folder = path.dirname(folder)) {
+    const s = await stat(folder)
+    if (!passable(s)) {
+      throw new Error(`PostgreSQL runs as the ${user.name} user here (it refuses root), and that user cannot pass through ${folder} (mode ${(s.mode & 0o777).toString(8)}) to reach ${dir}: allow it (chmod o+x ${folder}), or choose a DATA_DIR outside it, or set DATABASE_URL`)
+    }
+    if (folder === path.dirname(folder)) return
+  }
+}
+
 async function run (binary: string, args: string[], user: { uid: number, gid: number } | undefined): Promise<{ code: number | null, output: string }> {
   return await new Promise((resolve, reject) => {
     const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { ...process.env, LC_ALL: 'C' } })
@@ -184,6 +209,7 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
   // The parents with the usual mode (the service user must pass through them), the cluster's own folder private.
   await mkdir(path.dirname(dir), { recursive: true })
   await mkdir(dir, { recursive: true, mode: 0o700 })
+  if (user) await letThrough(dir, user, log)
   let initialized = true
   try { await access(path.join(dir, 'PG_VERSION')) } catch { initialized = false }
   if (!initialized) {
@@ -194,10 +220,7 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
       ...(opts.durable === false ? ['--no-sync'] : []),
     ], user)
     if (init.code !== 0) {
-      const hint = user && /Permission denied/.test(init.output)
-        ? `\nPostgreSQL runs as the ${user.name} user here (it refuses root), and that user cannot reach ${dir}: make each parent folder traversable (chmod o+x), or choose a DATA_DIR outside /root.`
-        : ''
-      throw new Error(`initdb failed in ${dir}:\n${init.output.trim()}${hint}`)
+      throw new Error(`initdb failed in ${dir}:\n${init.output.trim()}`)
     }
     log.info({ dir }, 'PostgreSQL cluster created')
   }
