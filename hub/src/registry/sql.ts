@@ -6,7 +6,7 @@ export interface SqlClient {
   /** Runs one or more statements without parameters. */
   exec (text: string): Promise<void>
   /** Runs `fn` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
-  transaction<T> (fn: (tx: SqlSession) => Promise<T>) : Promise<T>
+  transaction<T> (fn: (tx: SqlSession) => Promise<T>): Promise<T>
   close (): Promise<void>
 }
 
