@@ -44,7 +44,7 @@ export interface ManagedPostgres {
   stop (): Promise<void>
   /** Kills the server abruptly, as a crash would; the supervisor restarts it if enabled. */
   kill (signal?: NodeJS.Signals): void
-  /** Resolves when the server takes connections again (after a restart). */
+  /** Resolves when the server takes connections again (after a restart; the supervisor tries until it is, or until `stop()`). */
   ready (): Promise<void>
 }
 
@@ -274,13 +274,19 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
     const delay = Math.min(30_000, 250 * 2 ** Math.min(restarts, 7))
     if (!supervise) return log.error({ code, signal, stderr: stderrTail.slice(-500) }, 'PostgreSQL exited; not supervised, so not restarted')
     log.error({ code, signal, restarts, delayMs: delay, stderr: stderrTail.slice(-500) }, 'PostgreSQL exited; restarting')
-    readyPromise = new Promise<void>((resolve, reject) => {
-      setTimeout(() => {
+    // Until it is up again: a restart can fail while the killed server's backends still hold the folder.
+    readyPromise = new Promise<void>((resolve) => {
+      const attempt = (wait: number) => setTimeout(() => {
         if (stopping) return resolve()
-        launch().then(resolve, reject)
-      }, delay).unref()
+        launch().then(resolve, (err: Error) => {
+          restarts++
+          const next = Math.min(30_000, 250 * 2 ** Math.min(restarts, 7))
+          log.error({ err, restarts, delayMs: next }, 'PostgreSQL could not be restarted; trying again')
+          attempt(next)
+        })
+      }, wait).unref()
+      attempt(delay)
     })
-    readyPromise.catch((err) => log.error({ err }, 'PostgreSQL could not be restarted'))
   }
 
   readyPromise = launch()
