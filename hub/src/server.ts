@@ -33,7 +33,7 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
   let postgres: ManagedPostgres | null = null
   try {
     if (!config.DATABASE_URL) postgres = await startPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres'), logger: log })
-    const sql = openPostgres(config.DATABASE_URL ?? postgres!.connection)
+    const sql = openPostgres(config.DATABASE_URL ?? postgres!.connection, { logger: log })
     const tls = config.TLS_CERT_FILE && config.TLS_KEY_FILE
       ? { cert: await readFile(config.TLS_CERT_FILE), key: await readFile(config.TLS_KEY_FILE) }
       : undefined

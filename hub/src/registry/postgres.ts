@@ -1,4 +1,5 @@
 import pg from 'pg'
+import type { Logger } from 'pino'
 import type { SqlClient, SqlSession } from './sql.js'
 
 export interface PostgresOptions {
@@ -8,6 +9,8 @@ export interface PostgresOptions {
   idleTimeoutMs?: number
   /** Give up connecting after this many ms. Default 10000. */
   connectTimeoutMs?: number
+  /** Where a connection lost while idle is reported (at warn). Default: nowhere. */
+  logger?: Logger
 }
 
 /**
@@ -23,8 +26,8 @@ export function openPostgres (connection: string | pg.ClientConfig, opts: Postgr
     idleTimeoutMillis: opts.idleTimeoutMs ?? 10_000,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
   })
-  // A connection the server drops while idle (a restart) is replaced on next use; do not crash on it.
-  pool.on('error', () => {})
+  // A connection the server drops while idle (a restart) is replaced on next use: report it, do not crash on it.
+  pool.on('error', (err) => opts.logger?.warn({ err, component: 'registry' }, 'an idle registry connection was lost; a new one is opened on next use'))
   const session = (client: pg.Pool | pg.PoolClient): SqlSession => ({
     async query<T> (text: string, params?: unknown[]) {
       return (await client.query(text, params)).rows as T[]
