@@ -44,7 +44,7 @@ export async function migrate (db: SqlClient, component: string, migrations: rea
     // One transaction per step: the lock is held only while a step runs, and is let go on commit or rollback.
     const ran = await db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
-      await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         component text NOT NULL,
         version integer NOT NULL,
         name text NOT NULL,
@@ -53,7 +53,7 @@ export async function migrate (db: SqlClient, component: string, migrations: rea
       )`)
       const done = await tx.query('SELECT 1 FROM schema_migrations WHERE component = $1 AND version = $2', [component, step.version])
       if (done.length > 0) return false
-      if (typeof step.sql === 'string') await tx.exec(step.sql)
+      if (typeof step.sql === 'string') await tx.query(step.sql)
       else await step.sql(tx)
       await tx.query('INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)', [component, step.version, step.name])
       return true

@@ -32,10 +32,10 @@ export function openPostgres (connection: string | pg.ClientConfig, opts: Postgr
     async query<T> (text: string, params?: unknown[]) {
       return (await client.query(text, params)).rows as T[]
     },
-    async exec (text: string) { await client.query(text) },
   })
   return {
     ...session(pool),
+    async exec (text: string) { await pool.query(text) },
     async transaction<T> (fn: (tx: SqlSession) => Promise<T>) {
       const client = await pool.connect()
       try {

@@ -10,8 +10,8 @@ export interface SqlClient {
   close (): Promise<void>
 }
 
-/** The statements of one transaction. */
-export type SqlSession = Pick<SqlClient, 'query' | 'exec'>
+/** The statements of one transaction (a query without parameters may hold several). */
+export type SqlSession = Pick<SqlClient, 'query'>
 
 export const registrySchema = `
 CREATE TABLE makers (
@@ -81,4 +81,5 @@ CREATE TABLE device_state (
 /** The registry's own tables (the command log and schedules keep theirs with their stores). */
 export const registryMigrations: Migration[] = [
   { version: 1, name: 'makers, owners, tokens, models, devices, audit log, device state', sql: registrySchema },
+  { version: 2, name: 'tokens: an expiry', sql: 'ALTER TABLE tokens ADD COLUMN expires_at timestamptz' },
 ]
