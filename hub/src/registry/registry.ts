@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { registryMigrations, type SqlClient } from './sql.js'
+import type { SqlClient } from './sql.js'
+import { registryMigrations } from './schema.js'
 import { migrate } from './migrate.js'
 import { defaultMakerQuotas, type MakerQuotas } from './quotas.js'
 import { Tokens } from './tokens.js'
