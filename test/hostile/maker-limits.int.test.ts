@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connectDevice, type Device } from '@trellis/device-sdk'
 import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
-import { openPglite, type SqlClient } from '../../hub/src/registry/sql.js'
+import type { SqlClient } from '../../hub/src/registry/sql.js'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { apiClient, seedFleet, type ApiClient, type ApiResponse } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 
@@ -14,6 +15,7 @@ const devices: Device[] = []
 /** Statements the hub has sent to its registry database. */
 let statements = 0
 let db: SqlClient
+let database: TestDatabase
 
 /** The real database, counting what it is asked. */
 function counting (db: SqlClient): SqlClient {
@@ -27,13 +29,14 @@ function counting (db: SqlClient): SqlClient {
 beforeAll(async () => {
   influx = await startTestInflux()
   // Small quotas, so that reaching each costs a few requests.
-  stack = await startStack({ influxUrl: influx.url, sql: counting(db = await openPglite()), makerQuotas: { modelsPerMaker: 3, devicesPerMaker: 6, provisionBatch: 4, mappingBytes: 4096, mappingRules: 20 } })
+  stack = await startStack({ influxUrl: influx.url, sql: counting(db = (database = await freshDatabase()).open()), makerQuotas: { modelsPerMaker: 3, devicesPerMaker: 6, provisionBatch: 4, mappingBytes: 4096, mappingRules: 20 } })
   api = apiClient(stack.httpUrl)
 })
 
 afterAll(async () => {
   await Promise.all(devices.map((d) => d.close().catch(() => {})))
   await stack?.close()
+  await database?.drop()
   await influx?.dispose()
 })
 

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
-import { openPglite, type SqlClient } from '@trellis/hub'
+import type { SqlClient } from '@trellis/hub'
+import { freshDatabase } from '../support/postgres.js'
 import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
@@ -48,7 +49,8 @@ describe('a flood of schedules across many owners', () => {
   it('holds per-second schedules of many owners to the hub-wide firing rate, records the skips, bounds the runs table and aggregates node-cron warnings', async () => {
     const lines: string[] = []
     const logger = pino({ level: 'warn' }, new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } }))
-    const sql: SqlClient = await openPglite()
+    // A database of its own, so the runs table can be counted; it goes with the run's server.
+    const sql: SqlClient = (await freshDatabase()).open()
     const limits = { minIntervalSeconds: 1, maxFiringsPerMinutePerOwner: 30 * 60, maxFiringsPerSecond: 20, firingBurst: 20, runsKept: 20, maxRunsTotal: 300, cronWarningLogMs: 60_000 }
     stack = await startStack({ influxUrl: influx.url, sql, logger, schedules: limits })
     const api = apiClient(stack.httpUrl)

@@ -1,4 +1,5 @@
 import type { SqlClient } from '../registry/sql.js'
+import { migrate } from '../registry/migrate.js'
 import type { CommandRequest } from '../commands/validate.js'
 
 export interface Schedule {
@@ -65,7 +66,7 @@ export class ScheduleStore {
   private constructor (private readonly db: SqlClient) {}
 
   static async open (db: SqlClient): Promise<ScheduleStore> {
-    await db.exec(schema)
+    await migrate(db, 'schedules', [{ version: 1, name: 'schedules and their runs', sql: schema }])
     return new ScheduleStore(db)
   }
 
