@@ -17,7 +17,9 @@ export interface Schedule {
  * What became of one firing: `sent` (the command's own status tells the rest) or why nothing was sent.
  * `skipped`: a firing limit held it back; one such run stands for every firing skipped since the last one, its error says how many and why.
  */
-export type RunOutcome = 'sent' | 'offline' | 'invalid' | 'busy' | 'failed' | 'skipped'
+/** What became of a firing; `skipped`: a run-time quota held it back (its error says which). */
+export const runOutcomes = ['sent', 'offline', 'invalid', 'busy', 'failed', 'skipped'] as const
+export type RunOutcome = typeof runOutcomes[number]
 
 export interface ScheduleRun {
   firedAt: string

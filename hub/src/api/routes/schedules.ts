@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { CommandRequest } from '../../commands/validate.js'
 import type { Scheduler } from '../../schedules/scheduler.js'
-import type { Schedule } from '../../schedules/schedule-store.js'
+import { runOutcomes, type Schedule } from '../../schedules/schedule-store.js'
 import { maxCronLength } from '../../schedules/cron-expression.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
@@ -36,7 +36,7 @@ const ScheduleView = z.object({
 
 const ScheduleRunView = z.object({
   firedAt: z.string(),
-  outcome: z.enum(['sent', 'offline', 'invalid', 'busy', 'failed']),
+  outcome: z.enum(runOutcomes),
   commandId: z.string().nullable(),
   status: z.string(),
   error: z.string().nullable(),
