@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { pino, type Logger } from 'pino'
+import type { Logger } from 'pino'
 import type { HubConfig } from './config.js'
+import { createLogger } from './logger.js'
+import { hubCloseDeadlineMs, shutdownDeadlineMs } from './shutdown.js'
 import { buildHub, type Hub } from './hub.js'
 import { openPglite } from './registry/sql.js'
 import { startInfluxd, type ManagedInfluxd } from './store/influxd.js'
@@ -14,13 +16,20 @@ export interface RunningHub {
   /** The managed influxd, when INFLUX_URL was not given. */
   influxd: ManagedInfluxd | null
   log: Logger
-  /** Graceful stop: hub first (flushing points), then influxd; bounded by `deadlineMs`. */
+  /** Graceful stop: hub first (flushing points), bounded by `deadlineMs` (default `hubCloseDeadlineMs`, 10 s), then influxd. */
   shutdown (deadlineMs?: number): Promise<void>
+  /** `shutdown()` with its default deadline: a `Service` for `runService`. */
+  close (): Promise<void>
 }
+
+/** What the shutdown deadline leaves for influxd after the hub's close, less a second for exiting. */
+const influxdStopDeadlineMs = shutdownDeadlineMs - hubCloseDeadlineMs - 1_000
+
+const after = (ms: number) => new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), ms).unref())
 
 /** Starts influxd (managed, unless INFLUX_URL), the registry, the broker and the hub, as configured. */
 export async function runHub (config: HubConfig, logger?: Logger): Promise<RunningHub> {
-  const log = logger ?? pino({ level: config.LOG_LEVEL })
+  const log = logger ?? await createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT })
   let influxd: ManagedInfluxd | null = null
   let influxUrl = config.INFLUX_URL
   if (!influxUrl) {
@@ -39,23 +48,22 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
     const { httpUrl, mqttUrl, mqttsUrl } = await hub.listen({ httpPort: config.PORT, mqttPort: config.MQTT_PORT, mqttsPort: tls ? config.MQTTS_PORT : undefined, host: config.HOST })
     if (mqttsUrl) log.info({ mqtts: mqttsUrl }, 'MQTT over TLS listening')
     let stopping: Promise<void> | null = null
-    return {
-      hub,
-      httpUrl,
-      mqttUrl,
-      influxUrl,
-      influxd,
-      log,
-      shutdown (deadlineMs = 15_000) {
-        stopping ??= (async () => {
-          const deadline = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), deadlineMs).unref())
-          const done = await Promise.race([hub.close().then(() => 'ok' as const), deadline])
-          if (done === 'late') log.error({ deadlineMs }, 'the hub did not stop within the deadline; points still pending may be lost')
-          await influxd?.stop()
-        })()
-        return stopping
-      },
+    const shutdown = (deadlineMs = hubCloseDeadlineMs): Promise<void> => {
+      stopping ??= (async () => {
+        const done = await Promise.race([hub.close().then(() => 'ok' as const), after(deadlineMs)])
+        if (done === 'late') log.error({ deadlineMs }, 'the hub did not stop within the deadline; points still pending may be lost')
+        if (!influxd) return
+        // influxd flushes its WAL on SIGTERM in well under a second; what is left of the shutdown deadline bounds it.
+        const stopped = influxd.stop()
+        if (await Promise.race([stopped.then(() => 'ok' as const), after(influxdStopDeadlineMs)]) === 'late') {
+          log.error({ deadlineMs: influxdStopDeadlineMs }, 'influxd did not stop in time; killing it')
+          influxd.kill('SIGKILL')
+          await stopped
+        }
+      })()
+      return stopping
     }
+    return { hub, httpUrl, mqttUrl, influxUrl, influxd, log, shutdown, close: () => shutdown() }
   } catch (err) {
     await influxd?.stop()
     throw err

@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util'
 import path from 'node:path'
+import { runService } from '@trellis/hub'
 import { allSimulators } from './catalogue.js'
 import { ensureDemoFleet, fleetOf } from './demo.js'
 import { startFleet } from './fleet.js'
 
 const usage = `Runs a simulated multi-brand fleet against a running Trellis hub.
 
-  npx tsx simulators/src/cli.ts [options]
+  npm run simulate -- [options]
 
   --api URL        hub HTTP API (default http://127.0.0.1:8080)
   --mqtt URL       broker (default mqtt://127.0.0.1:1883)
@@ -48,22 +49,24 @@ if (unknown.length > 0) {
 }
 const simulators = wantedKinds ? allSimulators.filter((s) => wantedKinds.includes(s.kind)) : allSimulators
 
-const state = await ensureDemoFleet({ apiUrl: values.api, size, simulators, file: values.state, log: (m) => process.stdout.write(`${m}\n`) })
-const fleet = await startFleet({
-  url: values.mqtt,
-  devices: fleetOf(state, size, simulators),
-  simulators,
-  intervalMs: Number(values.interval),
-  onProgress: (n, total) => { if (n === total || n % 100 === 0) process.stdout.write(`connected ${n}/${total}\n`) },
+// The same shutdown path as the hub's: SIGTERM or SIGINT stops the fleet, a second signal at once.
+await runService(async () => {
+  const state = await ensureDemoFleet({ apiUrl: values.api, size, simulators, file: values.state, log: (m) => process.stdout.write(`${m}\n`) })
+  const fleet = await startFleet({
+    url: values.mqtt,
+    devices: fleetOf(state, size, simulators),
+    simulators,
+    intervalMs: Number(values.interval),
+    onProgress: (n, total) => { if (n === total || n % 100 === 0) process.stdout.write(`connected ${n}/${total}\n`) },
+  })
+  for (const f of fleet.failed) process.stderr.write(`device ${f.deviceId} did not start: ${f.error}\n`)
+  process.stdout.write(`fleet of ${fleet.devices.length} devices running; owner token: ${state.owner.token}\n`)
+  return {
+    async close () {
+      await fleet.stop()
+      process.stdout.write(`stopped after ${fleet.published()} reports\n`)
+    },
+  }
 })
-for (const f of fleet.failed) process.stderr.write(`device ${f.deviceId} did not start: ${f.error}\n`)
-process.stdout.write(`fleet of ${fleet.devices.length} devices running; owner token: ${state.owner.token}\n`)
-
-const stop = async () => {
-  await fleet.stop()
-  process.stdout.write(`stopped after ${fleet.published()} reports\n`)
-  process.exit(0)
-}
-process.once('SIGINT', stop)
-process.once('SIGTERM', stop)
-if (values.duration) setTimeout(stop, Number(values.duration) * 1000)
+// --duration ends the run the way a signal would.
+if (values.duration) setTimeout(() => process.kill(process.pid, 'SIGTERM'), Number(values.duration) * 1000)
