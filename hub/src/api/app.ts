@@ -70,6 +70,12 @@ export function buildApi (context: Omit<ApiContext, 'throttle'>, logger: Logger,
   // A revoked token stops working at once, not when its cache entry expires.
   api.registry.on('token-revoked', () => tokenCache.clear())
 
+  // Latency by route pattern (bounded: one series per route, method and status), for /metrics.
+  app.addHook('onResponse', (request, reply, done) => {
+    api.metrics.observeHttp({ method: request.method, route: request.routeOptions.url, statusCode: reply.statusCode, seconds: reply.elapsedTime / 1000 })
+    done()
+  })
+
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff')
     reply.header('x-frame-options', 'DENY')
