@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -95,6 +96,16 @@ describe('/metrics follows Prometheus conventions', () => {
     const counted = text.split('\n').filter((l) => l.startsWith('trellis_commands_total{'))
     expect(counted.some((l) => l.includes('status="pending"'))).toBe(false)
     expect(counted.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)).toBe(1)
+  })
+})
+
+describe("the image's health check", () => {
+  it('exits 0 against a healthy hub and 1 where nothing answers', async () => {
+    const check = (port: string) => new Promise<number | null>((resolve) => {
+      execFile(process.execPath, [path.join(root, 'dist/healthcheck.js')], { env: { ...process.env, NODE_OPTIONS: '', PORT: port } }, (err) => resolve(err ? (err.code as number) : 0))
+    })
+    expect(await check(new URL(stack.httpUrl).port)).toBe(0)
+    expect(await check('1')).toBe(1)
   })
 })
 
