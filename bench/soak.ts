@@ -37,7 +37,7 @@ let seed = Number(args.seed)
 const random = () => { seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31; return seed / 2 ** 31 }
 const between = (lo: number, hi: number) => lo + random() * (hi - lo)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`)
+const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`)
 
 /** Most reports one device leaves unacknowledged before it skips a beat (a real device's buffer is finite). */
 const maxPendingPerDevice = 2000
