@@ -45,7 +45,10 @@ export function commandOf (pid: number): string {
 
 export interface Launched {
   child: ChildProcess
+  /** stdout and stderr as they came. */
   output: () => string
+  /** stdout alone. */
+  stdout: () => string
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
   dataDir: string
   /** SIGKILLs whatever is left of the tree and removes the data folder. */
@@ -61,13 +64,15 @@ export async function launch (command: string, args: string[], ready: RegExp, en
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString() })
+  let stdout = ''
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); stdout += c.toString() })
   child.stderr!.on('data', (c: Buffer) => { out += c.toString() })
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   const seen = new Set<number>()
   const launched: Launched = {
     child,
     output: () => out,
+    stdout: () => stdout,
     exited,
     dataDir,
     async cleanUp () {

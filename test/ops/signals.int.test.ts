@@ -25,7 +25,11 @@ async function stopsEverything (r: Launched, signal: NodeJS.Signals, second?: No
 
 describe('one signal stops the whole tree', () => {
   it('SIGTERM to `npm start` stops the hub, its fleet and influxd, leaving no orphan', async () => {
-    running = await launch('npm', ['start'], /Ctrl-C stops everything/)
+    running = await launch('npm', ['start'], /Ctrl-C stops everything/, { LOG_LEVEL: 'info', LOG_FORMAT: 'json' })
+    // The hub logs to stderr: the banner on stdout holds no log line.
+    expect(running.output()).toContain('"msg":"MQTT listening"')
+    expect(running.stdout()).not.toContain('{"level"')
+    expect(running.stdout()).toMatch(/Trellis is running\.\n {2}HTTP API {6}http:\/\/127\.0\.0\.1:\d+/)
     await stopsEverything(running, 'SIGTERM')
     expect((await running.exited).code).toBe(0)
   }, 120_000)
