@@ -4,7 +4,7 @@
  * hub is killed or stopped and restarted. At the end it prints readings sent,
  * acknowledged and stored, and the hub's peak memory.
  *
- *   npx tsx bench/soak.ts [--minutes 10] [--devices 20] [--rate 5] [--seed 1]
+ *   npx tsx --conditions=development bench/soak.ts [--minutes 10] [--devices 20] [--rate 5] [--seed 1]
  *
  * Everything binds 127.0.0.1 on ephemeral ports, in temporary folders that are
  * removed at the end.
