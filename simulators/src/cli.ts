@@ -41,6 +41,16 @@ if (!Number.isInteger(size) || size < 1) {
   process.stderr.write(`--size must be a whole number above 0, got ${values.size}\n`)
   process.exit(2)
 }
+const interval = Number(values.interval)
+if (!Number.isInteger(interval) || interval < 100) {
+  process.stderr.write(`--interval must be a whole number of ms of at least 100, got ${values.interval}\n`)
+  process.exit(2)
+}
+const duration = values.duration === undefined ? null : Number(values.duration)
+if (duration !== null && !(duration > 0)) {
+  process.stderr.write(`--duration must be a number of seconds above 0, got ${values.duration}\n`)
+  process.exit(2)
+}
 const wantedKinds = values.kinds?.split(',').map((k) => k.trim())
 const unknown = wantedKinds?.filter((k) => !allSimulators.some((s) => s.kind === k)) ?? []
 if (unknown.length > 0) {
@@ -56,7 +66,7 @@ await runService(async () => {
     url: values.mqtt,
     devices: fleetOf(state, size, simulators),
     simulators,
-    intervalMs: Number(values.interval),
+    intervalMs: interval,
     onProgress: (n, total) => { if (n === total || n % 100 === 0) process.stdout.write(`connected ${n}/${total}\n`) },
   })
   for (const f of fleet.failed) process.stderr.write(`device ${f.deviceId} did not start: ${f.error}\n`)
@@ -69,4 +79,4 @@ await runService(async () => {
   }
 })
 // --duration ends the run the way a signal would.
-if (values.duration) setTimeout(() => process.kill(process.pid, 'SIGTERM'), Number(values.duration) * 1000)
+if (duration !== null) setTimeout(() => process.kill(process.pid, 'SIGTERM'), duration * 1000)
