@@ -54,7 +54,7 @@ await runService(async () => {
       'Try:',
       `  curl -s -H 'Authorization: Bearer ${demo.owner.token}' ${running.httpUrl}/v1/devices`,
       '',
-      'Ctrl-C stops everything and flushes pending readings (so does one SIGTERM); a second one stops at once.',
+      'Ctrl-C stops everything and flushes pending readings (so does one SIGTERM); another, a second later, stops at once.',
     ]
     // One write: log lines on stderr cannot land inside it.
     process.stdout.write(`${banner.join('\n')}\n`)

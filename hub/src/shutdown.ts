@@ -21,6 +21,12 @@ export interface ShutdownOptions {
   logger?: Logger | (() => Logger | undefined)
   /** Ends the process; tests replace it. Default `process.exit`. */
   exit?: (code: number) => void
+  /**
+   * A signal this soon after the first one is the same stop, not a second
+   * one: Ctrl-C in a terminal reaches both npm and node, and npm forwards its
+   * copy too, so node gets SIGINT twice within milliseconds. Default 1000 ms.
+   */
+  repeatWindowMs?: number
 }
 
 /**
@@ -37,13 +43,20 @@ export function closeOnSignals (close: () => Promise<void>, opts: ShutdownOption
   const signals = opts.signals ?? ['SIGTERM', 'SIGINT']
   const exit = opts.exit ?? ((code: number) => process.exit(code))
   const log = () => typeof opts.logger === 'function' ? opts.logger() : opts.logger
+  const repeatWindowMs = opts.repeatWindowMs ?? 1000
   let stopping = false
+  let firstAt = 0
   const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping && performance.now() - firstAt < repeatWindowMs) {
+      log()?.debug({ signal }, 'the same stop signalled again (npm forwards what the terminal also sent); ignored')
+      return
+    }
     if (stopping) {
       log()?.warn({ signal }, 'second signal; exiting now')
       return exit(1)
     }
     stopping = true
+    firstAt = performance.now()
     log()?.info({ signal, deadlineMs }, 'shutting down')
     const timer = setTimeout(() => {
       log()?.error({ deadlineMs }, 'shutdown did not finish in time; exiting')

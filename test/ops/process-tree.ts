@@ -56,12 +56,15 @@ export interface Launched {
 }
 
 /** Runs a command from the project root with a fresh DATA_DIR on ephemeral ports and waits until its output shows `ready`. */
-export async function launch (command: string, args: string[], ready: RegExp, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Launched> {
+export async function launch (command: string, args: string[], ready: RegExp, env: Record<string, string> = {}, opts: { timeoutMs?: number, ownGroup?: boolean } = {}): Promise<Launched> {
+  const timeoutMs = opts.timeoutMs ?? 60_000
   const dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-ops-'))
   const child = spawn(command, args, {
     cwd: root,
     env: { ...process.env, NODE_OPTIONS: '', DATA_DIR: dataDir, PORT: '0', MQTT_PORT: '0', FLEET_SIZE: '2', FLEET_INTERVAL_MS: '500', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, as a terminal's foreground job has: the test can signal the group as Ctrl-C does.
+    detached: opts.ownGroup ?? false,
   })
   let out = ''
   let stdout = ''

@@ -34,11 +34,19 @@ describe('the shutdown path', () => {
 
   it('exits 1 at once on a second signal while the first close is still running', async () => {
     const e = exits()
-    removers.push(closeOnSignals(() => new Promise<void>(() => {}), { exit: e.exit }))
+    removers.push(closeOnSignals(() => new Promise<void>(() => {}), { exit: e.exit, repeatWindowMs: 0 }))
     signal('SIGINT')
     expect(e.codes).toEqual([])
     signal('SIGINT')
     expect(e.codes).toEqual([1])
+  })
+
+  it('takes a repeat of the signal within a second as the same stop (Ctrl-C reaches node directly and through npm)', async () => {
+    const e = exits()
+    removers.push(closeOnSignals(() => new Promise<void>(() => {}), { exit: e.exit }))
+    signal('SIGINT')
+    signal('SIGINT')
+    expect(e.codes).toEqual([])
   })
 
   it('exits 1 when the close outlasts the deadline', async () => {

@@ -11,12 +11,15 @@ afterEach(async () => {
   running = undefined
 })
 
-async function stopsEverything (r: Launched, signal: NodeJS.Signals, second?: NodeJS.Signals): Promise<void> {
+async function stopsEverything (r: Launched, signal: NodeJS.Signals, second?: NodeJS.Signals, group = false): Promise<void> {
   const tree = descendantsOf(r.child.pid!)
   expect(tree.map(commandOf).join('\n')).toContain('influxd')
-  // To the PID the test spawned, not its group: what `kill -TERM <pid>`, systemd or Docker do.
-  r.child.kill(signal)
-  if (second) r.child.kill(second)
+  // To the PID the test spawned, not its group: what `kill -TERM <pid>`, systemd or Docker do;
+  // or to the whole group, as Ctrl-C in a terminal does (npm and node both get it, and npm forwards its own).
+  if (group) process.kill(-r.child.pid!, signal)
+  else r.child.kill(signal)
+  // A repeat within a second is taken as the same stop (see closeOnSignals): the forcing one comes later.
+  if (second) setTimeout(() => r.child.kill(second), 1500)
   const exit = await Promise.race([r.exited, new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), stopWithinMs))])
   expect(exit, r.output()).not.toBe('late')
   const left = await eventually(() => tree.filter(isAlive), (pids) => pids.length === 0, { timeoutMs: 5_000, what: 'every child to be gone' }).catch(() => tree.filter(isAlive))
@@ -34,11 +37,18 @@ describe('one signal stops the whole tree', () => {
     expect((await running.exited).code).toBe(0)
   }, 120_000)
 
-  it('`npm start` with FLEET_SIZE=0 prints an owner token, and a second SIGTERM ends it at once', async () => {
+  it('`npm start` with FLEET_SIZE=0 prints an owner token, and a repeated SIGTERM still leaves no orphan', async () => {
     running = await launch('npm', ['start'], /stops everything/, { FLEET_SIZE: '0' })
     expect(running.output()).toMatch(/Owner token\s+trellis_owner_\S+/)
     expect(running.output()).not.toContain('Demo fleet')
     await stopsEverything(running, 'SIGTERM', 'SIGTERM')
+  }, 120_000)
+
+  it('Ctrl-C in a terminal (SIGINT to npm start\'s process group) stops cleanly, not as a second signal', async () => {
+    running = await launch('npm', ['start'], /stops everything/, { FLEET_SIZE: '1' }, { ownGroup: true })
+    await stopsEverything(running, 'SIGINT', undefined, true)
+    expect(running.output()).toContain('Stopped.')
+    expect((await running.exited).code).toBe(0)
   }, 120_000)
 
   it('SIGINT to `npm run hub` stops the hub and influxd, leaving no orphan', async () => {
