@@ -16,7 +16,9 @@ COPY broker broker
 COPY hub hub
 COPY simulators simulators
 COPY scripts scripts
-RUN npx tsc -b tsconfig.build.json
+COPY console console
+# The packages, then the browser console (console/src bundled into console/dist, served by the hub at /).
+RUN npx tsc -b tsconfig.build.json && npm run build:console
 
 # --- runtime: production dependencies and the built JavaScript only ---
 FROM node:22-bookworm-slim AS runtime
@@ -33,6 +35,7 @@ COPY --from=build /app/broker/dist broker/dist
 COPY --from=build /app/hub/dist hub/dist
 COPY --from=build /app/simulators/dist simulators/dist
 COPY --from=build /app/dist dist
+COPY --from=build /app/console/dist console/dist
 # The node image's unprivileged user owns only the data folder.
 RUN mkdir -p /data && chown node:node /data
 USER node

@@ -6,13 +6,13 @@
  */
 import { resolveCapabilities, type CapabilityDeclaration } from '@trellis/device-sdk'
 import { builtInDialects } from '@trellis/hub/adapters'
-import { compileModel, type CompiledModel } from '../hub/src/registry/directory.js'
+import { compileModel, type CompiledModel } from '../hub/src/normalize/model.js'
 import { normalizeTelemetry } from '../hub/src/normalize/index.js'
 
 const budgetMs = Number(process.argv[process.argv.indexOf('--ms') + 1]) || 1000
 
 function compile (name: string, capabilities: CapabilityDeclaration[], mapping: unknown): CompiledModel {
-  return compileModel({ id: name, makerId: 'mk', name, capabilities, resolved: resolveCapabilities(capabilities), mapping, heartbeatSeconds: null, createdAt: '', updatedAt: '' })
+  return compileModel({ id: name, makerId: 'mk', name, resolved: resolveCapabilities(capabilities), mapping, heartbeatSeconds: null })
 }
 
 /** Messages per second for `payload`, measured in rounds of 1,000 until the budget is spent. */

@@ -44,6 +44,7 @@ await runService(async () => {
     const banner = [
       '',
       'Trellis is running.',
+      `  Console       ${running.httpUrl}/   (sign in as ${demo.owner.email}, password ${demo.owner.password})`,
       `  HTTP API      ${running.httpUrl}   (OpenAPI document: ${running.httpUrl}/docs)`,
       `  MQTT broker   ${running.mqttUrl}`,
       `  InfluxDB      ${running.influxUrl}   (database ${config.INFLUX_DB}${running.influxd ? ', managed' : ''})`,

@@ -1,4 +1,4 @@
-import { deviceInbound, deviceOutbound, parseTopic } from '@trellis/device-sdk'
+import { deviceInbound, deviceOutbound, parseAllDevicesFilter, parseTopic } from '@trellis/device-sdk/topics'
 
 /**
  * Who is on the other end of a connection. Devices act only on their own
@@ -45,8 +45,8 @@ export function subscribeDenial (principal: Principal, filter: string): Denial |
   if (filter.startsWith('$')) return 'system-topic'
   if (principal.kind === 'service') {
     // The hub reads every device's outbound channels through one filter each.
-    const m = /^devices\/\+\/(telemetry|events|presence|acks)$/.exec(filter)
-    return m ? null : 'wrong-direction'
+    const channel = parseAllDevicesFilter(filter)
+    return channel !== null && deviceOutbound.has(channel) ? null : 'wrong-direction'
   }
   if (filter.includes('#') || filter.includes('+')) return 'wildcard'
   const parsed = parseTopic(filter)

@@ -13,8 +13,6 @@ export interface CapabilitySpec {
   readonly unit?: string
   readonly min?: number
   readonly max?: number
-  /** Whole numbers only. */
-  readonly integer?: boolean
   /** Default enum values; a model may declare its own (required where absent). */
   readonly enum?: readonly string[]
   /** Owners may set it with a command. */
@@ -60,10 +58,6 @@ export const CapabilityName = z.enum(capabilityNames as [CapabilityName, ...Capa
 
 export function isCapabilityName (name: string): name is CapabilityName {
   return Object.hasOwn(catalogue, name)
-}
-
-export function specOf (name: CapabilityName): CapabilitySpec {
-  return catalogue[name]
 }
 
 /** A reading's value once validated: what InfluxDB stores in field `value`. */
@@ -134,7 +128,6 @@ export function resolveCapabilities (declarations: readonly CapabilityDeclaratio
       ...(spec.unit !== undefined && { unit: spec.unit }),
       ...(min !== undefined && { min }),
       ...(max !== undefined && { max }),
-      ...(spec.integer && { integer: true }),
       ...(values && { enum: values }),
       settable: spec.settable,
     }
@@ -152,7 +145,6 @@ export function checkValue (cap: ModelCapability, value: unknown, modelName: str
       return typeof value === 'boolean' ? null : `${cap.name} must be true or false, got ${describe(value)}`
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) return `${cap.name} must be a finite number, got ${describe(value)}`
-      if (cap.integer && !Number.isInteger(value)) return `${cap.name} must be a whole number, got ${value}`
       if ((cap.min !== undefined && value < cap.min) || (cap.max !== undefined && value > cap.max)) {
         return `${cap.name} ${value} is out of range ${cap.min ?? '-∞'}..${cap.max ?? '∞'} for model ${modelName}`
       }

@@ -12,8 +12,29 @@ import { findConversion, unitsFor, isUnitName } from './units.js'
  * Where a value sits in a JSON payload: `data.temp_x10`, `sensors[2].value`,
  * `[0].v` (root array). In a `keyvalue` payload it is the key itself.
  */
+/** The largest array index a path may hold: the hub builds command payloads along paths, so an index is an allocation. */
+export const maxPathIndex = 1023
+/** The most steps (keys and array indexes) a path may have. */
+export const maxPathDepth = 16
+
+/** A path's steps: how many, and its largest array index (-1 when it has none). */
+function pathSteps (path: string): { depth: number, maxIndex: number } {
+  let depth = 0
+  let maxIndex = -1
+  for (const part of path.split('.')) {
+    if (!part.startsWith('[')) depth++
+    for (const m of part.matchAll(/\[(\d+)\]/g)) {
+      depth++
+      maxIndex = Math.max(maxIndex, Number(m[1]))
+    }
+  }
+  return { depth, maxIndex }
+}
+
 export const MappingPath = z.string().min(1).max(200)
   .regex(/^(?:[^.[\]]+|\[\d+\])(?:\.[^.[\]]+|\[\d+\])*$/, 'a path such as data.temp or sensors[2].value')
+  .refine((p) => pathSteps(p).maxIndex <= maxPathIndex, `an array index in a path is at most ${maxPathIndex}`)
+  .refine((p) => pathSteps(p).depth <= maxPathDepth, `a path has at most ${maxPathDepth} steps`)
   // The hub builds command payloads along these paths: a prototype's name would reach into the runtime's objects.
   .refine((p) => !/(?:^|\.)(?:__proto__|prototype|constructor)(?:$|[.[])/.test(p), 'a path may not use __proto__, prototype or constructor')
 export type MappingPath = z.infer<typeof MappingPath>
@@ -145,12 +166,58 @@ export function fieldName (path: ReadonlyArray<PropertyKey>): string {
   return out || '(mapping)'
 }
 
+/** Where a rule finds its value: a path (in `keyvalue`, the key), or the item of a property list whose keys match. */
+export type ValueSource =
+  | { readonly kind: 'path', readonly path: string }
+  | { readonly kind: 'match', readonly match: Readonly<Record<string, DeviceScalar>> }
+
+/** How a payload is laid out, with its defaults filled in. */
+export type PayloadLayout =
+  | { readonly format: 'json' }
+  | { readonly format: 'keyvalue', readonly separator: string, readonly assign: string }
+  | { readonly format: 'properties', readonly list: string | undefined, readonly keys: readonly string[], readonly value: string }
+
+/** A rule checked against its model: its capability resolved and its source known. */
+export interface ValidRule {
+  /** `readings[2]`, `commands.set[0]`: the rule's place in the mapping, for messages. */
+  readonly where: string
+  readonly rule: MappingRule
+  readonly capability: ModelCapability
+  readonly source: ValueSource
+}
+
+export interface ValidAck {
+  /** Where the ack carries the command id (the command's own place by default). */
+  readonly id: string
+  readonly status: { readonly path: string, readonly ok: readonly DeviceScalar[] } | null
+  readonly error: string | null
+  readonly state: boolean
+}
+
+export interface ValidCommands {
+  readonly id: string
+  readonly fields: Readonly<Record<string, DeviceScalar>>
+  readonly set: readonly ValidRule[]
+  readonly actions: Readonly<Record<string, ActionRule>>
+  readonly ack: ValidAck
+}
+
+/** What parseMapping returns: the mapping as parsed, and its parts checked against the model, with nothing left optional that a compiler needs. */
+export interface ValidMapping {
+  /** The mapping as parsed, defaults filled in: what is stored and shown. */
+  readonly mapping: Mapping
+  readonly layout: PayloadLayout
+  readonly readings: readonly ValidRule[]
+  readonly timestamp: { readonly source: ValueSource, readonly unit: TimestampUnit } | null
+  readonly commands: ValidCommands | null
+}
+
 /**
  * Parses a mapping and checks it against the model's capabilities. Throws a
  * MappingError whose issues name the field and say what to do:
  * `readings[2].unit: unknown unit "degF"; use one of °C, °F, K, d°C, d°F`.
  */
-export function parseMapping (input: unknown, capabilities: readonly ModelCapability[]): Mapping {
+export function parseMapping (input: unknown, capabilities: readonly ModelCapability[]): ValidMapping {
   const parsed = Mapping.safeParse(input)
   if (!parsed.success) {
     throw new MappingError(parsed.error.issues.map((i) => {
@@ -169,27 +236,36 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
   if (mapping.format !== 'properties' && mapping.properties) issues.push(`properties: only for format "properties", not "${mapping.format}"`)
   if (mapping.format !== 'keyvalue' && mapping.keyValue) issues.push(`keyValue: only for format "keyvalue", not "${mapping.format}"`)
 
-  const checkSource = (where: string, source: { path?: string, match?: Record<string, unknown> }) => {
+  /** The rule's source, or null (with the issue noted) when it has none that fits the format. */
+  const checkSource = (where: string, source: { path?: string, match?: Record<string, DeviceScalar> }): ValueSource | null => {
     if (mapping.format === 'properties') {
       if (source.path !== undefined) issues.push(`${where}.path: a "properties" mapping finds values by "match", e.g. {"siid": 2, "piid": 1}`)
-      if (!source.match) issues.push(`${where}.match: required with format "properties", e.g. {"siid": 2, "piid": 1}`)
-      else if (mapping.properties) {
+      if (!source.match) {
+        issues.push(`${where}.match: required with format "properties", e.g. {"siid": 2, "piid": 1}`)
+        return null
+      }
+      if (mapping.properties) {
         const want = [...mapping.properties.keys].sort().join(', ')
         const got = Object.keys(source.match).sort().join(', ')
         if (want !== got) issues.push(`${where}.match: must name exactly the keys ${want} (properties.keys), got ${got}`)
       }
-    } else {
-      if (source.match !== undefined) issues.push(`${where}.match: only for format "properties"; use "path"`)
-      if (source.path === undefined) issues.push(`${where}.path: required with format "${mapping.format}" (${mapping.format === 'keyvalue' ? 'the key' : 'e.g. "data.temp"'})`)
+      return source.path === undefined ? { kind: 'match', match: source.match } : null
     }
+    if (source.match !== undefined) issues.push(`${where}.match: only for format "properties"; use "path"`)
+    if (source.path === undefined) {
+      issues.push(`${where}.path: required with format "${mapping.format}" (${mapping.format === 'keyvalue' ? 'the key' : 'e.g. "data.temp"'})`)
+      return null
+    }
+    return source.match === undefined ? { kind: 'path', path: source.path } : null
   }
 
-  const checkRule = (where: string, rule: MappingRule, seen: Map<string, string>, forCommand: boolean) => {
-    checkSource(where, rule)
+  /** The rule checked against the model, or null (with its issues noted). */
+  const checkRule = (where: string, rule: MappingRule, seen: Map<string, string>, forCommand: boolean): ValidRule | null => {
+    const source = checkSource(where, rule)
     const cap = caps.get(rule.capability)
     if (!cap) {
       issues.push(`${where}.capability: the model has no capability ${rule.capability}; declare it in "capabilities" or drop this rule`)
-      return
+      return null
     }
     const earlier = seen.get(rule.capability)
     if (earlier) issues.push(`${where}.capability: ${rule.capability} is already mapped by ${earlier}`)
@@ -217,28 +293,51 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
         deviceValueOf.set(value, key)
       }
     }
+    return source && { where, rule, capability: cap, source }
   }
 
   const seenReadings = new Map<string, string>()
-  mapping.readings.forEach((rule, i) => checkRule(`readings[${i}]`, rule, seenReadings, false))
+  const readings = validOnly(mapping.readings.map((rule, i) => checkRule(`readings[${i}]`, rule, seenReadings, false)))
+  let timestamp: ValidMapping['timestamp'] = null
   if (mapping.timestamp) {
     const ts = mapping.timestamp
+    let source: ValueSource | null = null
     // A property list often carries its clock in the envelope, so either way is fine there.
-    if (mapping.format === 'properties' && (ts.path === undefined) === (ts.match === undefined)) {
-      issues.push('timestamp: give either "path" (in the envelope) or "match" (an item of the list)')
-    } else if (mapping.format !== 'properties') checkSource('timestamp', ts)
+    if (mapping.format === 'properties') {
+      if ((ts.path === undefined) === (ts.match === undefined)) issues.push('timestamp: give either "path" (in the envelope) or "match" (an item of the list)')
+      else source = ts.path !== undefined ? { kind: 'path', path: ts.path } : ts.match !== undefined ? { kind: 'match', match: ts.match } : null
+    } else source = checkSource('timestamp', ts)
+    timestamp = source && { source, unit: ts.unit }
   }
 
+  let commands: ValidCommands | null = null
   if (mapping.commands) {
+    const c = mapping.commands
     const seenCommands = new Map<string, string>()
-    mapping.commands.set.forEach((rule, i) => checkRule(`commands.set[${i}]`, rule, seenCommands, true))
+    const set = validOnly(c.set.map((rule, i) => checkRule(`commands.set[${i}]`, rule, seenCommands, true)))
     if (mapping.format === 'properties' && mapping.properties && !mapping.properties.list) {
       issues.push('properties.list: commands need the list inside an object, next to the command id, e.g. "params"')
     }
+    const ack: ValidAck = { id: c.ack.id ?? c.id, status: c.ack.status ?? null, error: c.ack.error ?? null, state: c.ack.state ?? false }
+    commands = { id: c.id, fields: c.fields ?? {}, set, actions: c.actions ?? {}, ack }
   }
 
-  if (issues.length > 0) throw new MappingError(issues)
-  return mapping
+  const layout = layoutOf(mapping)
+  if (issues.length > 0 || !layout) throw new MappingError(issues)
+  return { mapping, layout, readings, timestamp, commands }
+}
+
+function validOnly (rules: Array<ValidRule | null>): ValidRule[] {
+  return rules.filter((r): r is ValidRule => r !== null)
+}
+
+/** The payload's layout; null for a property list that does not say how items are identified (an issue already). */
+function layoutOf (mapping: Mapping): PayloadLayout | null {
+  switch (mapping.format) {
+    case 'json': return { format: 'json' }
+    case 'keyvalue': return { format: 'keyvalue', separator: mapping.keyValue?.separator ?? ';', assign: mapping.keyValue?.assign ?? '=' }
+    case 'properties': return mapping.properties ? { format: 'properties', list: mapping.properties.list, keys: mapping.properties.keys, value: mapping.properties.value } : null
+  }
 }
 
 function mapTargetProblem (cap: ModelCapability, value: ReadingValue): string | null {

@@ -26,10 +26,35 @@ export const topics = {
   all: (channel: Channel) => `devices/+/${channel}`,
 } as const
 
+/** Channels a device publishes on (its own only), which the hub takes in. */
+export const outboundChannels = ['telemetry', 'events', 'presence', 'acks'] as const satisfies readonly Channel[]
+export type OutboundChannel = typeof outboundChannels[number]
+/** Channels a device subscribes to (its own only). */
+export const inboundChannels = ['commands'] as const satisfies readonly Channel[]
+export type InboundChannel = typeof inboundChannels[number]
+
 /** Channels a device may publish on (its own only). */
-export const deviceOutbound: ReadonlySet<Channel> = new Set(['telemetry', 'events', 'presence', 'acks'])
+export const deviceOutbound: ReadonlySet<Channel> = new Set<Channel>(outboundChannels)
 /** Channels a device may subscribe to (its own only). */
-export const deviceInbound: ReadonlySet<Channel> = new Set(['commands'])
+export const deviceInbound: ReadonlySet<Channel> = new Set<Channel>(inboundChannels)
+
+const channelSuffix = Object.fromEntries(channels.map((c) => [c, `/${c}`])) as Record<Channel, string>
+
+/**
+ * True when `topic` ends in `channel`'s level, whoever's device it names: the
+ * check for a topic the broker's policy already let through, on the ingest
+ * hot path, where it must cost no allocation (`parseTopic` slices).
+ */
+export function hasChannel (topic: string, channel: Channel): boolean {
+  return topic.endsWith(channelSuffix[channel])
+}
+
+/** The channel of a filter over every device (`devices/+/{channel}`, as `topics.all` spells it), or null for any other filter. */
+export function parseAllDevicesFilter (filter: string): Channel | null {
+  if (!filter.startsWith('devices/+/')) return null
+  const channel = filter.slice(10)
+  return (channels as readonly string[]).includes(channel) ? channel as Channel : null
+}
 
 export interface ParsedTopic { deviceId: string, channel: Channel }
 

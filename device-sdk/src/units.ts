@@ -100,9 +100,6 @@ export const unitConversions: readonly UnitConversion[] = table
 const byUnit = new Map<string, UnitConversion[]>()
 for (const c of table) byUnit.set(c.unit, [...(byUnit.get(c.unit) ?? []), c])
 
-/** The names a mapping may use in `"unit"`. */
-export const unitNames: readonly string[] = [...byUnit.keys()]
-
 /** The conversion from `unit` to `canonical`, or undefined when there is none. */
 export function findConversion (unit: string, canonical: string): UnitConversion | undefined {
   return byUnit.get(unit)?.find((c) => c.canonical === canonical)

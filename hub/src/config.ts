@@ -41,6 +41,12 @@ export const HubConfig = z.object({
   SERVICE_USERNAME: z.string().regex(/^[^+#/\u0000]{1,64}$/).default('trellis-hub'),
   /** The service principal's secret (at least 32 characters), needed with BROKER_URL; also guards POST /internal/mqtt/auth. */
   SERVICE_SECRET: z.string().min(32, 'SERVICE_SECRET needs at least 32 characters').optional(),
+  /** Proxies whose X-Forwarded-For is believed: `true` for any, or addresses and CIDR ranges, comma-separated. Unset: none, the socket's address counts. */
+  TRUST_PROXY: z.string().min(1).optional().transform((v) => v === undefined || v === 'false' ? false : v === 'true' ? true : v.split(',').map((s) => s.trim()).filter(Boolean)),
+  /** Origins a browser may call the API from, comma-separated (`https://console.example.com`). Unset: none. */
+  CORS_ORIGINS: z.string().optional().transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+  /** Open HTTP connections (event streams and MQTT over WebSocket included). */
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
   LOG_LEVEL: LogLevel,
   LOG_FORMAT: LogFormat,
 })

@@ -1,4 +1,4 @@
-import type { Aedes } from 'aedes'
+import type { DeviceBus } from '@trellis/broker'
 import type { RouteDef } from './api/route.js'
 import type { ApiContext } from './api/context.js'
 import { commandRoutes, commandView } from './api/routes/commands.js'
@@ -25,10 +25,10 @@ export interface ControlOptions {
   schedules?: Pick<SchedulerOptions, 'maxPerOwner' | 'runsKept'>
 }
 
-/** The hub's parts that control builds on: the API's own, plus SQL and the broker. */
+/** The hub's parts that control builds on: the API's own, plus SQL and the device bus. */
 export interface ControlDeps extends Pick<ApiContext, 'registry' | 'directory' | 'state' | 'store' | 'writer' | 'deadLetters' | 'metrics' | 'log'> {
   sql: SqlClient
-  aedes: Aedes
+  bus: DeviceBus
 }
 
 /** The way back from owners to devices: commands, presence, the live stream and schedules. */
@@ -47,15 +47,20 @@ export interface Control {
 
 /** Builds the owner-facing services on their own tables in the registry's database. */
 export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}): Promise<Control> {
-  const { sql, aedes, registry, directory, state, store, writer, deadLetters, metrics, log } = deps
+  const { sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log } = deps
   const commands = await CommandService.start({
-    ...opts.commands, aedes, directory, state, writer, deadLetters, metrics, commandLog: await CommandLog.open(sql), log: log.child({ component: 'commands' }),
+    ...opts.commands, bus, directory, state, writer, deadLetters, metrics, commandLog: await CommandLog.open(sql), log: log.child({ component: 'commands' }),
   })
   const presence = new PresenceMonitor({ ...opts.presence, state, directory, writer, store, log: log.child({ component: 'presence' }) })
   const streams = new LiveStreams({ ...opts.stream, state, commands, directory, commandView, log: log.child({ component: 'stream' }) })
   // A revoked token stops reading at once, not only at its next request.
   const onTokenRevoked = (tokenId: string) => { streams.closeForToken(tokenId) }
   registry.on('token-revoked', onTokenRevoked)
+  // A release or a claim ends what the previous owner queued (the registry emits device-changed for both).
+  const onDeviceChanged = (deviceId: string) => {
+    commands.ownershipChanged(deviceId).catch((err: Error) => log.error({ err, deviceId }, 'commands could not follow a change of owner'))
+  }
+  registry.on('device-changed', onDeviceChanged)
   const scheduler = await Scheduler.start({ ...opts.schedules, store: await ScheduleStore.open(sql), commands, directory, log: log.child({ component: 'schedules' }) })
   return {
     commands,
@@ -70,6 +75,7 @@ export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}
     ],
     stopAccepting () {
       registry.off('token-revoked', onTokenRevoked)
+      registry.off('device-changed', onDeviceChanged)
       scheduler.close()
       presence.close()
       streams.close()

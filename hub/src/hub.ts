@@ -1,12 +1,12 @@
 import path from 'node:path'
-import type { Aedes } from 'aedes'
 import { pino, type Logger } from 'pino'
-import { topics } from '@trellis/device-sdk'
-import { attachWebSocketListener, createBroker, type Broker, type BrokerOptions } from '@trellis/broker'
+import { topics } from '@trellis/device-sdk/topics'
+import { InProcessBus, attachWebSocketListener, createBroker, type Broker, type BrokerOptions, type DeviceBus } from '@trellis/broker'
 import { buildApi, type Api, type ApiOptions } from './api/app.js'
 import type { ApiContext } from './api/context.js'
-import { attachIngest } from './ingest/ingest.js'
-import { DeadLetters } from './ingest/dead-letters.js'
+import { attachIngest, type IngestOptions } from './ingest/ingest.js'
+import { DeadLetters, type DeadLetterLimits } from './ingest/dead-letters.js'
+import type { MakerQuotas } from './registry/quotas.js'
 import { HubMetrics } from './metrics.js'
 import { AuditLog, type AuditLogOptions } from './audit/audit-log.js'
 import { DeviceDirectory } from './registry/directory.js'
@@ -52,8 +52,14 @@ export interface HubOptions extends ControlOptions {
   /** `close()` flushes points to InfluxDB for this long, then spools the rest. Default 10000 ms. */
   shutdownDeadlineMs?: number
   api?: ApiOptions
+  /** What one maker may hold: models, devices, mapping size (see `MakerQuotas` for defaults). */
+  makerQuotas?: Partial<MakerQuotas>
+  /** What rejected payloads may cost (see `DeadLetterLimits` for defaults). */
+  rejections?: Partial<DeadLetterLimits>
   /** Largest telemetry payload, in bytes. Default 16384. */
   maxPayloadBytes?: number
+  /** The window of device time readings are taken in; defaults in IngestOptions (5 minutes ahead, 21 days back). */
+  ingest?: Pick<IngestOptions, 'maxClockAheadMs' | 'maxReadingAgeMs'>
   /**
    * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
@@ -68,6 +74,8 @@ export interface Hub {
   readonly broker: Broker
   /** The session with a broker apart from the hub, in remote mode; otherwise null. */
   readonly remote: RemoteBroker | null
+  /** The device transport ingest and commands use: the in-process broker's, or the remote session. */
+  readonly bus: DeviceBus
   readonly state: StateStore
   readonly store: TelemetryStore
   readonly writer: PointWriter
@@ -96,10 +104,10 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const log = opts.logger ?? pino({ level: 'silent' })
   const database = opts.database ?? 'trellis'
   const sql = opts.sql ?? await openPglite()
-  const registry = await Registry.open(sql)
+  const registry = await Registry.open(sql, { makerQuotas: opts.makerQuotas })
   const directory = new DeviceDirectory(registry)
   const metrics = new HubMetrics()
-  const deadLetters = new DeadLetters()
+  const deadLetters = new DeadLetters(opts.rejections)
   const store = new TelemetryStore(opts.influxUrl, database)
   const stopEnsuringSchema = await store.ensureSchemaEventually(log)
   const spool = opts.dataDir ? Spool.open({ ...opts.spool, dir: path.join(opts.dataDir, 'spool'), logger: log }) : undefined
@@ -117,15 +125,14 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
-  // The remote session offers the part of aedes' interface that ingest and commands use.
-  const bus = broker?.aedes ?? remote as unknown as Aedes
-  const control = await buildControl({ sql, aedes: bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
+  const inProcessBus = broker && new InProcessBus(broker)
+  const bus: DeviceBus = inProcessBus ?? remote!
+  const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
-    aedes: bus,
-    broker: broker ?? remote!,
+    bus,
     directory,
     state,
     writer,
@@ -133,6 +140,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     metrics,
     log: log.child({ component: 'ingest' }),
     maxPayloadBytes: opts.maxPayloadBytes,
+    ...opts.ingest,
   })
   await remote?.start()
 
@@ -175,7 +183,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   metrics.counter('trellis_audit_dropped_total', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
   const makerNames = new Map<string, string>()
-  const apiContext: Omit<ApiContext, 'throttle'> = {
+  const apiContext: Omit<ApiContext, 'throttle' | 'tokens'> = {
     registry,
     directory,
     state,
@@ -186,6 +194,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     log,
     commands: control.commands,
     audit,
+    defaultHeartbeatSeconds: (opts.presence?.defaultAllowanceMs ?? 600_000) / 1000,
     async makerName (id) {
       let name = makerNames.get(id)
       if (name === undefined) {
@@ -212,7 +221,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       if (!broker) throw new Error('this hub runs apart from its broker (remoteBroker): there is no in-process broker')
       return broker
     },
-    remote, registry, directory, state, store, writer, deadLetters, metrics, audit, api, log, control,
+    remote, bus, registry, directory, state, store, writer, deadLetters, metrics, audit, api, log, control,
     async listen ({ httpPort, mqttPort, mqttsPort, host = '127.0.0.1' }) {
       if (mqttsPort !== undefined && !opts.tls) throw new Error('mqttsPort needs the tls option (a certificate and key)')
       const mqtt = broker ? await broker.listen({ port: mqttPort, host }) : null
@@ -240,6 +249,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await control.close()
       await (broker ?? remote!).close()
       await ingest.detach()
+      inProcessBus?.close()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       await state.close()
       await audit.close()

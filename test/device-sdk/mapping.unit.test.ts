@@ -119,7 +119,9 @@ describe('a mapping that is wrong says which field and what to do', () => {
       readings: [{ path: 'W', capability: 'powerDraw' }],
       commands: { id: 'ID', set: [{ path: 'MODE', capability: 'mode', map: { E: 'eco', B: 'boost' } }] },
     }, fridge)
-    expect(mapping.commands!.ack).toEqual({})
-    expect(mapping.keyValue).toBeUndefined()
+    expect(mapping.mapping.commands!.ack).toEqual({})
+    expect(mapping.mapping.keyValue).toBeUndefined()
+    expect(mapping.layout).toEqual({ format: 'keyvalue', separator: ';', assign: '=' })
+    expect(mapping.commands!.ack).toEqual({ id: 'ID', status: null, error: null, state: false })
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { resolveCapabilities } from '@trellis/device-sdk'
 import { normalizeCanonical } from '../../hub/src/normalize/canonical.js'
-import type { CompiledModel } from '../../hub/src/registry/directory.js'
+import type { CompiledModel } from '../../hub/src/normalize/model.js'
 
 const model: CompiledModel = {
   id: 'md-1',

@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { pino } from 'pino'
-import { resolveCapabilities, topics } from '@trellis/device-sdk'
+import { resolveCapabilities } from '@trellis/device-sdk'
 import { attachIngest } from '../../hub/src/ingest/ingest.js'
 import { DeadLetters } from '../../hub/src/ingest/dead-letters.js'
 import { HubMetrics } from '../../hub/src/metrics.js'
 import type { DeviceContext } from '../../hub/src/registry/directory.js'
 import type { Point } from '../../hub/src/store/points.js'
-
-type Deliver = (packet: { topic: string, payload: Buffer, qos: number }, done: () => void) => void
+import { FakeBus } from '../support/fake-bus.js'
 
 const device: DeviceContext = {
   id: 'dev-completion',
@@ -32,25 +31,19 @@ function asWriter (fake: FakeWriter) {
   }
 }
 
-/** Ingest on fakes: an aedes that records subscriptions, a writer that is full or stores at once. */
+/** Ingest on fakes: a device bus, a writer that is full or stores at once. */
 async function ingestWith (writer: FakeWriter) {
-  const subscribers = new Map<string, Deliver>()
-  const aedes = {
-    subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
-    unsubscribe: (_filter: string, _fn: Deliver, cb: () => void) => cb(),
-    on: () => {},
-    off: () => {},
-  }
+  const bus = new FakeBus()
   const state = { touch: () => {}, applyReadings: () => {}, setPresence: () => {} }
   const directory = { peek: (id: string) => (id === device.id ? device : undefined), get: async () => null }
   const metrics = new HubMetrics()
   await attachIngest({
-    aedes: aedes as never, directory: directory as never, state: state as never, writer: asWriter(writer) as never,
+    bus, directory: directory as never, state: state as never, writer: asWriter(writer) as never,
     deadLetters: new DeadLetters(), metrics, log: pino({ level: 'silent' }),
   })
   const deliver = (payload: string, qos = 0) => {
     let completed = false
-    subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from(payload), qos }, () => { completed = true })
+    bus.deliver(device.id, 'telemetry', payload, qos as 0 | 1, () => { completed = true })
     return {
       completedInside: completed,
       /** Whether it completed by the next turn of the event loop. */
@@ -125,20 +118,13 @@ describe('ingest hands a delivery back to the broker', () => {
 })
 
 describe('ingest under overload', () => {
-  it('sheds and counts QoS 0 telemetry while the writer or the broker queue is over its mark, and keeps QoS 1', async () => {
-    const subscribers = new Map<string, Deliver>()
-    const aedes = {
-      mq: { length: 0 },
-      subscribe: (filter: string, fn: Deliver, cb: () => void) => { subscribers.set(filter, fn); cb() },
-      unsubscribe: (_f: string, _fn: Deliver, cb: () => void) => cb(),
-      on: () => {},
-      off: () => {},
-    }
+  it('sheds and counts QoS 0 telemetry while the writer or the bus backlog is over its mark, and keeps QoS 1', async () => {
+    const bus = new FakeBus()
     const written: Point[] = []
     const writer = { stats: { buffered: 0 }, write: (points: readonly Point[], done?: () => void) => { written.push(...points); setImmediate(() => done?.()); return true }, flush: () => {} }
     const metrics = new HubMetrics()
     await attachIngest({
-      aedes: aedes as never,
+      bus,
       directory: { peek: () => device, get: async () => device } as never,
       state: { touch: () => {}, applyReadings: () => {}, setPresence: () => {} } as never,
       writer: asWriter(writer) as never,
@@ -148,7 +134,7 @@ describe('ingest under overload', () => {
       shedQos0AbovePoints: 1000,
       shedQos0AboveQueuedMessages: 5,
     })
-    const deliver = (qos: number) => new Promise<void>((resolve) => subscribers.get(topics.all('telemetry'))!({ topic: topics.telemetry(device.id), payload: Buffer.from('{"readings":{"temperature":21}}'), qos }, resolve))
+    const deliver = async (qos: 0 | 1) => { await bus.deliverAndWait(device.id, 'telemetry', '{"readings":{"temperature":21}}', qos) }
     await deliver(0)
     expect(written).toHaveLength(1)
     writer.stats.buffered = 1000
@@ -158,10 +144,10 @@ describe('ingest under overload', () => {
     await deliver(1)
     expect(written).toHaveLength(2)
     writer.stats.buffered = 0
-    aedes.mq.length = 5
+    bus.backlog = 5
     await deliver(0)
     expect(written).toHaveLength(2)
-    aedes.mq.length = 4
+    bus.backlog = 4
     await deliver(0)
     expect(written).toHaveLength(3)
     const shed = (await metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')

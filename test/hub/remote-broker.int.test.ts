@@ -37,11 +37,11 @@ describe('the hub\'s session with a broker apart', () => {
     const session = await startLink()
     const seen: string[] = []
     let failures = 1
-    session.beforeAck = (_id, packet, done) => {
+    session.onDelivery('telemetry', (_id, packet, done) => {
       seen.push(packet.payload.toString())
       if (failures-- > 0) return done(new Error('the writer could neither write nor spool'))
       done(null)
-    }
+    })
     await session.start()
     await device!.publishAsync(topics.telemetry(deviceId), '{"temperature":21}', { qos: 1 })
 
@@ -54,7 +54,7 @@ describe('the hub\'s session with a broker apart', () => {
   it('acknowledges in arrival order, and only what is done', async () => {
     const session = await startLink()
     const pending: Array<(err: Error | null) => void> = []
-    session.beforeAck = (_id, _packet, done) => { pending.push(done) }
+    session.onDelivery('telemetry', (_id, _packet, done) => { pending.push(done) })
     await session.start()
     for (const n of [1, 2, 3]) await device!.publishAsync(topics.telemetry(deviceId), `{"temperature":${n}}`, { qos: 1 })
     await eventually(() => pending.length, (n) => n === 3, { what: 'three messages at the hook' })
@@ -70,7 +70,7 @@ describe('the hub\'s session with a broker apart', () => {
   it('passes other channels to the subscribers and refuses to start without the service credentials', async () => {
     const session = await startLink()
     const events: string[] = []
-    session.subscribe(topics.all('events'), (packet, done) => { events.push(packet.topic); done() }, () => {})
+    session.onDelivery('events', (_id, packet, done) => { events.push(packet.topic); done() })
     await session.start()
     await device!.publishAsync(topics.events(deviceId), '{"type":"door-opened"}', { qos: 1 })
     await eventually(() => events, (e) => e.length === 1, { what: 'the event delivered' })
@@ -79,5 +79,25 @@ describe('the hub\'s session with a broker apart', () => {
     const impostor = new RemoteBroker({ url, username: service.username, secret: 'wrong', clientId: 'impostor', connectTimeoutMs: 1_000 }, pino({ level: 'silent' }))
     await expect(impostor.start()).rejects.toThrow(/refused the service credentials/)
     await impostor.close()
+  })
+
+  it('counts a device as able to take commands while its presence says online, and publishes them on its topic', async () => {
+    const session = await startLink()
+    await session.start()
+    const ready: string[] = []
+    session.on('commands-ready', (id: string) => ready.push(id))
+    expect(session.canReceiveCommands(deviceId)).toBe(false)
+    await device!.subscribeAsync(topics.commands(deviceId), { qos: 1 })
+    await device!.publishAsync(topics.presence(deviceId), 'online', { qos: 1, retain: true })
+    await eventually(() => ready, (r) => r.length === 1, { what: 'commands-ready' })
+    expect(ready).toEqual([deviceId])
+    expect(session.canReceiveCommands(deviceId)).toBe(true)
+
+    const received = new Promise<string>((resolve) => device!.once('message', (_topic, payload) => resolve(payload.toString())))
+    await new Promise<void>((resolve, reject) => session.publishCommand(deviceId, Buffer.from('{"id":"c1","set":{"power":true}}'), (err) => err ? reject(err) : resolve()))
+    expect(await received).toBe('{"id":"c1","set":{"power":true}}')
+
+    await device!.publishAsync(topics.presence(deviceId), 'offline', { qos: 1, retain: true })
+    await eventually(() => session.canReceiveCommands(deviceId), (can) => !can, { what: 'the device no longer counted as reachable' })
   })
 })

@@ -41,15 +41,18 @@ describe('secrets', () => {
 })
 
 describe('dead letters', () => {
-  it('keeps a bounded number per model and overall, newest first', () => {
-    const letters = new DeadLetters(3, 5)
-    for (let i = 0; i < 10; i++) {
-      letters.record({ deviceId: 'dev-a', modelId: i % 2 ? 'md-odd' : 'md-even', makerId: 'mk', topic: 't', reason: `r${i}` }, Buffer.from(`p${i}`))
-    }
+  it('keeps the newest within a maker\'s byte budget, newest first', () => {
+    const entry = (i: number) => ({ deviceId: 'dev-a', modelId: i % 2 ? 'md-odd' : 'md-evn', makerId: 'mk', topic: 't', reason: `r${i}` })
+    const one = new DeadLetters()
+    one.record(entry(0), Buffer.from('p0'))
+    // Room for five letters of this size.
+    const letters = new DeadLetters({ perMakerBytes: one.bytes * 5 })
+    for (let i = 0; i < 10; i++) letters.record(entry(i), Buffer.from(`p${i}`))
     expect(letters.total).toBe(10)
     expect(letters.forModel('md-odd').map((l) => l.reason)).toEqual(['r9', 'r7', 'r5'])
     expect(letters.recent().map((l) => l.reason)).toEqual(['r9', 'r8', 'r7', 'r6', 'r5'])
     expect(letters.recent(1)[0].payload).toBe('p9')
+    expect(letters.bytesOf('mk')).toBe(one.bytes * 5)
   })
 
   it('keeps binary payloads as base64', () => {

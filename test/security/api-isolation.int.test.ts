@@ -11,6 +11,8 @@ const testOnlyRoutes = (): RouteDef<any, any, any, any>[] => [
   route({
     method: 'GET',
     path: '/v1/test-only/devices/{id}',
+    operationId: 'testOnlyDevice',
+    response: z.object({ id: z.string(), seen: z.boolean() }),
     summary: 'TEST ONLY: declares an access rule but forgets to check that the device is the caller\'s',
     tags: ['test-only'],
     access: 'owner-or-maker',
@@ -20,6 +22,8 @@ const testOnlyRoutes = (): RouteDef<any, any, any, any>[] => [
   route({
     method: 'GET',
     path: '/v1/test-only/fleet',
+    operationId: 'testOnlyFleet',
+    response: z.object({ leaked: z.boolean() }),
     summary: 'TEST ONLY: forgets its guard altogether',
     tags: ['test-only'],
     access: 'public',
@@ -28,6 +32,8 @@ const testOnlyRoutes = (): RouteDef<any, any, any, any>[] => [
   route({
     method: 'GET',
     path: '/v1/test-only/crash',
+    operationId: 'testOnlyCrash',
+    response: z.null(),
     summary: 'TEST ONLY: throws, to show no stack trace leaves the hub',
     tags: ['test-only'],
     access: 'admin',
@@ -36,7 +42,7 @@ const testOnlyRoutes = (): RouteDef<any, any, any, any>[] => [
 ]
 
 /** Routes meant for anyone; any other public route is a forgotten guard. */
-const publicRoutes = new Set(['GET /healthz', 'GET /metrics', 'GET /docs', 'POST /v1/makers', 'POST /v1/owners', 'POST /v1/sessions'])
+const publicRoutes = new Set(['GET /healthz', 'GET /metrics', 'GET /docs', 'GET /docs/json', 'POST /v1/makers', 'POST /v1/owners', 'POST /v1/sessions', 'POST /v1/console/session'])
 
 const ADMIN_TOKEN = 'trellis_admin_test-only-admin-token-0123456789abcdef'
 
@@ -147,7 +153,9 @@ async function walk (a: Tenant, strangers: Array<{ as: string, token: string }>)
       }
       const url = concretePath(path, a) + queryFor(op.parameters ?? [])
       const body = method === 'get' || method === 'delete' ? undefined : sampleBody(key, a)
-      const callers = [{ as: 'no token', token: undefined as string | undefined }, { as: 'a wrong token', token: 'trellis_owner_not-a-real-token' }, ...strangers]
+      // Refreshing acts on the caller's own token only (and revokes it): strangers have nothing of A's to reach there.
+      const ownTokenOnly = key === 'POST /v1/sessions:refresh'
+      const callers = [{ as: 'no token', token: undefined as string | undefined }, { as: 'a wrong token', token: 'trellis_owner_not-a-real-token' }, ...(ownTokenOnly ? [] : strangers)]
       for (const caller of callers) {
         const res = streamRoutes.has(key) ? await openBriefly(url, caller.token) : await api.call(method.toUpperCase(), url, { token: caller.token, body })
         const text = typeof res.body === 'string' ? res.body : JSON.stringify(res.body)
@@ -157,6 +165,8 @@ async function walk (a: Tenant, strangers: Array<{ as: string, token: string }>)
         if (res.status >= 500) violations.push({ route: key, as: caller.as, status: res.status, why: 'server error' })
         else if (!caller.token || caller.as === 'a wrong token') {
           if (res.status !== 401) violations.push({ route: key, as: caller.as, status: res.status, why: 'expected 401' })
+        } else if (res.status === 401) {
+          violations.push({ route: key, as: caller.as, status: res.status, why: 'a valid token was refused as unknown' })
         } else if (res.status < 300 && (path.includes('{') || leaked)) {
           violations.push({ route: key, as: caller.as, status: res.status, why: leaked ? `answered with ${leaked} of another tenant` : 'reached another tenant\'s resource' })
         } else if (res.status >= 300 && ![401, 403, 404, 409, 422, 400].includes(res.status)) {
@@ -229,7 +239,7 @@ describe('API hardening', () => {
     expect(released.body.claimed).toBe(false)
   })
 
-  it('rate-limits failed logins per email, and sign-ups per address', async () => {
+  it('rate-limits failed logins per address and account, and sign-ups per address', async () => {
     const email = `target-${Date.now()}@example.com`
     await api.post('/v1/owners', { email, password: 'correct horse battery' })
     let status = 0

@@ -1,5 +1,5 @@
 import { resolveCapabilities, type CapabilityDeclaration, type MappingInput } from '@trellis/device-sdk'
-import { compileModel, type CompiledModel } from '../../hub/src/registry/directory.js'
+import { compileModel, type CompiledModel } from '../../hub/src/normalize/model.js'
 
 /** A model compiled as the hub's directory compiles it, without a registry. */
 export function compileDeclaration (model: { name: string, capabilities: CapabilityDeclaration[], mapping?: MappingInput | null }): CompiledModel {
@@ -7,11 +7,8 @@ export function compileDeclaration (model: { name: string, capabilities: Capabil
     id: `md_${model.name}`,
     makerId: 'mk_test',
     name: model.name,
-    capabilities: model.capabilities,
     resolved: resolveCapabilities(model.capabilities),
     mapping: model.mapping ?? null,
     heartbeatSeconds: null,
-    createdAt: '',
-    updatedAt: '',
   })
 }

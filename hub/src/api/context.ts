@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
-import type { Registry } from '../registry/registry.js'
+import type { Registry, TokenPolicy } from '../registry/registry.js'
 import type { StateStore } from '../state/state.js'
 import type { TelemetryStore } from '../store/telemetry.js'
 import type { DeadLetters } from '../ingest/dead-letters.js'
@@ -25,8 +25,12 @@ export interface ApiContext {
   /** Pending desired values per device, for the device view. */
   commands: Pick<CommandService, 'desired'>
   audit: AuditLog
-  /** Rate limits on sign-up, login and claim. */
+  /** Rate limits on sign-up, login, claim and history. */
   throttle: RequestThrottle
+  /** Lifetime and number of API tokens. */
+  tokens: TokenPolicy
+  /** A model's heartbeat allowance when it declares none, in seconds (the presence sweep's default). Default 600. */
+  defaultHeartbeatSeconds?: number
   /** Maker display names by id, cached. */
   makerName (id: string): Promise<string>
 }

@@ -1,32 +1,52 @@
 import { KeyedBuckets, type Rate } from '@trellis/broker'
 import { errors } from './errors.js'
 
-/** Rate limits on the routes an attacker would hammer. Each counts per remote address and per account. */
+/** Rate limits on the routes an attacker would hammer, each with the keys it counts by. */
 export interface ApiRateLimits {
   /** Sign-ups (makers and owners) per address. Default 1/s, burst 100. */
   signup?: Rate
-  /** Failed logins per address and per email. Default 0.1/s, burst 10. */
+  /** Sign-ups from everyone together. Default 1/s, burst 60 (60 a minute). */
+  signupTotal?: Rate
+  /**
+   * Failed logins per address and account together: a stranger's failures
+   * count against their own address, never lock the owner out elsewhere. Default 0.1/s, burst 10.
+   */
   failedLogin?: Rate
+  /** Failed logins per address, whatever the account. Default 0.2/s, burst 30. */
+  failedLoginPerAddress?: Rate
   /**
    * Failed claims per address and per owner. Claim codes carry 80 bits, so
    * at this pace guessing one is hopeless. Default 0.1/s, burst 10.
    */
   failedClaim?: Rate
+  /** History queries (telemetry, presence) per token: each one loads InfluxDB. Default 5/s, burst 20. */
+  history?: Rate
 }
 
 type Kind = keyof ApiRateLimits
-const what: Record<Kind, string> = { signup: 'sign-ups', failedLogin: 'failed logins', failedClaim: 'failed claims' }
+const what: Record<Kind, string> = {
+  signup: 'sign-ups from this address',
+  signupTotal: 'sign-ups on this hub just now',
+  failedLogin: 'failed logins',
+  failedLoginPerAddress: 'failed logins from this address',
+  failedClaim: 'failed claims',
+  history: 'history queries with this token',
+}
+const defaults: Record<Kind, Rate> = {
+  signup: { perSecond: 1, burst: 100 },
+  signupTotal: { perSecond: 1, burst: 60 },
+  failedLogin: { perSecond: 0.1, burst: 10 },
+  failedLoginPerAddress: { perSecond: 0.2, burst: 30 },
+  failedClaim: { perSecond: 0.1, burst: 10 },
+  history: { perSecond: 5, burst: 20 },
+}
 
-/** Token buckets keyed by address or account; once one is empty, the action is refused unchecked. */
+/** Token buckets keyed by address, account or token; once one is empty, the action is refused unchecked. */
 export class RequestThrottle {
   private readonly buckets: Record<Kind, KeyedBuckets>
 
   constructor (limits: ApiRateLimits = {}) {
-    this.buckets = {
-      signup: new KeyedBuckets(limits.signup ?? { perSecond: 1, burst: 100 }),
-      failedLogin: new KeyedBuckets(limits.failedLogin ?? { perSecond: 0.1, burst: 10 }),
-      failedClaim: new KeyedBuckets(limits.failedClaim ?? { perSecond: 0.1, burst: 10 }),
-    }
+    this.buckets = Object.fromEntries((Object.keys(defaults) as Kind[]).map((k) => [k, new KeyedBuckets(limits[k] ?? defaults[k])])) as Record<Kind, KeyedBuckets>
   }
 
   /** Throws 429 when any of `keys` has used up its budget of `kind`. */

@@ -59,6 +59,17 @@ interface CommandRow {
   queued_until: Date | null
 }
 
+/**
+ * Whose commands a reader may see: an owner sees only the commands they issued
+ * since the device's last release (epoch ms; null when never released), so a
+ * device's next owner sees nothing of its previous one.
+ */
+export interface OwnerView { ownerId: string, since: number | null }
+
+function seenBy (c: CommandRecord, view: OwnerView): boolean {
+  return c.ownerId === view.ownerId && (view.since === null || c.createdAt > view.since)
+}
+
 const ms = (d: Date | null): number | null => d === null ? null : new Date(d).getTime()
 const ts = (n: number | null): Date | null => n === null ? null : new Date(n)
 
@@ -149,17 +160,23 @@ export class CommandLog {
         col((c) => ts(c.createdAt)), col((c) => ts(c.sentAt)), col((c) => ts(c.ackedAt)), col((c) => ts(c.queuedUntil))])
   }
 
-  async get (deviceId: string, id: string): Promise<CommandRecord | null> {
+  /** One command of the device; with `view`, only if that owner issued it after `view.since`. */
+  async get (deviceId: string, id: string, view?: OwnerView): Promise<CommandRecord | null> {
     const unwritten = this.unwritten.get(id)
-    if (unwritten) return unwritten.deviceId === deviceId ? unwritten : null
+    if (unwritten) return unwritten.deviceId === deviceId && (!view || seenBy(unwritten, view)) ? unwritten : null
     const rows = await this.db.query<CommandRow>('SELECT * FROM commands WHERE id = $1 AND device_id = $2', [id, deviceId])
-    return rows[0] ? toRecord(rows[0]) : null
+    const found = rows[0] ? toRecord(rows[0]) : null
+    return found && (!view || seenBy(found, view)) ? found : null
   }
 
-  /** The device's most recent commands, newest first. */
-  async recent (deviceId: string, limit: number): Promise<CommandRecord[]> {
+  /** The device's most recent commands, newest first; with `view`, only those that owner issued after `view.since`. */
+  async recent (deviceId: string, limit: number, view?: OwnerView): Promise<CommandRecord[]> {
     await this.flush()
-    const rows = await this.db.query<CommandRow>('SELECT * FROM commands WHERE device_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2', [deviceId, limit])
+    const rows = view
+      ? await this.db.query<CommandRow>(
+        'SELECT * FROM commands WHERE device_id = $1 AND owner_id = $3 AND created_at > $4 ORDER BY created_at DESC, id DESC LIMIT $2',
+        [deviceId, limit, view.ownerId, new Date(view.since ?? 0)])
+      : await this.db.query<CommandRow>('SELECT * FROM commands WHERE device_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2', [deviceId, limit])
     return rows.map(toRecord)
   }
 

@@ -1,63 +1,24 @@
+// 340 lines, over the house's ~300: a command's life (sent, in flight, acked,
+// timed out, acked late) is one state machine over `inFlight`, kept in one
+// place. What stands apart is apart: the offline queue (offline-queue.ts),
+// pending counts and desired values (pending.ts), options (options.ts).
 import { EventEmitter } from 'node:events'
-import type { Aedes, Client } from 'aedes'
 import type { Logger } from 'pino'
 import { Counter } from 'prom-client'
-import { checkValue, isCapabilityName, topics, type Command, type ReadingValue } from '@trellis/device-sdk'
-import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
-import type { StateStore } from '../state/state.js'
-import type { PointWriter } from '../store/writer.js'
-import type { DeadLetters } from '../ingest/dead-letters.js'
-import type { HubMetrics } from '../metrics.js'
-import type { Reading } from '../normalize/index.js'
+import { topics } from '@trellis/device-sdk/topics'
+import type { Command } from '@trellis/device-sdk'
+import type { DeviceContext } from '../registry/directory.js'
 import { decodeAck, encodeCommand } from '../normalize/commands.js'
 import { CommandEncodeError } from '../normalize/mapping.js'
 import { newId } from '../registry/secrets.js'
-import type { CommandLog, CommandOrigin, CommandRecord } from './command-log.js'
-import { commandProblem, type CommandRequest } from './validate.js'
+import type { CommandRecord } from './command-log.js'
+import { OfflineQueue, cancelled, type UnsentReason } from './offline-queue.js'
+import { PendingCommands, issuerOwns, type DesiredValue } from './pending.js'
+import { ackStateReadings, commandProblem, type CommandRequest } from './validate.js'
+import { CommandRefused, type CommandServiceOptions, type SendOptions } from './options.js'
 
-export interface CommandServiceOptions {
-  aedes: Aedes
-  directory: DeviceDirectory
-  state: StateStore
-  writer: PointWriter
-  deadLetters: DeadLetters
-  metrics: HubMetrics
-  commandLog: CommandLog
-  log: Logger
-  /** How long a command waits for its ack when the caller does not say. Default 5000 ms. */
-  defaultWaitMs?: number
-  /** How long an ack that comes after its command timed out still counts, and a duplicate ack is recognised. Default 60000 ms. */
-  lateAckWindowMs?: number
-  /** How long a queued command waits for its offline device when the caller does not say. Default 3600000 ms (1 h). */
-  defaultQueueTtlMs?: number
-  /** Commands pending per device at most, queued or awaiting their ack. Default 100. */
-  maxPendingPerDevice?: number
-  /** How often expired queued commands are dropped. Default 1000 ms. */
-  queueSweepMs?: number
-  /** Settled commands are kept in the registry this long. Default 2592000000 ms (30 days). */
-  retentionMs?: number
-}
-
-export interface SendOptions {
-  /** How long to wait for the ack, in ms; 0 returns at once with `pending`. Default: the service's `defaultWaitMs`. */
-  waitMs?: number
-  /** Queue the command when the device is offline instead of refusing it. Default false. */
-  queue?: boolean
-  /** How long a queued command waits for its device, in ms. Default: the service's `defaultQueueTtlMs`. */
-  queueTtlMs?: number
-  /** Default `api`. */
-  origin?: CommandOrigin
-}
-
-export type CommandRefusal = 'invalid' | 'offline' | 'busy'
-
-/** A command the hub will not send, with a message that says why. */
-export class CommandRefused extends Error {
-  constructor (readonly reason: CommandRefusal, message: string) { super(message) }
-}
-
-/** A pending desired value: what a command asked for and the device has not confirmed yet. */
-export interface DesiredValue { value: ReadingValue, command: string, since: number }
+export { issuerOwns, type DesiredValue } from './pending.js'
+export { CommandRefused, type CommandRefusal, type CommandServiceOptions, type SendOptions } from './options.js'
 
 interface InFlight {
   record: CommandRecord
@@ -72,20 +33,18 @@ interface InFlight {
 
 /**
  * Sends owners' commands to devices and follows each to its ack: validates
- * against the model, publishes in-process (QoS 1, in the model's dialect),
+ * against the model, publishes on the device bus (QoS 1, in the model's dialect),
  * waits for the ack, queues for offline devices within a TTL, and keeps the
  * record in the registry. Emits `change` (CommandRecord) on every status change.
  */
 export class CommandService extends EventEmitter {
   private readonly inFlight = new Map<string, InFlight>()
-  /** Pending commands per device, queued or in flight: the source of desired values. */
-  private readonly pendingByDevice = new Map<string, Map<string, CommandRecord>>()
-  private readonly queues = new Map<string, CommandRecord[]>()
+  private readonly pending = new PendingCommands()
+  private readonly queue: OfflineQueue
   private readonly defaultWaitMs: number
   private readonly lateAckWindowMs: number
   private readonly defaultQueueTtlMs: number
   private readonly maxPending: number
-  private readonly sweep: NodeJS.Timeout
   private readonly pruning: NodeJS.Timeout
   private readonly counted: Counter<'status'>
   private readonly log: Logger
@@ -99,8 +58,12 @@ export class CommandService extends EventEmitter {
     this.maxPending = opts.maxPendingPerDevice ?? 100
     this.log = opts.log
     this.counted = new Counter({ name: 'trellis_commands_total', help: 'Commands by final status (ok, error, timeout), each counted once: a late ack after a timeout does not count again.', labelNames: ['status'] as const, registers: [opts.metrics.registry] })
-    this.sweep = setInterval(() => this.expireQueued(), opts.queueSweepMs ?? 1_000)
-    this.sweep.unref()
+    this.queue = new OfflineQueue({
+      commandLog: opts.commandLog,
+      sweepMs: opts.queueSweepMs,
+      log: opts.log,
+      onEnded: (records, status, reason) => this.endUnsent(records, status, reason),
+    })
     const retentionMs = opts.retentionMs ?? 30 * 86_400_000
     this.pruning = setInterval(() => {
       opts.commandLog.prune(Date.now() - retentionMs).then((n) => {
@@ -109,8 +72,7 @@ export class CommandService extends EventEmitter {
     }, Math.min(retentionMs, 3_600_000))
     this.pruning.unref()
     opts.state.on('presence', this.onStateChange)
-    opts.aedes.on('clientReady', this.onClientReady)
-    opts.aedes.on('subscribe', this.onSubscribe)
+    opts.bus.on('commands-ready', this.onCommandsReady)
   }
 
   /** Opens the service and restores the offline queue from the registry. */
@@ -127,6 +89,8 @@ export class CommandService extends EventEmitter {
    */
   async send (ctx: DeviceContext, ownerId: string, request: CommandRequest, opts: SendOptions = {}): Promise<CommandRecord> {
     if (this.closed) throw new Error('the command service is closed')
+    // The routes and the scheduler check ownership first; this holds whatever calls next.
+    if (!issuerOwns({ ownerId, createdAt: Date.now() }, ctx)) throw new CommandRefused('invalid', `device ${ctx.id} is not owned by ${ownerId}`)
     const problem = commandProblem(ctx.model, request)
     if (problem) throw new CommandRefused('invalid', problem)
     const id = newId('cmd')
@@ -149,16 +113,15 @@ export class CommandService extends EventEmitter {
     }
     const online = this.opts.state.get(ctx.id)?.online === true
     if (!online && !opts.queue) throw new CommandRefused('offline', `device ${ctx.id} is offline; add ?queue=true to deliver the command when it comes back`)
-    const pending = this.pendingByDevice.get(ctx.id)?.size ?? 0
+    const pending = this.pending.count(ctx.id)
     if (pending >= this.maxPending) {
       throw new CommandRefused('busy', `device ${ctx.id} has ${pending} commands pending, the limit; wait for their acks${online ? '' : ' or for the device to come back'}`)
     }
     if (!online) {
-      const queue = this.queues.get(ctx.id) ?? []
       record.queuedUntil = now + (opts.queueTtlMs ?? this.defaultQueueTtlMs)
       await this.opts.commandLog.insert(record)
-      this.queues.set(ctx.id, [...queue, record])
-      this.trackPending(record)
+      this.queue.add(record)
+      this.pending.track(record)
       this.changed(record)
       // It may have come back while the record was written.
       this.deliverQueued(ctx.id)
@@ -191,14 +154,7 @@ export class CommandService extends EventEmitter {
     record.error = ack.status === 'error' ? (ack.error ?? 'the device reported an error without a reason') : null
     record.ackedAt = now
     if (ack.state) {
-      const readings: Reading[] = []
-      const problems: string[] = []
-      for (const [name, value] of Object.entries(ack.state)) {
-        const cap = isCapabilityName(name) ? ctx.model.capabilities.get(name) : undefined
-        const problem = cap ? checkValue(cap, value, ctx.model.name) : `model ${ctx.model.name} has no capability ${name}`
-        if (problem) problems.push(problem)
-        else readings.push({ capability: cap!.name, value })
-      }
+      const { readings, problems } = ackStateReadings(ctx.model, ack.state)
       if (problems.length > 0) this.refuseAck(ctx, payload, `ack state: ${problems.join('; ')}`)
       if (readings.length > 0) {
         record.state = Object.fromEntries(readings.map((r) => [r.capability, r.value]))
@@ -211,41 +167,55 @@ export class CommandService extends EventEmitter {
     // Kept a while so a QoS 1 duplicate of this ack is recognised, not dead-lettered.
     flight.forget = setTimeout(() => this.inFlight.delete(record.id), this.lateAckWindowMs)
     flight.forget.unref()
-    this.untrackPending(record)
+    this.pending.untrack(record)
     this.settle(flight)
   }
 
-  /** The pending desired values of a device, per capability (the newest command wins). */
+  /**
+   * The pending desired values of a device, per capability (the newest command
+   * wins), of its current owner's commands only.
+   */
   desired (deviceId: string): Map<string, DesiredValue> {
-    const out = new Map<string, DesiredValue>()
-    for (const record of this.pendingByDevice.get(deviceId)?.values() ?? []) {
-      for (const [cap, value] of Object.entries(record.request.set ?? {})) {
-        const seen = out.get(cap)
-        if (!seen || seen.since <= record.createdAt) out.set(cap, { value, command: record.id, since: record.createdAt })
-      }
-    }
-    return out
+    return this.pending.desired(this.opts.directory.peek(deviceId), deviceId)
   }
 
-  async get (deviceId: string, id: string): Promise<CommandRecord | null> {
-    const live = this.inFlight.get(id)?.record ?? this.pendingByDevice.get(deviceId)?.get(id)
-    if (live && live.deviceId === deviceId) return live
-    return await this.opts.commandLog.get(deviceId, id)
+  /** One command of the device, if its current owner issued it since the device's last release. */
+  async get (ctx: DeviceContext, id: string): Promise<CommandRecord | null> {
+    if (ctx.ownerId === null) return null
+    const live = this.inFlight.get(id)?.record ?? this.pending.find(ctx.id, id)
+    if (live && live.deviceId === ctx.id) return issuerOwns(live, ctx) ? live : null
+    return await this.opts.commandLog.get(ctx.id, id, { ownerId: ctx.ownerId, since: ctx.releasedAt })
   }
 
-  async recent (deviceId: string, limit: number): Promise<CommandRecord[]> {
-    return await this.opts.commandLog.recent(deviceId, limit)
+  /** The device's recent commands, newest first: its current owner's, since its last release. */
+  async recent (ctx: DeviceContext, limit: number): Promise<CommandRecord[]> {
+    if (ctx.ownerId === null) return []
+    return await this.opts.commandLog.recent(ctx.id, limit, { ownerId: ctx.ownerId, since: ctx.releasedAt })
+  }
+
+  /**
+   * The device was released, claimed or otherwise changed: its queued commands
+   * of anyone but its current owner are cancelled, and its in-flight ones stop
+   * counting as pending. The latest readings that arrived before its last
+   * release are forgotten: they were its previous owner's, even those stamped
+   * ahead of the release.
+   */
+  async ownershipChanged (deviceId: string): Promise<void> {
+    const ctx = await this.opts.directory.get(deviceId)
+    const stale = (r: CommandRecord) => !ctx || !issuerOwns(r, ctx)
+    this.endUnsent(this.queue.remove(deviceId, stale), 'error', cancelled)
+    for (const record of this.pending.of(deviceId)) if (stale(record)) this.pending.untrack(record)
+    if (ctx && ctx.releasedAt !== null) this.opts.state.forgetReadingsBefore(deviceId, ctx.releasedAt)
   }
 
   /** Stops timers and listeners; commands still waiting resolve as they stand. */
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    clearInterval(this.sweep)
+    this.queue.close()
     clearInterval(this.pruning)
     this.opts.state.off('presence', this.onStateChange)
-    this.opts.aedes.off('clientReady', this.onClientReady)
-    this.opts.aedes.off('subscribe', this.onSubscribe)
+    this.opts.bus.off('commands-ready', this.onCommandsReady)
     for (const flight of this.inFlight.values()) {
       clearTimeout(flight.deadline)
       if (flight.forget) clearTimeout(flight.forget)
@@ -277,7 +247,7 @@ export class CommandService extends EventEmitter {
         // The model's mapping changed while the command waited in the queue.
         record.status = 'error'
         record.error = (err as Error).message
-        this.untrackPending(record)
+        this.pending.untrack(record)
         this.changed(record)
         void this.opts.commandLog.update(record).catch((e: Error) => this.log.error({ err: e, commandId: record.id }, 'command status could not be recorded'))
         return Promise.resolve()
@@ -293,16 +263,9 @@ export class CommandService extends EventEmitter {
       flight.deadline.unref()
       this.inFlight.set(record.id, flight)
     })
-    this.trackPending(record)
+    this.pending.track(record)
     this.changed(record)
-    this.opts.aedes.publish({
-      cmd: 'publish',
-      topic: topics.commands(ctx.id),
-      payload,
-      qos: 1,
-      retain: false,
-      dup: false,
-    }, (err?: Error) => {
+    this.opts.bus.publishCommand(ctx.id, payload, (err?: Error) => {
       if (!err) return
       this.log.error({ err, deviceId: ctx.id, commandId: record.id }, 'command could not be published')
       const flight = this.inFlight.get(record.id)
@@ -316,7 +279,7 @@ export class CommandService extends EventEmitter {
     if (record.status !== 'pending') return
     record.status = 'timeout'
     record.error = reason
-    this.untrackPending(record)
+    this.pending.untrack(record)
     // A late ack still tells the truth about what the device did.
     flight.forget = setTimeout(() => this.inFlight.delete(record.id), this.lateAckWindowMs)
     flight.forget.unref()
@@ -350,85 +313,42 @@ export class CommandService extends EventEmitter {
     this.log.debug({ deviceId: ctx.id, reason }, 'ack rejected')
   }
 
-  private trackPending (record: CommandRecord): void {
-    let pending = this.pendingByDevice.get(record.deviceId)
-    if (!pending) this.pendingByDevice.set(record.deviceId, pending = new Map())
-    pending.set(record.id, record)
-  }
-
-  private untrackPending (record: CommandRecord): void {
-    const pending = this.pendingByDevice.get(record.deviceId)
-    if (!pending) return
-    pending.delete(record.id)
-    if (pending.size === 0) this.pendingByDevice.delete(record.deviceId)
-  }
-
   // --- the offline queue --------------------------------------------------------
 
   private async restore (): Promise<void> {
     const abandoned = await this.opts.commandLog.abandonInFlight()
     if (abandoned > 0) this.log.warn({ abandoned }, 'commands sent before a restart were never answered')
-    for (const record of await this.opts.commandLog.queued()) {
-      const queue = this.queues.get(record.deviceId) ?? []
-      queue.push(record)
-      this.queues.set(record.deviceId, queue)
-      this.trackPending(record)
-    }
+    for (const record of await this.queue.restore()) this.pending.track(record)
   }
 
   private readonly onStateChange = (change: { kind: string, deviceId: string, online?: boolean }) => {
     if (change.kind === 'presence' && change.online) this.deliverQueued(change.deviceId)
   }
 
-  private readonly onClientReady = (client: Client) => { this.deliverQueued(client.id) }
-
-  private readonly onSubscribe = (subscriptions: Array<{ topic: string }>, client: Client) => {
-    if (client && subscriptions.some((s) => s.topic === topics.commands(client.id))) this.deliverQueued(client.id)
-  }
+  private readonly onCommandsReady = (deviceId: string) => { this.deliverQueued(deviceId) }
 
   /**
-   * Sends a device's queued commands once it is connected and subscribed to
-   * its commands: publishing earlier would lose them for a device without a
-   * persistent session.
+   * Sends a device's queued commands once it can receive them (connected and
+   * subscribed to its commands: publishing earlier would lose them for a device
+   * without a persistent session), each only if its issuer still owns the device.
    */
   private deliverQueued (deviceId: string): void {
-    const queue = this.queues.get(deviceId)
-    if (!queue || this.closed) return
-    const client = (this.opts.aedes as unknown as { clients: Record<string, (Client & { subscriptions?: Record<string, unknown> }) | undefined> }).clients[deviceId]
-    if (!client?.subscriptions?.[topics.commands(deviceId)]) return
-    this.queues.delete(deviceId)
-    void this.opts.directory.get(deviceId).then((ctx) => {
-      if (!ctx) return
-      const now = Date.now()
-      for (const record of queue) {
-        if (record.queuedUntil !== null && record.queuedUntil < now) continue
-        record.sentAt = Date.now()
-        void this.dispatch(record, ctx, this.defaultWaitMs)
-        this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
-      }
-      this.expire(queue.filter((r) => r.sentAt === null))
-    }, (err: Error) => this.log.error({ err, deviceId }, 'queued commands could not be delivered'))
+    if (this.closed || !this.queue.has(deviceId) || !this.opts.bus.canReceiveCommands(deviceId)) return
+    this.queue.release(deviceId, this.opts.directory.get(deviceId), (record, ctx) => {
+      record.sentAt = Date.now()
+      void this.dispatch(record, ctx, this.defaultWaitMs)
+      this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
+    })
   }
 
-  private expireQueued (): void {
-    const now = Date.now()
-    for (const [deviceId, queue] of this.queues) {
-      const expired = queue.filter((r) => r.queuedUntil !== null && r.queuedUntil < now)
-      if (expired.length === 0) continue
-      const kept = queue.filter((r) => !expired.includes(r))
-      if (kept.length > 0) this.queues.set(deviceId, kept)
-      else this.queues.delete(deviceId)
-      this.expire(expired)
-    }
-  }
-
-  private expire (records: CommandRecord[]): void {
+  /** Ends commands that were never sent (expired, or cancelled by a change of owner). */
+  private endUnsent (records: CommandRecord[], status: 'timeout' | 'error', reason: UnsentReason): void {
     for (const record of records) {
-      record.status = 'timeout'
-      record.error = `device ${record.deviceId} did not come back before ${new Date(record.queuedUntil!).toISOString()}, when the queued command expired`
-      this.untrackPending(record)
-      this.counted.labels('timeout').inc()
-      this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command expiry could not be recorded'))
+      record.status = status
+      record.error = reason(record)
+      this.pending.untrack(record)
+      this.counted.labels(status).inc()
+      this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command end could not be recorded'))
       this.changed(record)
     }
   }

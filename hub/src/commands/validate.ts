@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ReadingValue, actions, actionsOf, checkValue, isActionName, isCapabilityName } from '@trellis/device-sdk'
 import type { CompiledModel } from '../registry/directory.js'
+import type { Reading } from '../normalize/index.js'
 
 /** What an owner asks a device to do: set capabilities, or invoke one action. */
 export const CommandRequest = z.strictObject({
@@ -49,4 +50,17 @@ export function commandProblem (model: CompiledModel, request: CommandRequest): 
 
 function settableOf (model: CompiledModel): string[] {
   return [...model.capabilities.values()].filter((c) => c.settable).map((c) => c.name)
+}
+
+/** The readings of the state an ack reports, and a problem for each value the model does not allow. */
+export function ackStateReadings (model: CompiledModel, state: Record<string, ReadingValue>): { readings: Reading[], problems: string[] } {
+  const readings: Reading[] = []
+  const problems: string[] = []
+  for (const [name, value] of Object.entries(state)) {
+    const cap = isCapabilityName(name) ? model.capabilities.get(name) : undefined
+    const problem = cap ? checkValue(cap, value, model.name) : `model ${model.name} has no capability ${name}`
+    if (problem) problems.push(problem)
+    else readings.push({ capability: cap!.name, value })
+  }
+  return { readings, problems }
 }

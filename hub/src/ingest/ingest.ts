@@ -1,7 +1,6 @@
-import type { Aedes, AedesPublishPacket } from 'aedes'
 import type { Logger } from 'pino'
-import type { Broker } from '@trellis/broker'
-import { DeviceEvent, Presence, parseTopic, topics, type Channel } from '@trellis/device-sdk'
+import type { DeliveryHandler, DeviceBus, DevicePacket } from '@trellis/broker'
+import { DeviceEvent, Presence, type OutboundChannel } from '@trellis/device-sdk'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
 import { normalizeTelemetry } from '../normalize/index.js'
 import type { StateStore } from '../state/state.js'
@@ -10,13 +9,11 @@ import type { HubMetrics } from '../metrics.js'
 import type { DeadLetters } from './dead-letters.js'
 
 export interface IngestOptions {
-  aedes: Aedes
   /**
-   * The in-process broker: when given, telemetry is taken in its `beforeAck`
-   * step, so a QoS 1 PUBACK leaves only once the readings are durable.
-   * Default none: telemetry arrives through a subscription, after the PUBACK.
+   * The device transport. A QoS 1 telemetry delivery completes only once its
+   * readings are durable, so the bus holds its acknowledgement until then.
    */
-  broker?: Pick<Broker, 'beforeAck'>
+  bus: DeviceBus
   directory: DeviceDirectory
   state: StateStore
   writer: PointWriter
@@ -51,31 +48,43 @@ export interface IngestOptions {
    * once durable). Default 20000.
    */
   shedQos0AboveQueuedMessages?: number
+  /**
+   * Readings stamped further ahead of the hub's clock than this are refused
+   * and dead-lettered with the reason: a device clock running ahead would
+   * otherwise hold the latest state until real time caught up. Within it, the
+   * latest state follows arrival order (see `StateStore.applyReadings`).
+   * Default 300000 (5 min).
+   */
+  maxClockAheadMs?: number
+  /**
+   * Readings older than this are refused and dead-lettered with the reason.
+   * InfluxDB opens a shard group for each 7 days (its default shard duration)
+   * that readings fall in, and keeps each open: one device sending a reading a
+   * week back to 2000 made it open 1,405 shards. Default 1814400000 (21 days,
+   * three shard groups): a device back from weeks offline still delivers what
+   * it kept.
+   */
+  maxReadingAgeMs?: number
   /** Called with each ack (the commands module listens). */
   onAck?: (deviceId: string, payload: Buffer) => void
   /** Called with each valid device event. */
   onEvent?: (deviceId: string, event: DeviceEvent) => void
 }
 
-/** What ingest takes from devices: all but the commands, which go to them. */
-type IngestChannel = Exclude<Channel, 'commands'>
-
-type Deliver = (packet: AedesPublishPacket, done: (err?: Error) => void) => void
-
 /**
- * Attaches ingest to the broker in-process. For QoS 1 telemetry the broker
- * holds the device's PUBACK until `done` is called, and `done` is called only
- * once the readings are durable: at-least-once with natural backpressure.
+ * Attaches ingest to the device bus. For QoS 1 telemetry the bus holds the
+ * acknowledgement until `done` is called, and `done` is called only once the
+ * readings are durable: at-least-once with natural backpressure.
  */
 export async function attachIngest (opts: IngestOptions): Promise<{ detach (): Promise<void> }> {
-  const { aedes, directory, state, writer, deadLetters, metrics, log } = opts
+  const { bus, directory, state, writer, deadLetters, metrics, log } = opts
   const maxPayloadBytes = opts.maxPayloadBytes ?? 16_384
   const shedQos0Above = opts.shedQos0AbovePoints ?? 85_000
   const backpressureQos0Above = opts.backpressureQos0AbovePoints ?? 30_000
   const shedQos0AboveQueued = opts.shedQos0AboveQueuedMessages ?? 20_000
-  // aedes's message emitter (mqemitter) reports the deliveries waiting for a slot as `length`.
-  const emitter = (aedes as unknown as { mq?: { length?: number } }).mq
-  const overloaded = () => writer.stats.buffered >= shedQos0Above || (emitter?.length ?? 0) >= shedQos0AboveQueued
+  const maxAheadMs = opts.maxClockAheadMs ?? 300_000
+  const maxAgeMs = opts.maxReadingAgeMs ?? 21 * 86_400_000
+  const overloaded = () => writer.stats.buffered >= shedQos0Above || bus.backlog >= shedQos0AboveQueued
   // The writer's timer batches sparse traffic; under load, waiting for it would stall
   // every QoS 1 device whose delivery awaits durability. Once a burst of reads has been
   // handled (setImmediate runs after the poll phase), send what is batched if a
@@ -95,30 +104,29 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     log.debug({ deviceId, topic, reason }, 'payload rejected')
   }
 
-  type Handler = (ctx: DeviceContext, packet: AedesPublishPacket, done: (err?: Error) => void) => void
+  type Handler = (ctx: DeviceContext, packet: DevicePacket, done: (err?: Error) => void) => void
 
   /**
-   * Resolves the device of a message (`deviceId` when the broker already knows
-   * it, else from the topic); the broker authenticated it, so a miss means it was deleted.
+   * Resolves the device of a message; the broker authenticated it, so a miss
+   * means it was deleted.
    */
-  const withDevice = (channel: IngestChannel, handle: Handler) => (packet: AedesPublishPacket, brokerDone: (err?: Error) => void, deviceId?: string) => {
+  const withDevice = (channel: OutboundChannel, handle: Handler): DeliveryHandler => (deviceId, packet, brokerDone) => {
     // aedes parses a client's next packets inside `done`: completing synchronously,
     // message after message (rejections, a full writer), recurses until the stack
     // overflows, so a synchronous completion waits for the next turn of the loop.
     // (An unnamed function: a named closure per message also cost a `name` property under tsx.)
     let synchronous = true
-    deliver(channel, handle, packet, function (err?: Error) { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }, deviceId ?? parseTopic(packet.topic)?.deviceId)
+    deliver(channel, handle, packet, function (err?: Error) { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }, deviceId)
     synchronous = false
   }
 
-  const deliver = (channel: IngestChannel, handle: Handler, packet: AedesPublishPacket, done: (err?: Error) => void, deviceId: string | undefined) => {
+  const deliver = (channel: OutboundChannel, handle: Handler, packet: DevicePacket, done: (err?: Error) => void, deviceId: string) => {
     metrics.tally[channel]++
-    if (!deviceId) return done()
     const ctx = directory.peek(deviceId)
     if (ctx) return handle(ctx, packet, done)
     directory.get(deviceId).then((loaded) => {
       if (!loaded) {
-        reject(null, deviceId, packet.topic, packet.payload as Buffer, `unknown device ${deviceId}`, 'unknown-device')
+        reject(null, deviceId, packet.topic, packet.payload, `unknown device ${deviceId}`, 'unknown-device')
         return done()
       }
       handle(loaded, packet, done)
@@ -134,7 +142,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       shedCounter.inc()
       return done()
     }
-    const payload = packet.payload as Buffer
+    const payload = packet.payload
     if (payload.length > maxPayloadBytes) {
       reject(ctx, ctx.id, packet.topic, payload, `payload of ${payload.length} bytes is over the ${maxPayloadBytes}-byte limit`, 'oversized')
       return done()
@@ -147,6 +155,11 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       return done()
     }
     const { ts, readings, problems } = result.value
+    if (ts > now + maxAheadMs || ts < now - maxAgeMs) {
+      reject(ctx, ctx.id, packet.topic, payload, timeProblem(ts, now, maxAheadMs, maxAgeMs), ts > now ? 'timestamp-ahead' : 'timestamp-too-old')
+      state.touch(ctx.id, now)
+      return done()
+    }
     if (problems.length > 0) reject(ctx, ctx.id, packet.topic, payload, problems.join('; '), 'invalid-reading')
     if (readings.length === 0) {
       state.touch(ctx.id, now)
@@ -175,9 +188,9 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   })
 
   const onPresence = withDevice('presence', (ctx, packet, done) => {
-    const parsed = Presence.safeParse((packet.payload as Buffer).toString('utf8'))
+    const parsed = Presence.safeParse(packet.payload.toString('utf8'))
     if (!parsed.success) {
-      reject(ctx, ctx.id, packet.topic, packet.payload as Buffer, 'presence must be "online" or "offline"', 'malformed')
+      reject(ctx, ctx.id, packet.topic, packet.payload, 'presence must be "online" or "offline"', 'malformed')
       return done()
     }
     state.setPresence(ctx.id, parsed.data === 'online')
@@ -185,7 +198,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
   })
 
   const onEvents = withDevice('events', (ctx, packet, done) => {
-    const payload = packet.payload as Buffer
+    const payload = packet.payload
     let event: DeviceEvent
     try {
       event = DeviceEvent.parse(JSON.parse(payload.toString('utf8')))
@@ -200,48 +213,43 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
 
   const onAcks = withDevice('acks', (ctx, packet, done) => {
     state.touch(ctx.id)
-    opts.onAck?.(ctx.id, packet.payload as Buffer)
+    opts.onAck?.(ctx.id, packet.payload)
     done()
   })
 
-  const subscriptions: Array<[string, Deliver]> = [
-    ...(opts.broker ? [] : [[topics.all('telemetry'), onTelemetry] as [string, Deliver]]),
-    [topics.all('presence'), onPresence],
-    [topics.all('events'), onEvents],
-    [topics.all('acks'), onAcks],
-  ]
-  for (const [filter, deliver] of subscriptions) {
-    await new Promise<void>((resolve) => aedes.subscribe(filter, deliver as never, resolve))
-  }
-
-  if (opts.broker) {
-    opts.broker.beforeAck = (deviceId, packet, done) => {
-      // The topic policy has already let only the device's own channels through.
-      if (!packet.topic.endsWith('/telemetry')) return done(null)
-      onTelemetry(packet as AedesPublishPacket, done, deviceId)
-    }
-  }
+  const handlers: Array<[OutboundChannel, DeliveryHandler]> = [['telemetry', onTelemetry], ['presence', onPresence], ['events', onEvents], ['acks', onAcks]]
+  for (const [channel, handler] of handlers) bus.onDelivery(channel, handler)
 
   // A device that vanishes without a will (or whose will was refused) is offline all the same.
-  const onDisconnect = (client: { id: string }) => {
-    const live = (aedes as unknown as { clients: Record<string, unknown> }).clients[client.id]
-    if (!live && directory.peek(client.id)) state.setPresence(client.id, false)
+  const onDisconnect = (deviceId: string) => {
+    if (directory.peek(deviceId)) state.setPresence(deviceId, false)
   }
-  aedes.on('clientDisconnect', onDisconnect)
   // Connected is online, whether or not the device gets to publish its retained `online` before it drops again.
-  const onConnect = (client: { id: string, principal?: { kind: string } }) => {
-    if (client.principal?.kind === 'device' && directory.peek(client.id)) state.setPresence(client.id, true)
+  const onConnect = (deviceId: string) => {
+    if (directory.peek(deviceId)) state.setPresence(deviceId, true)
   }
-  aedes.on('client', onConnect)
+  bus.on('disconnect', onDisconnect)
+  bus.on('connect', onConnect)
 
   return {
     async detach () {
-      if (opts.broker) opts.broker.beforeAck = null
-      aedes.off('clientDisconnect', onDisconnect)
-      aedes.off('client', onConnect)
-      for (const [filter, deliver] of subscriptions) {
-        await new Promise<void>((resolve) => aedes.unsubscribe(filter, deliver as never, resolve))
-      }
+      bus.off('disconnect', onDisconnect)
+      bus.off('connect', onConnect)
+      for (const [channel] of handlers) bus.onDelivery(channel, null)
     },
   }
+}
+
+/** Why a reading's timestamp is outside the window, in words a device maker can act on. */
+function timeProblem (ts: number, now: number, maxAheadMs: number, maxAgeMs: number): string {
+  const at = new Date(ts).toISOString()
+  if (ts > now) return `timestamp ${at} is ${span(ts - now)} ahead of the hub's clock; readings may be at most ${span(maxAheadMs)} ahead: set the device's clock (NTP) or leave ts out`
+  return `timestamp ${at} is older than the ${span(maxAgeMs, '-')} horizon; readings older than ${span(maxAgeMs)} are refused`
+}
+
+/** `5 minutes`, `21 days` (or `21-day` with `joiner` '-'). */
+function span (ms: number, joiner = ' '): string {
+  const [unit, size] = ms >= 2 * 86_400_000 ? ['day', 86_400_000] : ms >= 2 * 3_600_000 ? ['hour', 3_600_000] : ms >= 120_000 ? ['minute', 60_000] : ['second', 1000]
+  const n = Number((ms / size).toFixed(1))
+  return joiner === '-' ? `${n}-${unit}` : `${n} ${unit}${n === 1 ? '' : 's'}`
 }

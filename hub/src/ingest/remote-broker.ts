@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events'
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import type { Duplex } from 'node:stream'
-import type { Broker } from '@trellis/broker'
-import { parseTopic, topics, type Channel } from '@trellis/device-sdk'
+import type { DeliveryHandler, DeviceBus, DevicePacket } from '@trellis/broker'
+import { Presence, outboundChannels, parseTopic, topics, type OutboundChannel } from '@trellis/device-sdk'
 
 export interface RemoteBrokerOptions {
   /** The broker's URL, `mqtt://host:port` or `mqtts://…`. */
@@ -23,19 +23,14 @@ export interface RemoteBrokerOptions {
   mqtt?: IClientOptions
 }
 
-type Deliver = (packet: IPublishPacket, done: (err?: Error | null) => void) => void
-
 /** Refusing mqtt.js' own PUBACK: this link sends it itself, once the message is handled. */
 const ackedLater = new Error('acknowledged once handled')
 
-/** The device channels the hub takes in; the broker's policy lets only the service subscribe to them. */
-const channels: Channel[] = ['telemetry', 'events', 'presence', 'acks']
-
 /**
- * The hub's session with a broker running apart from it: the part of aedes'
- * interface that ingest and commands use (subscribe, publish, events), over
+ * The device bus over the hub's session with a broker running apart from it:
  * an mqtt.js client with a persistent session (`clean: false`, fixed client id)
- * subscribed at QoS 1 to every device's channels.
+ * subscribed at QoS 1 to every device's outbound channels (the broker's policy
+ * lets only the service principal do so).
  *
  * A message is acknowledged (PUBACK) only once it is handled, telemetry only
  * once its readings are durable, so the broker keeps and re-sends to the
@@ -45,15 +40,19 @@ const channels: Channel[] = ['telemetry', 'events', 'presence', 'acks']
  * until a batch is written would let one message through per batch. So the
  * handler returns at once without PUBACK, and the PUBACKs are written here,
  * in the order the messages came (MQTT-4.6.0-2), as they become durable.
+ *
+ * No device connects here, so this bus emits no `connect` or `disconnect`:
+ * presence comes from the devices' retained presence and wills. A device whose
+ * presence says `online` counts as able to take commands (`commands-ready`):
+ * the device SDK keeps a persistent session, whose command subscription the
+ * broker keeps, and queues QoS 1 commands in.
  */
-export class RemoteBroker extends EventEmitter {
-  /** Same contract as the in-process broker's hook: telemetry goes there, and `done` releases the PUBACK. */
-  beforeAck: Broker['beforeAck'] = null
-  /** No device connects here: presence comes from the devices' retained presence and wills. */
-  readonly clients: Record<string, never> = {}
+export class RemoteBroker extends EventEmitter implements DeviceBus {
   readonly stats = { received: 0, acknowledged: 0, notDurable: 0, reconnects: 0 }
   private readonly client: MqttClient
-  private readonly subscribers: Array<{ filter: string, deliver: Deliver }> = []
+  private readonly handlers = new Map<OutboundChannel, DeliveryHandler>()
+  /** Devices whose last presence message said online. */
+  private readonly online = new Set<string>()
   /** PUBACKs owed on the current connection, oldest first; a new connection starts afresh (the broker re-sends). */
   private owed: { stream: Duplex | null, queue: Array<{ messageId: number, ready: boolean }> } = { stream: null, queue: [] }
 
@@ -99,25 +98,28 @@ export class RemoteBroker extends EventEmitter {
     })
     this.client.connect()
     await connected.finally(() => this.client.off('error', onRefusal))
-    const granted = await this.client.subscribeAsync(channels.map((c) => topics.all(c)), { qos: 1 })
+    const granted = await this.client.subscribeAsync(outboundChannels.map((c) => topics.all(c)), { qos: 1 })
     const refused = granted.filter((g) => g.qos !== 1)
     if (refused.length > 0) throw new Error(`the broker refused the hub's subscriptions (${refused.map((g) => g.topic).join(', ')}): are these the service credentials?`)
   }
 
-  subscribe (filter: string, deliver: Deliver, done: () => void): void {
-    this.subscribers.push({ filter, deliver })
-    done()
+  onDelivery (channel: OutboundChannel, handler: DeliveryHandler | null): void {
+    if (handler) this.handlers.set(channel, handler)
+    else this.handlers.delete(channel)
   }
 
-  unsubscribe (filter: string, deliver: Deliver, done: () => void): void {
-    const i = this.subscribers.findIndex((s) => s.filter === filter && s.deliver === deliver)
-    if (i >= 0) this.subscribers.splice(i, 1)
-    done()
+  /** Publishes a command at QoS 1; `done` is called once the broker has it (its PUBACK). */
+  publishCommand (deviceId: string, payload: Buffer, done: (err?: Error) => void): void {
+    this.client.publish(topics.commands(deviceId), payload, { qos: 1, retain: false }, (err) => done(err ?? undefined))
   }
 
-  /** Publishes a command; `done` is called once the broker has it (its PUBACK, for QoS 1). */
-  publish (packet: { topic: string, payload: Buffer | string, qos: 0 | 1 | 2, retain: boolean }, done: (err?: Error) => void): void {
-    this.client.publish(packet.topic, packet.payload, { qos: packet.qos, retain: packet.retain }, (err) => done(err ?? undefined))
+  canReceiveCommands (deviceId: string): boolean {
+    return this.online.has(deviceId)
+  }
+
+  /** Messages received on this connection whose PUBACK is still owed. */
+  get backlog (): number {
+    return this.owed.queue.length
   }
 
   /** Leaves the session with DISCONNECT: the broker keeps it, and what is not acknowledged, for the next start. */
@@ -152,18 +154,21 @@ export class RemoteBroker extends EventEmitter {
 
   private dispatch (packet: IPublishPacket, done: (err?: Error | null) => void): void {
     const parsed = parseTopic(packet.topic)
-    if (parsed?.channel === 'telemetry' && this.beforeAck) {
-      return this.beforeAck(parsed.deviceId, packet as never, (err) => done(err))
-    }
-    const targets = this.subscribers.filter((s) => matches(s.filter, packet.topic))
-    let waiting = targets.length
-    if (waiting === 0) return done()
-    let failed: Error | null = null
-    for (const { deliver } of targets) {
-      deliver(packet, (err) => {
-        failed ??= err ?? null
-        if (--waiting === 0) done(failed)
-      })
+    if (!parsed) return done()
+    if (parsed.channel === 'presence') this.notePresence(parsed.deviceId, packet.payload as Buffer)
+    const handler = this.handlers.get(parsed.channel as OutboundChannel)
+    if (!handler) return done()
+    handler(parsed.deviceId, packet as IPublishPacket & DevicePacket, done)
+  }
+
+  private notePresence (deviceId: string, payload: Buffer): void {
+    const presence = Presence.safeParse(payload.toString('utf8'))
+    if (!presence.success) return
+    if (presence.data === 'online') {
+      this.online.add(deviceId)
+      this.emit('commands-ready', deviceId)
+    } else {
+      this.online.delete(deviceId)
     }
   }
 
@@ -176,15 +181,4 @@ export class RemoteBroker extends EventEmitter {
       this.stats.acknowledged++
     }
   }
-}
-
-/** MQTT topic filter matching (`+` one level, `#` the rest). */
-function matches (filter: string, topic: string): boolean {
-  const f = filter.split('/')
-  const t = topic.split('/')
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true
-    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false
-  }
-  return f.length === t.length
 }

@@ -1,15 +1,9 @@
 import { Telemetry, toEpochMs } from '@trellis/device-sdk'
-import type { CompiledModel } from '../registry/directory.js'
-import { validateReadings, type Reading } from './validate.js'
+import type { CompiledModel } from './model.js'
+import type { NormalizeResult } from './result.js'
+import { validateReadings } from './validate.js'
 
-export interface NormalizedTelemetry {
-  /** epoch ms: the device's timestamp, or arrival time. */
-  ts: number
-  readings: Reading[]
-  problems: string[]
-}
-
-export type NormalizeResult = { ok: true, value: NormalizedTelemetry } | { ok: false, reason: string }
+export type { NormalizeResult, NormalizedTelemetry } from './result.js'
 
 /**
  * The envelope as nearly every device sends it: `readings` an object and `ts`

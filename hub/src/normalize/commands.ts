@@ -1,7 +1,7 @@
 import { Ack, type Command } from '@trellis/device-sdk'
-import type { CompiledModel } from '../registry/directory.js'
+import type { CompiledModel } from './model.js'
 
-export { CommandEncodeError } from './mapping.js'
+export { CommandEncodeError } from './command-mapping.js'
 
 /**
  * The way back: a canonical command as the payload this model's devices

@@ -1,20 +1,10 @@
-import { MappingError, parseMapping, type CapabilityName, type ModelCapability } from '@trellis/device-sdk'
 import type { Series } from '../store/points.js'
-import { compileMapping, invalidMapping, type CompiledMapping } from '../normalize/mapping.js'
-import type { Model, Registry } from './registry.js'
+import { compileModel, type CompiledModel, type ModelCompiler } from '../normalize/model.js'
+import type { DeviceCredentials, DeviceEntry, DeviceRecord, Registry } from './registry.js'
 import { safeEqualHex, sha256Hex } from './secrets.js'
 
-/** A model ready for the hot path: capabilities by name, mapping compiled once. */
-export interface CompiledModel {
-  readonly id: string
-  readonly name: string
-  readonly makerId: string
-  readonly capabilities: ReadonlyMap<CapabilityName, ModelCapability>
-  /** The model's dialect, compiled; null for canonical (SDK) models. */
-  readonly mapping: CompiledMapping | null
-  /** The model's heartbeat allowance in ms; null for the hub's default. */
-  readonly heartbeatMs: number | null
-}
+// The compiled model lives in normalize/; the registry caches what normalize compiles. Re-exported for the modules that take it with a device.
+export type { CompiledModel } from '../normalize/model.js'
 
 /** Everything ingest needs to know of a device, without a query per message. */
 export interface DeviceContext {
@@ -28,38 +18,6 @@ export interface DeviceContext {
   readonly releasedAt: number | null
   /** Its tags in InfluxDB, made once here so that ingest builds none per message. */
   readonly series: Series
-}
-
-export type ModelCompiler = (model: Model) => CompiledModel
-
-/** Ignores any mapping: every device of the model is taken to speak canonical JSON. */
-export const compileCanonical: ModelCompiler = (model) => ({
-  id: model.id,
-  name: model.name,
-  makerId: model.makerId,
-  capabilities: new Map(model.resolved.map((c) => [c.name, c])),
-  mapping: null,
-  heartbeatMs: model.heartbeatSeconds === null ? null : model.heartbeatSeconds * 1000,
-})
-
-/**
- * Compiles the model's mapping once, so the hot path never re-reads its JSON.
- * The API validated the mapping before storing it; a stored one that no
- * longer parses still lets devices connect, and their payloads are
- * dead-lettered with the reason.
- */
-export const compileModel: ModelCompiler = (model) => {
-  const capabilities = new Map(model.resolved.map((c) => [c.name, c]))
-  let mapping: CompiledMapping | null = null
-  if (model.mapping !== null) {
-    try {
-      mapping = compileMapping(parseMapping(model.mapping, model.resolved), capabilities, model.name)
-    } catch (err) {
-      if (!(err instanceof MappingError)) throw err
-      mapping = invalidMapping(model.id, model.name, err.message)
-    }
-  }
-  return { id: model.id, name: model.name, makerId: model.makerId, capabilities, mapping, heartbeatMs: model.heartbeatSeconds === null ? null : model.heartbeatSeconds * 1000 }
 }
 
 /**
@@ -140,23 +98,54 @@ export class DeviceDirectory {
     this.loading.delete(id)
   }
 
+  /**
+   * The contexts of a page of devices that the registry listed with their
+   * credentials: cached ones as they are, the others built from the listing,
+   * with the models not yet compiled loaded in one query. No query per device.
+   */
+  async fromListing (entries: readonly DeviceEntry[]): Promise<DeviceContext[]> {
+    const generation = this.generation
+    const missing = [...new Set(entries.filter((e) => !this.devices.has(e.record.id) && !this.models.has(e.record.modelId)).map((e) => e.record.modelId))]
+    const loaded = new Map<string, CompiledModel>()
+    for (const model of await this.registry.getModels(missing)) {
+      const compiled = this.compile(model)
+      loaded.set(model.id, compiled)
+      if (generation === this.generation) this.models.set(model.id, compiled)
+    }
+    const out: DeviceContext[] = []
+    for (const { record, credentials } of entries) {
+      const cached = this.devices.get(record.id)
+      if (cached) { out.push(cached); continue }
+      const model = this.models.get(record.modelId) ?? loaded.get(record.modelId)
+      if (!model) continue
+      const ctx = contextOf(record, credentials, model)
+      if (generation === this.generation) this.devices.set(record.id, ctx)
+      out.push(ctx)
+    }
+    return out
+  }
+
   private async load (id: string): Promise<DeviceContext | null> {
     const generation = this.generation
     const [device, credentials] = await Promise.all([this.registry.getDevice(id), this.registry.deviceCredentials(id)])
     if (!device || !credentials) return null
     const model = await this.model(device.modelId)
     if (!model) return null
-    const ctx: DeviceContext = {
-      id,
-      makerId: device.makerId,
-      ownerId: device.ownerId,
-      model,
-      secretHash: credentials.secretHash,
-      disabled: device.disabled,
-      releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
-      series: { device: id, model: model.id, maker: device.makerId },
-    }
+    const ctx = contextOf(device, credentials, model)
     if (generation === this.generation) this.devices.set(id, ctx)
     return ctx
+  }
+}
+
+function contextOf (device: DeviceRecord, credentials: DeviceCredentials, model: CompiledModel): DeviceContext {
+  return {
+    id: device.id,
+    makerId: device.makerId,
+    ownerId: device.ownerId,
+    model,
+    secretHash: credentials.secretHash,
+    disabled: device.disabled,
+    releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
+    series: { device: device.id, model: model.id, maker: device.makerId },
   }
 }

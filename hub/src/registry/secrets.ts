@@ -1,16 +1,9 @@
-import { createHash, randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual } from 'node:crypto'
+import { randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual } from 'node:crypto'
 import { promisify } from 'node:util'
+export { sha256Hex, safeEqualHex } from '../crypto.js'
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, opts: { N: number, r: number, p: number, maxmem: number }) => Promise<Buffer>
 
-/** SHA-256 in hex: enough for random high-entropy tokens, secrets and claim codes. */
-export function sha256Hex (s: string): string {
-  return createHash('sha256').update(s).digest('hex')
-}
-
-export function safeEqualHex (a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'))
-}
 
 const lower32 = 'abcdefghijklmnopqrstuvwxyz234567'
 // Crockford's alphabet: no I, L, O or U, so a code read aloud or off a sticker survives.

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   created_at timestamptz NOT NULL DEFAULT now(),
   revoked_at timestamptz
 );
+ALTER TABLE tokens ADD COLUMN IF NOT EXISTS expires_at timestamptz;
 CREATE INDEX IF NOT EXISTS tokens_subject ON tokens (subject);
 CREATE TABLE IF NOT EXISTS models (
   id text PRIMARY KEY,

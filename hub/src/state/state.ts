@@ -3,7 +3,17 @@ import type { ReadingValue } from '@trellis/device-sdk'
 import type { Reading } from '../normalize/index.js'
 import type { Registry, StoredState } from '../registry/registry.js'
 
-export interface CapabilityState { value: ReadingValue, ts: number }
+export interface CapabilityState {
+  value: ReadingValue
+  /** The reading's own timestamp, as shown. */
+  ts: number
+  /**
+   * What orders readings: their timestamp, or their arrival when stamped
+   * ahead of it, so that a clock running ahead (within the skew ingest
+   * allows) cannot hold the latest state until real time catches up.
+   */
+  rank: number
+}
 
 export interface DeviceState {
   online: boolean
@@ -40,7 +50,11 @@ export class StateStore extends EventEmitter {
   async load (): Promise<void> {
     for (const s of await this.registry.loadStates()) {
       const readings = new Map<string, CapabilityState>()
-      for (const [cap, v] of Object.entries(s.state)) readings.set(cap, { value: v.value as ReadingValue, ts: Date.parse(v.ts) })
+      const loaded = Date.now()
+      for (const [cap, v] of Object.entries(s.state)) {
+        const ts = Date.parse(v.ts)
+        readings.set(cap, { value: v.value as ReadingValue, ts, rank: Math.min(ts, loaded) })
+      }
       // Nobody is online until they say so again after a restart.
       this.devices.set(s.deviceId, { online: false, lastSeen: s.lastSeen ? Date.parse(s.lastSeen) : null, readings })
     }
@@ -61,8 +75,13 @@ export class StateStore extends EventEmitter {
     return s
   }
 
-  /** Applies readings taken at `ts`; an older reading never replaces a newer one. */
+  /**
+   * Applies readings taken at `ts` and received at `now`; an older reading
+   * never replaces a newer one, and one stamped ahead of `now` counts as taken
+   * at `now` (see `CapabilityState.rank`).
+   */
   applyReadings (deviceId: string, readings: readonly Reading[], ts: number, now = Date.now()): void {
+    const rank = ts < now ? ts : now
     const s = this.entry(deviceId)
     s.lastSeen = now
     if (!s.online) this.setPresence(deviceId, true, now)
@@ -71,15 +90,31 @@ export class StateStore extends EventEmitter {
     for (const r of readings) {
       const prev = s.readings.get(r.capability)
       if (prev) {
-        if (prev.ts > ts) continue
+        if (prev.rank > rank) continue
         // In place: a new object per reading would outlive the young generation and load the old one.
         prev.value = r.value
         prev.ts = ts
-      } else s.readings.set(r.capability, { value: r.value, ts })
+        prev.rank = rank
+      } else s.readings.set(r.capability, { value: r.value, ts, rank })
       if (wanted) (changed ??= {})[r.capability] = { value: r.value, ts: new Date(ts).toISOString() }
     }
     this.dirty.add(deviceId)
     if (changed) this.emit('readings', { kind: 'state', deviceId, readings: changed } satisfies ReadingsChange)
+  }
+
+  /**
+   * Forgets the device's latest readings that arrived by `at` (a release: they
+   * were its previous owner's, even those stamped ahead of it); presence,
+   * last-seen and readings that came later stay.
+   */
+  forgetReadingsBefore (deviceId: string, at: number): void {
+    const s = this.devices.get(deviceId)
+    if (!s) return
+    for (const [cap, reading] of s.readings) {
+      if (reading.rank > at) continue
+      s.readings.delete(cap)
+      this.dirty.add(deviceId)
+    }
   }
 
   /** Records that the device was heard from. */

@@ -19,6 +19,7 @@ export function auditRoutes (api: ApiContext) {
     route({
       method: 'GET',
       path: '/v1/audit',
+      operationId: 'readAudit',
       summary: 'Security audit log, newest first: all of it for the platform admin, its own devices\' records for a maker',
       tags: ['audit'],
       access: 'maker-or-admin',

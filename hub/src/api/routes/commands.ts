@@ -1,24 +1,19 @@
 import { z } from 'zod'
 import type { CommandRecord } from '../../commands/command-log.js'
-import { CommandRefused, type CommandService } from '../../commands/service.js'
+import type { CommandService } from '../../commands/service.js'
 import { CommandRequest } from '../../commands/validate.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import { visibleDevice, type ApiContext } from '../context.js'
+import { IdParams } from '../params.js'
+import { Duration } from '../../time/duration.js'
 
-const DeviceParams = z.object({ id: z.string().min(1).max(64) })
-const CommandParams = z.object({ id: z.string().min(1).max(64), cid: z.string().min(1).max(64) })
+const CommandParams = IdParams.extend({ cid: z.string().min(1).max(64) })
 
 /** `250ms`, `2s` or a bare number of milliseconds. */
-const WaitDuration = z.string().regex(/^\d{1,6}(ms|s)?$/, 'a wait such as 0, 500ms or 2s').transform((s) => {
-  const m = /^(\d+)(ms|s)?$/.exec(s)!
-  return Number(m[1]) * (m[2] === 's' ? 1000 : 1)
-}).refine((ms) => ms <= 30_000, 'wait is at most 30s')
+const WaitDuration = Duration({ name: 'wait', units: ['ms', 's'], bareUnit: 'ms', max: 30_000, example: '0, 500ms or 2s' })
 
-const TtlDuration = z.string().regex(/^\d{1,6}(s|m|h|d)$/, 'a TTL such as 30s, 10m, 1h or 1d').transform((s) => {
-  const m = /^(\d+)(s|m|h|d)$/.exec(s)!
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
-}).refine((ms) => ms >= 1000 && ms <= 7 * 86_400_000, 'ttl is between 1s and 7d')
+const TtlDuration = Duration({ name: 'ttl', units: ['s', 'm', 'h', 'd'], min: 1000, max: 7 * 86_400_000, example: '30s, 10m, 1h or 1d' })
 
 export const SendQuery = z.object({
   /** How long to wait for the device's ack. Default 5s; 0 answers at once with `pending`. */
@@ -68,67 +63,58 @@ export function commandHttpStatus (c: CommandRecord): number {
   return c.status === 'pending' ? 202 : c.status === 'timeout' ? 504 : 200
 }
 
-/** Maps a refusal of the command service to the API's error catalogue. */
-export function refusalError (err: CommandRefused) {
-  switch (err.reason) {
-    case 'invalid': return errors.invalidCommand(err.message)
-    case 'offline': return errors.deviceOffline(err.message)
-    case 'busy': return errors.deviceBusy(err.message)
-  }
-}
-
 export function commandRoutes (api: ApiContext, commands: CommandService) {
   return [
     route({
       method: 'POST',
       path: '/v1/devices/{id}/commands',
+      operationId: 'sendCommand',
       summary: 'Send a command (set capabilities or invoke an action) and wait for the ack: 200 ok/error, 202 pending, 504 timeout',
       tags: ['commands'],
       access: 'owner',
-      params: DeviceParams,
+      params: IdParams,
       query: SendQuery,
       body: CommandRequest,
       response: CommandView,
+      statuses: [202, 504],
+      errors: ['NOT_FOUND', 'INVALID_COMMAND', 'DEVICE_OFFLINE', 'DEVICE_BUSY'],
       handler: async ({ params, query, body, caller, reply }) => {
         const ctx = await visibleDevice(api, caller, params.id, ['owner'])
-        let record: CommandRecord
-        try {
-          record = await commands.send(ctx, caller.subject, body, { waitMs: query.wait, queue: query.queue, queueTtlMs: query.ttl })
-        } catch (err) {
-          if (err instanceof CommandRefused) throw refusalError(err)
-          throw err
-        }
-        // The status depends on the outcome, so this route answers for itself.
-        return await reply.code(commandHttpStatus(record))
-          .header('location', `/v1/devices/${ctx.id}/commands/${record.id}`)
-          .send(commandView(record))
+        const record = await commands.send(ctx, caller.subject, body, { waitMs: query.wait, queue: query.queue, queueTtlMs: query.ttl })
+        // The status depends on the outcome.
+        reply.code(commandHttpStatus(record)).header('location', `/v1/devices/${ctx.id}/commands/${record.id}`)
+        return commandView(record)
       },
     }),
     route({
       method: 'GET',
       path: '/v1/devices/{id}/commands',
+      operationId: 'listCommands',
       summary: "The device's recent commands, newest first",
       tags: ['commands'],
       access: 'owner',
-      params: DeviceParams,
+      params: IdParams,
       query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) }),
       response: z.object({ commands: z.array(CommandView) }),
+      errors: ['NOT_FOUND'],
       handler: async ({ params, query, caller }) => {
         const ctx = await visibleDevice(api, caller, params.id, ['owner'])
-        return { commands: (await commands.recent(ctx.id, query.limit)).map(commandView) }
+        return { commands: (await commands.recent(ctx, query.limit)).map(commandView) }
       },
     }),
     route({
       method: 'GET',
       path: '/v1/devices/{id}/commands/{cid}',
+      operationId: 'getCommand',
       summary: "One command's status",
       tags: ['commands'],
       access: 'owner',
       params: CommandParams,
       response: CommandView,
+      errors: ['NOT_FOUND'],
       handler: async ({ params, caller }) => {
         const ctx = await visibleDevice(api, caller, params.id, ['owner'])
-        const record = await commands.get(ctx.id, params.cid)
+        const record = await commands.get(ctx, params.cid)
         if (!record) throw errors.notFound('command', params.cid)
         return commandView(record)
       },

@@ -2,11 +2,9 @@ import { z } from 'zod'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import { actorOf, visibleDevice, type ApiContext } from '../context.js'
-import { DeviceParams } from './devices.js'
+import { IdParams } from '../params.js'
 
-export const TokenParams = z.object({ id: z.string().min(1).max(64) })
-
-const TokenView = z.object({ id: z.string(), scope: z.enum(['maker', 'owner', 'admin']), label: z.string().nullable(), createdAt: z.string(), revokedAt: z.string().nullable() })
+const TokenView = z.object({ id: z.string(), scope: z.enum(['maker', 'owner', 'admin']), label: z.string().nullable(), createdAt: z.string(), expiresAt: z.string().nullable(), revokedAt: z.string().nullable() })
 
 /** Device secrets, device enablement, device release, and API tokens. */
 export function credentialRoutes (api: ApiContext) {
@@ -14,11 +12,13 @@ export function credentialRoutes (api: ApiContext) {
     route({
       method: 'POST',
       path: '/v1/devices/{id}/secret:rotate',
+      operationId: 'rotateDeviceSecret',
       summary: 'Give a device a new secret, shown once; the old one stops working and live sessions are closed',
       tags: ['devices'],
       access: 'maker',
-      params: DeviceParams,
+      params: IdParams,
       response: z.object({ id: z.string(), secret: z.string() }),
+      errors: ['NOT_FOUND'],
       handler: async ({ params, caller, request }) => {
         const device = await visibleDevice(api, caller, params.id, ['maker'])
         const secret = await api.registry.rotateDeviceSecret(device.id)
@@ -30,10 +30,13 @@ export function credentialRoutes (api: ApiContext) {
     ...([true, false] as const).map((disabled) => route({
       method: 'POST',
       path: disabled ? '/v1/devices/{id}/disable' : '/v1/devices/{id}/enable',
+      operationId: disabled ? 'disableDevice' : 'enableDevice',
       summary: disabled ? 'Disable a device: it can no longer connect, and live sessions are closed' : 'Enable a disabled device again',
       tags: ['devices'],
       access: 'maker',
-      params: DeviceParams,
+      params: IdParams,
+      response: z.object({ id: z.string(), disabled: z.boolean() }),
+      errors: ['NOT_FOUND'],
       handler: async ({ params, caller, request }) => {
         const device = await visibleDevice(api, caller, params.id, ['maker'])
         await api.registry.setDeviceDisabled(device.id, disabled)
@@ -45,11 +48,13 @@ export function credentialRoutes (api: ApiContext) {
     route({
       method: 'POST',
       path: '/v1/devices/{id}/release',
+      operationId: 'releaseDevice',
       summary: 'Give up a device; it gets a new claim code, shown once, for its next owner',
       tags: ['devices'],
       access: 'owner',
-      params: DeviceParams,
+      params: IdParams,
       response: z.object({ id: z.string(), claimCode: z.string() }),
+      errors: ['NOT_FOUND'],
       handler: async ({ params, caller, request }) => {
         const device = await visibleDevice(api, caller, params.id, ['owner'])
         const released = await api.registry.releaseDevice(caller.subject, device.id)
@@ -61,6 +66,7 @@ export function credentialRoutes (api: ApiContext) {
     route({
       method: 'GET',
       path: '/v1/tokens',
+      operationId: 'listTokens',
       summary: "The caller's API tokens (never the tokens themselves)",
       tags: ['tokens'],
       access: 'authenticated',
@@ -70,10 +76,13 @@ export function credentialRoutes (api: ApiContext) {
     route({
       method: 'DELETE',
       path: '/v1/tokens/{id}',
+      operationId: 'revokeToken',
       summary: "Revoke one of the caller's tokens (the platform admin: anyone's); it stops working at once",
       tags: ['tokens'],
       access: 'authenticated',
-      params: TokenParams,
+      params: IdParams,
+      response: z.object({ id: z.string(), revoked: z.literal(true) }),
+      errors: ['NOT_FOUND'],
       handler: async ({ params, caller, request }) => {
         const ok = await api.registry.revokeToken(params.id, caller.scope === 'admin' ? null : caller.subject)
         if (!ok) throw errors.notFound('token', params.id)

@@ -5,26 +5,27 @@ import type { Aggregate } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import { actorOf, visibleDevice, type ApiContext } from '../context.js'
+import { IdParams } from '../params.js'
+import { durationUnits, parseDuration } from '../../time/duration.js'
 
 export const ProvisionRequest = z.strictObject({
   model: z.string().min(1).max(64),
-  /** How many devices to provision at once. Default 1. */
-  count: z.number().int().min(1).max(1000).default(1),
+  /** How many devices to provision at once. Default 1; at most the hub's provisioning batch cap (default 1000). */
+  count: z.number().int().min(1).max(100_000).default(1),
 })
 export type ProvisionRequest = z.infer<typeof ProvisionRequest>
 
 export const ClaimRequest = z.strictObject({ claimCode: z.string().trim().min(4).max(64) })
 export type ClaimRequest = z.infer<typeof ClaimRequest>
 
-export const DeviceParams = z.object({ id: z.string().min(1).max(64) })
-
 export const DeviceListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   after: z.string().max(64).optional(),
 })
 
-const Duration = z.string().regex(/^[1-9]\d{0,5}(ms|s|m|h|d|w)$/, 'a duration such as 30s, 1m, 1h or 1d')
-const durationMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+const intervalUnits = Object.keys(durationUnits) as Array<keyof typeof durationUnits>
+/** An InfluxQL interval, kept as text for the query: `30s`, `1m`, `1h`, `1d`. */
+const Interval = z.string().regex(/^[1-9]\d{0,5}(ms|s|m|h|d|w)$/, 'a duration such as 30s, 1m, 1h or 1d')
 
 export const TelemetryQuery = z.object({
   capability: z.string().min(1).max(64),
@@ -32,13 +33,29 @@ export const TelemetryQuery = z.object({
   from: z.iso.datetime({ offset: true }).optional(),
   /** ISO-8601; default now. */
   to: z.iso.datetime({ offset: true }).optional(),
-  every: Duration.optional(),
+  every: Interval.optional(),
   agg: z.enum(['mean', 'min', 'max', 'last']).optional(),
-  /** Most points returned. Default 10000. */
+  /** Most points returned. Default 10000; past it the answer says `truncated` and gives `next`. */
   limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
 })
 
 const Value = z.union([z.number(), z.boolean(), z.string()])
+
+const TelemetryAnswer = z.object({
+  device: z.string(),
+  capability: z.string(),
+  unit: z.string().nullable(),
+  from: z.string(),
+  to: z.string(),
+  every: z.string().optional(),
+  agg: z.enum(['mean', 'min', 'max', 'last']).optional(),
+  points: z.array(z.object({ ts: z.string(), value: Value.nullable() })),
+  /** More points lie in the range than `limit`. */
+  truncated: z.boolean(),
+  /** When truncated: the `from` that continues after the last point (same `to`, `every`, `agg`); else null. */
+  next: z.string().nullable(),
+})
+
 /** Reported value (null until the device reports one) and, for settable capabilities, a command's value not yet confirmed. */
 const StateEntry = z.object({
   value: Value.nullable(),
@@ -51,7 +68,8 @@ export const DeviceView = z.object({
   modelName: z.string(),
   maker: z.string(),
   brand: z.string(),
-  owner: z.string().nullable().optional(),
+  /** Shown to the maker only: whether an owner has claimed it (never who). */
+  claimed: z.boolean().optional(),
   online: z.boolean(),
   lastSeen: z.string().nullable(),
   state: z.record(z.string(), StateEntry),
@@ -85,12 +103,14 @@ export function deviceRoutes (api: ApiContext) {
     route({
       method: 'POST',
       path: '/v1/devices',
+      operationId: 'provisionDevices',
       summary: 'Provision devices of a model; secrets and claim codes are shown once',
       tags: ['devices'],
       access: 'maker',
       body: ProvisionRequest,
       status: 201,
-      response: z.object({ devices: z.array(z.object({ id: z.string(), secret: z.string(), claimCode: z.string() })) }),
+      response: z.object({ model: z.string(), devices: z.array(z.object({ id: z.string(), secret: z.string(), claimCode: z.string() })) }),
+      errors: ['UNKNOWN_MODEL', 'QUOTA_EXCEEDED'],
       handler: async ({ body, caller }) => {
         const model = await api.registry.getModel(body.model)
         if (!model || model.makerId !== caller.subject) throw errors.unknownModel(body.model)
@@ -102,11 +122,13 @@ export function deviceRoutes (api: ApiContext) {
     route({
       method: 'POST',
       path: '/v1/devices/claim',
+      operationId: 'claimDevice',
       summary: 'Claim a device by the claim code that came with it',
       tags: ['devices'],
       access: 'owner',
       body: ClaimRequest,
       response: DeviceView,
+      errors: ['INVALID_CLAIM_CODE', 'RATE_LIMITED'],
       handler: async ({ body, caller, request }) => {
         const keys = [request.ip, caller.subject]
         api.throttle.check('failedClaim', keys)
@@ -124,41 +146,46 @@ export function deviceRoutes (api: ApiContext) {
     route({
       method: 'GET',
       path: '/v1/devices',
+      operationId: 'listDevices',
       summary: "The owner's devices, or the maker's fleet",
       tags: ['devices'],
       access: 'owner-or-maker',
       query: DeviceListQuery,
+      response: z.object({ devices: z.array(DeviceView), next: z.string().nullable() }),
       handler: async ({ query, caller }) => {
         const filter = caller.scope === 'owner' ? { ownerId: caller.subject } : { makerId: caller.subject }
-        const records = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
+        const entries = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
         const devices = []
-        for (const r of records) {
-          const ctx = await api.directory.get(r.id)
-          if (ctx) devices.push(await view(ctx, caller.scope === 'maker'))
-        }
-        return { devices, next: records.length === query.limit ? records[records.length - 1].id : null }
+        for (const ctx of await api.directory.fromListing(entries)) devices.push(await view(ctx, caller.scope === 'maker'))
+        return { devices, next: entries.length === query.limit ? entries[entries.length - 1].record.id : null }
       },
     }),
     route({
       method: 'GET',
       path: '/v1/devices/{id}',
+      operationId: 'getDevice',
       summary: 'A device: model, brand, presence and latest state per capability',
       tags: ['devices'],
       access: 'owner-or-maker',
-      params: DeviceParams,
+      params: IdParams,
       response: DeviceView,
+      errors: ['NOT_FOUND'],
       handler: async ({ params, caller }) => await view(await visibleDevice(api, caller, params.id), caller.scope === 'maker'),
     }),
     route({
       method: 'GET',
       path: '/v1/devices/{id}/telemetry',
+      operationId: 'getTelemetry',
       summary: "A capability's history, raw or aggregated per interval",
       tags: ['devices'],
       access: 'owner',
-      params: DeviceParams,
+      params: IdParams,
       query: TelemetryQuery,
+      response: TelemetryAnswer,
+      errors: ['NOT_FOUND', 'BAD_REQUEST', 'UNKNOWN_CAPABILITY', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE'],
       handler: async ({ params, query, caller }) => {
         const ctx = await visibleDevice(api, caller, params.id, ['owner'])
+        api.throttle.take('history', [caller.tokenId])
         if (!isCapabilityName(query.capability)) throw errors.badRequest(`${query.capability} is not a capability; see the catalogue in /docs`)
         const cap = ctx.model.capabilities.get(query.capability)
         if (!cap) throw errors.unknownCapability(query.capability, ctx.model.name)
@@ -172,9 +199,9 @@ export function deviceRoutes (api: ApiContext) {
         if (query.agg && cap.kind !== 'number' && query.agg !== 'last') {
           throw errors.badRequest(`${cap.name} is a ${cap.kind}; only agg=last applies to it`)
         }
+        const everyMs = query.every ? parseDuration(query.every, intervalUnits)! : 0
         if (query.every) {
-          const m = /^(\d+)(ms|s|m|h|d|w)$/.exec(query.every)!
-          const buckets = (to.getTime() - from.getTime()) / (Number(m[1]) * durationMs[m[2]])
+          const buckets = (to.getTime() - from.getTime()) / everyMs
           if (buckets > 10_000) throw errors.badRequest(`every=${query.every} over this range makes ${Math.ceil(buckets)} intervals; the limit is 10000`)
         }
         let points: Awaited<ReturnType<typeof api.store.history>> = []
@@ -185,13 +212,15 @@ export function deviceRoutes (api: ApiContext) {
             kind: cap.kind,
             from,
             to,
-            limit: query.limit,
+            // One more than asked: whether the range holds more is then known without a count.
+            limit: query.limit + 1,
             ...(query.every && { every: query.every, agg: query.agg as Aggregate }),
           })
         } catch (err) {
           api.log.error({ err }, 'telemetry query failed')
           throw errors.storageUnavailable('the telemetry store did not answer; try again shortly')
         }
+        const truncated = points.length > query.limit
         return {
           device: ctx.id,
           capability: cap.name,
@@ -199,7 +228,9 @@ export function deviceRoutes (api: ApiContext) {
           from: from.toISOString(),
           to: to.toISOString(),
           ...(query.every && { every: query.every, agg: query.agg }),
-          points,
+          points: truncated ? points.slice(0, query.limit) : points,
+          truncated,
+          next: truncated ? new Date(Date.parse(points[query.limit - 1].ts) + (query.every ? everyMs : 1)).toISOString() : null,
         }
       },
     }),

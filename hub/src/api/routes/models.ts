@@ -1,11 +1,13 @@
 import { z } from 'zod'
-import { CapabilityDeclaration, CapabilityDeclarationError, Mapping, MappingError, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
-import { ModelNameTakenError, type Model } from '../../registry/registry.js'
-import { compileModel } from '../../registry/directory.js'
+import { CapabilityDeclaration, Mapping, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
+import type { Model } from '../../registry/registry.js'
+import { compileModel } from '../../normalize/model.js'
+import { mappingQuotaProblem } from '../../registry/quotas.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import type { ApiContext } from '../context.js'
+import { IdParams } from '../params.js'
 
 /**
  * A mapping as the API takes it: any JSON here, so that a wrong one is
@@ -26,16 +28,33 @@ export const ModelDeclaration = z.strictObject({
 })
 export type ModelDeclaration = z.infer<typeof ModelDeclaration>
 
-export const ModelParams = z.object({ id: z.string().min(1).max(64) })
+const ModelView = z.object({
+  id: z.string(),
+  maker: z.string(),
+  name: z.string(),
+  capabilities: z.array(z.record(z.string(), z.unknown())),
+  mapping: z.unknown(),
+  /** The model's own heartbeat allowance, or the hub's default when it declared none. */
+  heartbeatSeconds: z.number(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+})
 
-export function modelView (m: Model) {
+export const ModelListQuery = z.object({
+  /** Models per page. Default 50, at most 200 (a model's mapping may be up to 64 KiB). */
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** The `next` of the previous page. */
+  after: z.string().max(64).optional(),
+})
+
+export function modelView (m: Model, defaultHeartbeatSeconds: number) {
   return {
     id: m.id,
     maker: m.makerId,
     name: m.name,
     capabilities: m.resolved,
     mapping: m.mapping,
-    heartbeatSeconds: m.heartbeatSeconds,
+    heartbeatSeconds: m.heartbeatSeconds ?? defaultHeartbeatSeconds,
     createdAt: m.createdAt,
     updatedAt: m.updatedAt,
   }
@@ -47,6 +66,8 @@ export async function ownModel (api: ApiContext, makerId: string, id: string): P
   if (!model || model.makerId !== makerId) throw errors.notFound('model', id)
   return model
 }
+
+/** How deep a sample may nest; a device payload of 16 KiB has no use for more, and JSON.stringify recurses. */
 
 /** A sample payload: text is sent as it is (key=value, or JSON text), anything else as its JSON. */
 const SamplePayload = z.union([z.string().max(16_384), z.record(z.string(), z.unknown()), z.array(z.unknown())])
@@ -63,106 +84,113 @@ const MappingTestResult = z.union([
   z.object({ ok: z.literal(false), reason: z.string() }),
 ])
 
-/** Checks a mapping against the model's capabilities; 422 naming the field. */
-function validMapping (input: unknown, capabilities: readonly ModelCapability[]): void {
-  try {
-    parseMapping(input, capabilities)
-  } catch (err) {
-    if (err instanceof MappingError) throw errors.invalidMapping(err.message)
-    throw err
-  }
+/** Checks a mapping against the model's capabilities; a MappingError becomes 422 naming the field. */
+function validMapping (api: ApiContext, input: unknown, capabilities: readonly ModelCapability[]): void {
+  // Before parsing: a mapping of a megabyte costs the parser the better part of a second.
+  const overQuota = mappingQuotaProblem(input, api.registry.quotas)
+  if (overQuota) throw errors.invalidMapping(overQuota)
+  parseMapping(input, capabilities)
 }
 
 export function modelRoutes (api: ApiContext) {
+  const view = (m: Model) => modelView(m, api.defaultHeartbeatSeconds ?? 600)
   return [
     route({
       method: 'POST',
       path: '/v1/models',
+      operationId: 'createModel',
       summary: 'Declare a device model: its capabilities and, optionally, its payload mapping',
       tags: ['models'],
       access: 'maker',
       body: ModelDeclaration,
       status: 201,
+      response: ModelView,
+      errors: ['INVALID_MODEL', 'INVALID_MAPPING', 'MODEL_NAME_TAKEN', 'QUOTA_EXCEEDED'],
       handler: async ({ body, caller }) => {
-        let resolved: ModelCapability[]
-        try {
-          resolved = resolveCapabilities(body.capabilities)
-        } catch (err) {
-          if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)
-          throw err
-        }
-        if (body.mapping !== undefined && body.mapping !== null) validMapping(body.mapping, resolved)
-        try {
-          const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping, heartbeatSeconds: body.heartbeatSeconds })
-          return modelView(model)
-        } catch (err) {
-          if (err instanceof CapabilityDeclarationError) throw errors.invalidModel(err.message)
-          if (err instanceof ModelNameTakenError) throw errors.modelNameTaken(body.name)
-          throw err
-        }
+        const resolved = resolveCapabilities(body.capabilities)
+        if (body.mapping !== undefined && body.mapping !== null) validMapping(api, body.mapping, resolved)
+        const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping, heartbeatSeconds: body.heartbeatSeconds })
+        return view(model)
       },
     }),
     route({
       method: 'GET',
       path: '/v1/models',
-      summary: "The maker's models",
+      operationId: 'listModels',
+      summary: "The maker's models in the order declared, a page at a time; pass `next` as `after` for the next page",
       tags: ['models'],
       access: 'maker',
-      handler: async ({ caller }) => ({ models: (await api.registry.listModels(caller.subject)).map(modelView) }),
+      query: ModelListQuery,
+      response: z.object({ models: z.array(ModelView), next: z.string().nullable() }),
+      handler: async ({ caller, query }) => {
+        const models = await api.registry.listModels(caller.subject, { limit: query.limit, after: query.after })
+        return { models: models.map(view), next: models.length === query.limit ? models[models.length - 1].id : null }
+      },
     }),
     route({
       method: 'GET',
       path: '/v1/models/{id}',
+      operationId: 'getModel',
       summary: 'One of the maker\'s models',
       tags: ['models'],
       access: 'maker',
-      params: ModelParams,
-      handler: async ({ params, caller }) => modelView(await ownModel(api, caller.subject, params.id)),
+      params: IdParams,
+      response: ModelView,
+      errors: ['NOT_FOUND'],
+      handler: async ({ params, caller }) => view(await ownModel(api, caller.subject, params.id)),
     }),
     route({
       method: 'PUT',
       path: '/v1/models/{id}/mapping',
+      operationId: 'putMapping',
       summary: "Replaces the model's mapping; validated first, live for its devices within a second, no reconnect",
       tags: ['models'],
       access: 'maker',
-      params: ModelParams,
+      params: IdParams,
       body: MappingDocument,
+      response: ModelView,
+      errors: ['NOT_FOUND', 'INVALID_MAPPING'],
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         if (body === undefined || body === null) throw errors.badRequest('send the mapping as the body; DELETE /v1/models/{id}/mapping makes the model canonical again')
-        validMapping(body, model.resolved)
+        validMapping(api, body, model.resolved)
         const updated = await api.registry.setMapping(model.id, body)
         if (!updated) throw errors.notFound('model', params.id)
-        return modelView(updated)
+        return view(updated)
       },
     }),
     route({
       method: 'DELETE',
       path: '/v1/models/{id}/mapping',
+      operationId: 'deleteMapping',
       summary: 'Removes the mapping: devices of the model speak canonical JSON from now on',
       tags: ['models'],
       access: 'maker',
-      params: ModelParams,
+      params: IdParams,
+      response: ModelView,
+      errors: ['NOT_FOUND'],
       handler: async ({ params, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         const updated = await api.registry.setMapping(model.id, null)
         if (!updated) throw errors.notFound('model', params.id)
-        return modelView(updated)
+        return view(updated)
       },
     }),
     route({
       method: 'POST',
       path: '/v1/models/{id}/mapping:test',
+      operationId: 'testMapping',
       summary: 'Dry-runs the stored (or a candidate) mapping on sample payloads: the canonical readings or the reasons, nothing stored',
       tags: ['models'],
       access: 'maker',
-      params: ModelParams,
+      params: IdParams,
       body: MappingTestRequest,
       response: z.object({ model: z.string(), mapping: z.enum(['stored', 'candidate', 'canonical']), results: z.array(MappingTestResult) }),
+      errors: ['NOT_FOUND', 'INVALID_MAPPING'],
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
         const candidate = body.mapping !== undefined && body.mapping !== null
-        if (candidate) validMapping(body.mapping, model.resolved)
+        if (candidate) validMapping(api, body.mapping, model.resolved)
         const compiled = compileModel(candidate ? { ...model, mapping: body.mapping } : model)
         const now = Date.now()
         const results = body.payloads.map((sample) => {
@@ -178,14 +206,20 @@ export function modelRoutes (api: ApiContext) {
     route({
       method: 'GET',
       path: '/v1/models/{id}/rejections',
+      operationId: 'listRejections',
       summary: 'The most recent payloads of this model that were rejected, newest first, with the reason',
       tags: ['models'],
       access: 'maker',
-      params: ModelParams,
+      params: IdParams,
       query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(100) }),
+      response: z.object({
+        model: z.string(),
+        rejections: z.array(z.object({ at: z.string(), deviceId: z.string(), modelId: z.string().nullable(), makerId: z.string().nullable(), topic: z.string(), reason: z.string(), payload: z.string(), bytes: z.number() })),
+      }),
+      errors: ['NOT_FOUND'],
       handler: async ({ params, query, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
-        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit) }
+        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit, model.makerId) }
       },
     }),
   ]

@@ -1,9 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
 import { isDeviceId } from '@trellis/device-sdk'
 import { route } from '../route.js'
 import { errors } from '../errors.js'
 import type { ApiContext } from '../context.js'
+import { bearerToken, safeEqual, sha256 } from '../../crypto.js'
 
 const MqttAuthRequest = z.object({
   clientId: z.string().max(65_535),
@@ -23,23 +23,21 @@ export function mqttAuthRoutes (api: ApiContext, serviceSecret: string) {
     route({
       method: 'POST',
       path: '/internal/mqtt/auth',
+      operationId: 'checkMqttCredentials',
       summary: 'Checks a device\'s MQTT credentials, for the broker (service secret as bearer token)',
       tags: ['internal'],
       // Not a registry token: the service secret, checked in the handler.
       access: 'public',
       body: MqttAuthRequest,
       response: z.object({ result: z.enum(['allow', 'deny']) }),
+      errors: ['UNAUTHORIZED'],
       handler: async ({ body, request }) => {
-        const presented = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1]
-        if (!presented || !timingSafeEqual(sha256(presented), serviceHash)) throw errors.unauthorized('this route needs the service secret as bearer token')
+        const presented = bearerToken(request.headers.authorization)
+        if (!presented || !safeEqual(sha256(presented), serviceHash)) throw errors.unauthorized('this route needs the service secret as bearer token')
         // The broker's rule: a device connects with its id as both client id and username.
         const allowed = body.clientId === body.username && isDeviceId(body.username) && await api.directory.authenticate(body.username, body.password)
         return { result: allowed ? 'allow' : 'deny' }
       },
     }),
   ]
-}
-
-function sha256 (s: string): Buffer {
-  return createHash('sha256').update(s).digest()
 }

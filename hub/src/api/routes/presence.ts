@@ -3,6 +3,7 @@ import { uptime, type PresenceMonitor } from '../../presence/presence.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import { visibleDevice, type ApiContext } from '../context.js'
+import { IdParams } from '../params.js'
 
 export const PresenceQuery = z.object({
   /** ISO-8601; default one day before `to`. */
@@ -16,13 +17,25 @@ export function presenceRoutes (api: ApiContext, presence: PresenceMonitor) {
     route({
       method: 'GET',
       path: '/v1/devices/{id}/presence',
+      operationId: 'getPresence',
       summary: "The device's online/offline changes over a period and its uptime",
       tags: ['devices'],
       access: 'owner',
-      params: z.object({ id: z.string().min(1).max(64) }),
+      params: IdParams,
       query: PresenceQuery,
+      response: z.object({
+        device: z.string(),
+        online: z.boolean(),
+        from: z.string(),
+        to: z.string(),
+        uptime: z.number(),
+        onlineSeconds: z.number(),
+        changes: z.array(z.object({ ts: z.string(), online: z.boolean() })),
+      }),
+      errors: ['NOT_FOUND', 'BAD_REQUEST', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE'],
       handler: async ({ params, query, caller }) => {
         const ctx = await visibleDevice(api, caller, params.id, ['owner'])
+        api.throttle.take('history', [caller.tokenId])
         const to = query.to ? new Date(query.to) : new Date()
         const from = query.from ? new Date(query.from) : new Date(to.getTime() - 86_400_000)
         if (from > to) throw errors.badRequest('from is after to')

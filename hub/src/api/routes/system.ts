@@ -1,14 +1,29 @@
+import { z } from 'zod'
 import { route } from '../route.js'
 import type { ApiContext } from '../context.js'
+import { docsPage } from '../docs-page.js'
+
+const Health = z.object({
+  status: z.enum(['ok', 'degraded']),
+  influx: z.enum(['up', 'down']),
+  bufferedPoints: z.number(),
+  failedWrites: z.number(),
+  spool: z.object({ points: z.number(), bytes: z.number(), segments: z.number() }),
+})
+
+const OpenApi = z.record(z.string(), z.unknown()).meta({ description: 'an OpenAPI 3.1 document' })
 
 export function systemRoutes (api: ApiContext, openapi: () => object) {
   return [
     route({
       method: 'GET',
       path: '/healthz',
-      summary: 'Liveness and storage health',
+      operationId: 'health',
+      summary: 'Liveness and storage health: 200 while InfluxDB answers, 503 with the same body while it does not',
       tags: ['system'],
       access: 'public',
+      response: Health,
+      statuses: [503],
       handler: async ({ reply }) => {
         const influx = await api.store.ping(1000).catch(() => false)
         const { buffered, failedRequests } = api.writer.stats
@@ -28,9 +43,12 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
     route({
       method: 'GET',
       path: '/metrics',
+      operationId: 'metrics',
       summary: 'Prometheus metrics (text format)',
       tags: ['system'],
       access: 'public',
+      response: z.string(),
+      produces: 'text/plain',
       handler: async ({ reply }) => {
         reply.header('content-type', api.metrics.registry.contentType)
         return await api.metrics.registry.metrics()
@@ -39,9 +57,29 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
     route({
       method: 'GET',
       path: '/docs',
-      summary: 'This OpenAPI document',
+      operationId: 'docs',
+      summary: 'The API reference: a page for a browser (Accept: text/html), else this OpenAPI document as JSON',
       tags: ['system'],
       access: 'public',
+      response: OpenApi,
+      produces: ['application/json', 'text/html'],
+      handler: async ({ request, reply }) => {
+        const accept = request.headers.accept ?? ''
+        if (/\btext\/html\b/.test(accept)) {
+          reply.header('content-type', 'text/html; charset=utf-8')
+          return docsPage(openapi())
+        }
+        return openapi()
+      },
+    }),
+    route({
+      method: 'GET',
+      path: '/docs/json',
+      operationId: 'openApiDocument',
+      summary: 'This OpenAPI document as JSON',
+      tags: ['system'],
+      access: 'public',
+      response: OpenApi,
       handler: async () => openapi(),
     }),
   ]

@@ -1,0 +1,133 @@
+import {
+  findConversion,
+  type Ack, type CapabilityName, type Command, type DeviceScalar, type ReadingValue, type ValidMapping, type ValidRule,
+} from '@trellis/device-sdk'
+import { chain, ConversionError, describeValue, inverseScaleOffset, inverseValueMap, unitFromCanonical, type Converter } from './converters.js'
+import { parseJson, readerOf, type ParsedPayload } from './payload.js'
+import { place, splitPath, type Segment } from './paths.js'
+
+/** A canonical command that this model's mapping has no way to say. */
+export class CommandEncodeError extends Error {}
+
+/** Where a value goes (a JSON path, or a key for keyvalue). */
+interface Placement { path: string, segments: readonly Segment[], value: unknown }
+
+const placementsOf = (fields: Readonly<Record<string, unknown>>): Placement[] =>
+  Object.entries(fields).map(([path, value]) => ({ path, segments: splitPath(path), value }))
+
+/** Canonical value → device value for one `set` rule: the inverse of its reading conversion. */
+function setConverter ({ rule, capability: cap }: ValidRule, modelName: string): (value: ReadingValue) => DeviceScalar {
+  const conversion = rule.unit !== undefined && cap.unit !== undefined ? findConversion(rule.unit, cap.unit) : undefined
+  const scaled = rule.scale !== undefined || rule.offset !== undefined ? inverseScaleOffset(rule.scale ?? 1, rule.offset ?? 0) : null
+  const steps: Converter[] = []
+  if (rule.map) steps.push(inverseValueMap(rule.map))
+  else if (cap.kind === 'number') {
+    if (conversion?.unit === 'hh:mm:ss') steps.push(...(scaled ? [scaled] : []), unitFromCanonical(conversion))
+    else steps.push(...(conversion ? [unitFromCanonical(conversion)] : []), ...(scaled ? [scaled] : []))
+  }
+  const convert = steps.length > 0 ? chain(steps) : (value: unknown) => value
+  return (value) => {
+    try {
+      return convert(value) as DeviceScalar
+    } catch (err) {
+      if (err instanceof ConversionError) throw new CommandEncodeError(`${cap.name} ${err.message} of model ${modelName}`)
+      throw err
+    }
+  }
+}
+
+/** Command → device payload, by the mapping's `commands`: id, constant fields, the action's fields and params, then `set` values. */
+export function commandEncoder (valid: ValidMapping, modelName: string): (command: Command) => Buffer {
+  const commands = valid.commands
+  if (!commands) return () => { throw new CommandEncodeError(`model ${modelName} declares no command mapping, so its devices take no commands`) }
+  const layout = valid.layout
+  const setters = new Map(commands.set.map((v) => [v.capability.name, {
+    toDevice: setConverter(v, modelName),
+    source: v.source,
+    segments: v.source.kind === 'path' ? splitPath(v.source.path) : [],
+  }]))
+  const idPlacement = { path: commands.id, segments: splitPath(commands.id) }
+  const fields = placementsOf(commands.fields)
+  const actions = new Map(Object.entries(commands.actions).map(([name, action]) => [name, {
+    fields: placementsOf(action.fields),
+    params: new Map(Object.entries(action.params ?? {}).map(([param, path]) => [param, { path, segments: splitPath(path) }])),
+  }]))
+  const listSegments = layout.format === 'properties' && layout.list ? splitPath(layout.list) : []
+  const takes = () => [
+    ...(setters.size > 0 ? [`"set" of ${[...setters.keys()].join(', ')}`] : []),
+    ...(actions.size > 0 ? [`the actions ${[...actions.keys()].join(', ')}`] : []),
+  ].join(' and ')
+
+  const actionPlacements = (command: Command): Placement[] => {
+    if (!command.action) return []
+    const action = actions.get(command.action)
+    if (!action) throw new CommandEncodeError(`model ${modelName} has no action ${command.action}; it takes ${takes()}`)
+    const out = [...action.fields]
+    for (const [param, value] of Object.entries(command.params ?? {})) {
+      const target = action.params.get(param)
+      if (!target) throw new CommandEncodeError(`action ${command.action} of model ${modelName} takes ${action.params.size > 0 ? `the params ${[...action.params.keys()].join(', ')}` : 'no params'}, not ${param}`)
+      if (value === null || typeof value === 'object') throw new CommandEncodeError(`param ${param} must be text, a number or a boolean`)
+      out.push({ ...target, value })
+    }
+    return out
+  }
+
+  return (command) => {
+    const placements: Placement[] = [{ ...idPlacement, value: command.id }, ...fields, ...actionPlacements(command)]
+    const items: Array<Record<string, unknown>> = []
+    for (const [name, value] of Object.entries(command.set ?? {})) {
+      const setter = setters.get(name as CapabilityName)
+      if (!setter) throw new CommandEncodeError(`model ${modelName} has no command for ${name}; it takes ${takes()}`)
+      const deviceValue = setter.toDevice(value)
+      if (setter.source.kind === 'match' && layout.format === 'properties') items.push({ ...setter.source.match, [layout.value]: deviceValue })
+      else if (setter.source.kind === 'path') placements.push({ path: setter.source.path, segments: setter.segments, value: deviceValue })
+    }
+    if (placements.length === 1 + fields.length && items.length === 0) throw new CommandEncodeError(`the command neither sets anything nor names an action; model ${modelName} takes ${takes()}`)
+    if (layout.format === 'keyvalue') return Buffer.from(placements.map((p) => `${p.path}${layout.assign}${String(p.value)}`).join(layout.separator))
+    const doc: Record<string, unknown> = {}
+    try {
+      for (const p of placements) place(doc, p.segments, p.value)
+      if (items.length > 0) place(doc, listSegments, items)
+    } catch (err) {
+      if (err instanceof RangeError) throw new CommandEncodeError(`the mapping of model ${modelName} cannot be used for commands: ${err.message}; replace it`)
+      throw err
+    }
+    return Buffer.from(JSON.stringify(doc))
+  }
+}
+
+/** Device ack → canonical Ack, by `commands.ack`; `stateOf` reads the readings an ack carries when `ack.state` says so. */
+export function ackDecoder (
+  valid: ValidMapping,
+  parse: (payload: Buffer) => ParsedPayload,
+  stateOf: (payload: Buffer) => Record<string, ReadingValue> | null,
+  modelName: string,
+): (payload: Buffer) => { ok: true, ack: Ack } | { ok: false, reason: string } {
+  const commands = valid.commands
+  if (!commands) return () => ({ ok: false, reason: `model ${modelName} declares no command mapping, so it has no acks` })
+  const { ack } = commands
+  const layout = valid.layout
+  const pathReader = (path: string) => readerOf(layout.format === 'keyvalue' ? layout : { format: 'json' }, { kind: 'path', path }).read
+  const readId = pathReader(ack.id)
+  const status = ack.status && { read: pathReader(ack.status.path), path: ack.status.path, ok: new Set(ack.status.ok.map(String)) }
+  const readError = ack.error !== null ? pathReader(ack.error) : null
+  // An ack of a property-list model is a plain JSON object (the list is for telemetry and commands).
+  const parseAck = layout.format === 'keyvalue' ? parse : (payload: Buffer) => parseJson(payload.toString('utf8'), 'ack')
+
+  return (payload) => {
+    const parsed = parseAck(payload)
+    if (!parsed.ok) return parsed
+    const id = readId(parsed)
+    if (id === undefined || id === null || typeof id === 'object' || String(id) === '') return { ok: false, reason: `ack has no command id at ${ack.id}` }
+    const answered = status ? status.read(parsed) : undefined
+    if (!status || (answered !== undefined && status.ok.has(String(answered)))) {
+      const state = ack.state ? stateOf(payload) : null
+      return { ok: true, ack: { id: String(id), status: 'ok', ...(state && { state }) } }
+    }
+    const detail = readError?.(parsed)
+    const error = detail !== undefined && detail !== null && typeof detail !== 'object'
+      ? String(detail).slice(0, 512)
+      : `the device answered ${status.path}=${describeValue(answered)}`
+    return { ok: true, ack: { id: String(id), status: 'error', error } }
+  }
+}
