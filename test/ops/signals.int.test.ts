@@ -32,7 +32,7 @@ describe('one signal stops the whole tree', () => {
     // The hub logs to stderr: the banner on stdout holds no log line.
     expect(running.output()).toContain('"msg":"MQTT listening"')
     expect(running.stdout()).not.toContain('{"level"')
-    expect(running.stdout()).toMatch(/Trellis is running\.\n {2}HTTP API {6}http:\/\/127\.0\.0\.1:\d+/)
+    expect(running.stdout()).toMatch(/Trellis is running\.\n(?: {2}\S.*\n)* {2}HTTP API {6}http:\/\/127\.0\.0\.1:\d+/)
     await stopsEverything(running, 'SIGTERM')
     expect((await running.exited).code).toBe(0)
   }, 120_000)
