@@ -7,6 +7,7 @@
 import mqtt from 'mqtt'
 import { topics } from '@trellis/device-sdk'
 import { BenchChild } from './lib/child.js'
+import { progress } from './lib/progress.js'
 import { defaultProfiles, measurementsOf, profileByName } from './lib/payloads.js'
 import { awaitStored, countStored, influxCommand, provisionFleet, startBenchInflux, startTrellis, type BenchDevice, type BenchInflux } from './lib/stack.js'
 import { fmtInt, fmtMiB, fmtNum, median, quantile, table } from './lib/stats.js'
@@ -60,13 +61,16 @@ export async function ingest (opts: IngestOptions): Promise<void> {
   const profileNames = opts.profiles.split(',').map((s) => s.trim()).filter(Boolean)
   profileNames.forEach(profileByName)
   const measurements = measurementsOf(profileNames)
+  progress('ingest', 'starting influxd, the hub and the load processes')
   const influx = await startBenchInflux()
   const generator = await BenchChild.start('generator')
   const runs: Array<{ trellis: SystemRun, baseline?: SystemRun }> = []
   try {
     for (let r = 0; r < opts.runs; r++) {
+      progress('ingest', `run ${r + 1}/${opts.runs}: Trellis`)
       const trellis = await runTrellis(opts, r, influx, generator, profileNames, measurements, runs)
       let baseline: SystemRun | undefined
+      if (!opts['skip-baseline']) progress('ingest', `run ${r + 1}/${opts.runs}: baseline (bare aedes + naive subscriber)`)
       if (!opts['skip-baseline']) baseline = await runBaseline(opts, r, influx, generator, profileNames, measurements, runs, trellis.devices)
       runs.push({ trellis: trellis.result, baseline })
       console.error(`run ${r + 1}/${opts.runs} done`)
@@ -82,6 +86,7 @@ async function runTrellis (opts: IngestOptions, r: number, influx: BenchInflux, 
   const database = `bench_trellis_${r}`
   const stack = await startTrellis({ influxUrl: influx.url, database, ...(opts['max-concurrent-writes'] > 0 ? { writer: { maxConcurrentWrites: opts['max-concurrent-writes'] } } : {}) })
   try {
+    progress('ingest', `provisioning and connecting ${opts.devices} devices`)
     const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices + 1, profiles: profileNames })
     const probe = fleet.devices.pop()!
     const connected = await generator.call<{ connected: number, failed: number, firstError: string | null }>('connect', { url: stack.mqttUrl, devices: fleet.devices })
@@ -131,6 +136,7 @@ async function phases (opts: IngestOptions, sut: SystemUnderTest, influx: BenchI
   const base1 = t0 + HOUR * window++
   const usage1 = new UsageWindow(sut.pids)
   const started1 = performance.now()
+  progress('ingest', `${sut.name} QoS 1 closed loop, ${opts['qos1-seconds']} s`)
   const load1 = await generator.call<LoadResult>('load', { qos: 1, mode: 'closed', windowPerDevice: opts.window, durationMs: opts['qos1-seconds'] * 1000, tsBase: base1 })
   const stored1 = await awaitStored(count(base1), load1.readingsSent)
   const usageQos1 = usage1.stop()
@@ -153,6 +159,7 @@ async function phases (opts: IngestOptions, sut: SystemUnderTest, influx: BenchI
     const base = t0 + HOUR * window++
     const usage = new UsageWindow(sut.pids)
     const started = performance.now()
+    progress('ingest', `${sut.name} QoS 0 step ${step + 1}/${opts['max-steps']} at most: ${fmtInt(rate)} msg/s for ${opts['step-seconds']} s`)
     const load = await generator.call<LoadResult>('load', { qos: 0, mode: 'paced', rate, durationMs: opts['step-seconds'] * 1000, tsBase: base })
     const loadEnd = performance.now()
     const stored = await awaitStored(count(base), load.readingsSent, { settleMs: 1500, timeoutMs: 10_000 })
@@ -206,6 +213,7 @@ async function latencyPhase (opts: IngestOptions, stack: Awaited<ReturnType<type
     client.publish(topics.telemetry(probe.id), profile.encode(seq++, ts), { qos: 0 })
   }, 10)
   const usage = new UsageWindow({ system: process.pid, generator: generator.pid, influxd: influx.pid })
+  progress('ingest', `latency probe beside ${fmtInt(rate)} msg/s, ${opts['latency-seconds']} s`)
   const load = await generator.call<LoadResult>('load', { qos: 0, mode: 'paced', rate, durationMs: opts['latency-seconds'] * 1000, tsBase: base })
   clearInterval(timer)
   const stored = await awaitStored(async () => (await countStored(influx.url, database, measurements, base, base + HOUR)).total, load.readingsSent, { settleMs: 1500 })
