@@ -133,6 +133,37 @@ describe('automations across brands', () => {
   })
 })
 
+describe('ownership', () => {
+  it('refuses a rule naming another owner\'s device, and stops firing for the former owner once a device is released', async () => {
+    const home = await household([voltwise, breezewell])
+    const [plug, purifier] = home.ids
+    const stranger = await seedFleet(api, { count: 1 })
+    const foreign = await api.post('/v1/automations', {
+      name: 'not mine',
+      trigger: { type: 'reading', deviceId: plug, capability: 'power', op: 'changes' },
+      actions: [{ deviceId: stranger.devices[0].id, command: { set: { power: false } } }],
+    }, home.token)
+    expect(foreign.status).toBe(404)
+
+    const sent = await spyCommands(purifier)
+    const created = await api.post('/v1/automations', {
+      name: 'purifier follows the plug',
+      trigger: { type: 'reading', deviceId: plug, capability: 'power', op: 'changes' },
+      actions: [{ deviceId: purifier, command: { set: { power: false } } }],
+      cooldownSeconds: 0,
+    }, home.token)
+    expect((await api.post(`/v1/devices/${purifier}/release`, {}, home.token)).status).toBeLessThan(300)
+    await eventually(() => api.get(`/v1/automations/${created.body.id}`, home.token), (r) => r.body.suspended !== null, { what: 'the rule suspended' })
+    expect((await api.get(`/v1/automations/${created.body.id}`, home.token)).body.suspended).toContain(purifier)
+
+    await api.post(`/v1/devices/${plug}/commands?wait=10s`, { set: { power: false } }, home.token)
+    const runs = await eventually(() => runsOf(created.body.id, home.token), (r) => r.length === 1, { what: 'the refused run' })
+    expect(runs[0]).toMatchObject({ outcome: 'ownership', commands: [] })
+    expect(runs[0].reason).toContain(purifier)
+    expect(sent).toEqual([])
+  })
+})
+
 describe('dry-run on history', () => {
   it('finds when a rule would have fired in the stored history, and what it would have sent', async () => {
     const fleet = await seedFleet(api, { count: 1 })
