@@ -16,7 +16,7 @@ const model = compileDeclaration({ name: 'lamp', capabilities: ['power', 'temper
 const ctxOf = (id: string, ownerId = 'ow-1') => ({ id, ownerId, makerId: 'mk-1', model, disabled: false, releasedAt: null }) as unknown as DeviceContext
 
 /** Devices that do what they are told at once and report it: each command comes back as a reading of the target. */
-async function household (deviceIds: string[], opts: { maxChainDepth?: number } = {}) {
+async function household (deviceIds: string[], opts: { maxChainDepth?: number, maxPerOwner?: number, maxRuleBytes?: number } = {}) {
   const sql = await openPglite()
   await CommandLog.open(sql)
   const devices = new Map(deviceIds.map((id) => [id, ctxOf(id)]))
@@ -38,7 +38,7 @@ async function household (deviceIds: string[], opts: { maxChainDepth?: number } 
     actions: [{ deviceId: target, command: { set: { power: true } } }],
     cooldownSeconds: 0,
   }))
-  return { automations, sent, create, close: async () => { automations!.close(); await sql.close() } }
+  return { automations, devices, sent, create, close: async () => { automations!.close(); await sql.close() } }
 }
 
 let close: (() => Promise<void>) | undefined
@@ -74,5 +74,21 @@ describe('causal chains', () => {
     expect(runs[0].trigger.chain).toBeUndefined()
     // d1 was already on: the third rule's command is no new edge for the first.
     expect((await h.automations.runs(first.id, 10)).map((r) => r.outcome)).toEqual(['fired'])
+  }, 30_000)
+})
+
+describe('bounds', () => {
+  it('refuses an automation over the per-owner cap and a rule over the size limit, saying which', async () => {
+    const h = await household(['d1', 'd2'], { maxPerOwner: 1, maxRuleBytes: 400 })
+    close = h.close
+    await h.create('d1', 'd2')
+    await expect(h.create('d2', 'd1')).rejects.toMatchObject({ reason: 'limit', message: 'at most 1 automations per owner' })
+    const big = AutomationDeclaration.parse({
+      name: 'x'.repeat(100),
+      trigger: { type: 'reading', deviceId: 'd1', capability: 'temperature', op: 'above', value: 30 },
+      conditions: [1, 2, 3].map(() => ({ type: 'state', deviceId: 'd2', capability: 'power', op: 'equals', value: true })),
+      actions: [{ deviceId: 'd2', command: { set: { power: false } } }],
+    })
+    await expect(h.automations.create('ow-2', h.devices, big)).rejects.toMatchObject({ reason: 'invalid', message: expect.stringMatching(/over the 400-byte limit/) })
   }, 30_000)
 })
