@@ -1,3 +1,8 @@
+// Some 420 lines, over the house's ~300: a rule's life (armed, triggered,
+// refused or fired, its delayed commands sent) is one state machine over
+// `running`, kept in one place. What stands apart is apart: the schema
+// (rule.ts), the index (rule-index.ts), pure evaluation (evaluate.ts), the
+// sun (solar.ts), storage (automation-store.ts) and replay (dry-run.ts).
 import cron, { type ScheduledTask } from 'node-cron'
 import type { Logger } from 'pino'
 import type { ReadingValue } from '@trellis/device-sdk'
