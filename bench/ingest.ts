@@ -9,7 +9,7 @@ import { topics } from '@trellis/device-sdk'
 import { BenchChild } from './lib/child.js'
 import { progress } from './lib/progress.js'
 import { defaultProfiles, measurementsOf, profileByName } from './lib/payloads.js'
-import { awaitStored, countStored, influxCommand, provisionFleet, startBenchInflux, startTrellis, type BenchDevice, type BenchInflux } from './lib/stack.js'
+import { awaitStored, claimAll, countStored, influxCommand, post, provisionFleet, startBenchInflux, startTrellis, type BenchDevice, type BenchInflux } from './lib/stack.js'
 import { fmtInt, fmtMiB, fmtNum, median, quantile, table } from './lib/stats.js'
 import { machine, UsageWindow, type ProcessUsage } from './lib/system.js'
 import type { OptionSpecs, Options } from './lib/options.js'
@@ -27,6 +27,7 @@ export const ingestOptions = {
   'latency-seconds': { default: 6, help: 'Length of the latency phase at half the QoS 0 capacity.' },
   'skip-baseline': { default: false, help: 'Run Trellis only.' },
   'max-concurrent-writes': { default: 0, help: 'The hub writer\'s write requests in flight; 0 keeps the hub\'s default.' },
+  rules: { default: 0, help: 'Automations loaded before the load, each on one device of the fleet (round-robin) watching a capability it reports, never matching: the cost of the rule index on the ingest path. 0 claims nothing.' },
 } satisfies OptionSpecs
 
 type IngestOptions = Options<typeof ingestOptions>
@@ -84,11 +85,17 @@ export async function ingest (opts: IngestOptions): Promise<void> {
 
 async function runTrellis (opts: IngestOptions, r: number, influx: BenchInflux, generator: BenchChild, profileNames: string[], measurements: string[], previous: Array<{ trellis: SystemRun }>): Promise<{ result: SystemRun, devices: BenchDevice[] }> {
   const database = `bench_trellis_${r}`
-  const stack = await startTrellis({ influxUrl: influx.url, database, ...(opts['max-concurrent-writes'] > 0 ? { writer: { maxConcurrentWrites: opts['max-concurrent-writes'] } } : {}) })
+  const stack = await startTrellis({
+    influxUrl: influx.url,
+    database,
+    ...(opts['max-concurrent-writes'] > 0 ? { writer: { maxConcurrentWrites: opts['max-concurrent-writes'] } } : {}),
+    ...(opts.rules > 0 ? { automations: { maxPerOwner: opts.rules } } : {}),
+  })
   try {
     progress('ingest', `provisioning and connecting ${opts.devices} devices`)
     const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices + 1, profiles: profileNames })
     const probe = fleet.devices.pop()!
+    if (opts.rules > 0) await loadRules(stack.httpUrl, fleet.devices, opts.rules)
     const connected = await generator.call<{ connected: number, failed: number, firstError: string | null }>('connect', { url: stack.mqttUrl, devices: fleet.devices })
     if (connected.failed > 0) throw new Error(`${connected.failed} devices could not connect to Trellis: ${connected.firstError}`)
     const sut: SystemUnderTest = { name: 'trellis', mqttUrl: stack.mqttUrl, database, pids: { system: process.pid, generator: generator.pid, influxd: influx.pid }, close: async () => {} }
@@ -101,6 +108,35 @@ async function runTrellis (opts: IngestOptions, r: number, influx: BenchInflux, 
     await stack.close()
     await influxCommand(influx.url, `DROP DATABASE "${database}"`)
   }
+}
+
+/** The numeric capabilities a rule may watch, first found first. */
+const watchable = ['temperature', 'voltage', 'co2', 'powerDraw', 'humidity']
+
+/**
+ * Claims the fleet for one owner and creates `count` automations, round-robin
+ * over the devices: each watches a capability its device reports and waits
+ * for a value it never reaches, so every reading of a watched capability is
+ * looked up and evaluated, and nothing fires.
+ */
+async function loadRules (httpUrl: string, devices: readonly BenchDevice[], count: number): Promise<void> {
+  const token = await claimAll(httpUrl, devices)
+  const capabilityOf = (d: BenchDevice) => {
+    const declared = profileByName(d.profile).model.capabilities.map((c) => typeof c === 'string' ? c : (c as { name: string }).name)
+    return watchable.find((c) => declared.includes(c)) ?? null
+  }
+  const target = devices.find((d) => profileByName(d.profile).model.capabilities.includes('power'))
+  if (!target) throw new Error('--rules needs a device with a settable power capability in the fleet (the thermostat profile)')
+  const candidates = devices.filter((d) => capabilityOf(d) !== null)
+  for (let i = 0; i < count; i++) {
+    const d = candidates[i % candidates.length]
+    await post(httpUrl, '/v1/automations', {
+      name: `bench rule ${i}`,
+      trigger: { type: 'reading', deviceId: d.id, capability: capabilityOf(d), op: 'above', value: 1e12 },
+      actions: [{ deviceId: target.id, command: { set: { power: false } } }],
+    }, token)
+  }
+  console.error(`  ${count} automations loaded on ${Math.min(count, candidates.length)} devices`)
 }
 
 async function runBaseline (opts: IngestOptions, r: number, influx: BenchInflux, generator: BenchChild, profileNames: string[], measurements: string[], previous: Array<{ baseline?: SystemRun }>, devices: BenchDevice[]): Promise<SystemRun> {

@@ -137,6 +137,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
+    onReadings: (deviceId, readings) => control.automations.offerReadings(deviceId, readings),
     bus,
     directory,
     state,

@@ -98,8 +98,16 @@ function sampleBody (key: string, a: Tenant): unknown {
     'POST /v1/devices/{id}/commands': { set: { power: true } },
     'POST /v1/schedules': { deviceId: a.devices[0].id, cron: '0 23 * * *', timezone: 'Europe/Berlin', command: { set: { power: false } } },
     'PATCH /v1/schedules/{id}': { paused: true },
+    'POST /v1/automations': automationOf(a),
+    'PUT /v1/automations/{id}': automationOf(a),
+    'POST /v1/automations:test': { rule: automationOf(a), days: 1 },
   }
   return samples[key] ?? {}
+}
+
+/** A rule on A's devices: a stranger may neither create, replace nor replay it. */
+function automationOf (a: Tenant) {
+  return { name: 'walk', trigger: { type: 'reading', deviceId: a.devices[0].id, capability: 'temperature', op: 'above', value: 30 }, actions: [{ deviceId: a.devices[1].id, command: { set: { power: false } } }] }
 }
 
 interface Tenant {
@@ -107,6 +115,7 @@ interface Tenant {
   devices: Array<{ id: string, secret: string, claimCode: string }>
   tokenIds: string[]
   scheduleId: string
+  automationId: string
 }
 
 async function tenant (name: string): Promise<Tenant> {
@@ -114,12 +123,14 @@ async function tenant (name: string): Promise<Tenant> {
   const tokens = await api.get('/v1/tokens', fleet.ownerToken)
   const schedule = await api.post('/v1/schedules', { deviceId: fleet.devices[0].id, cron: '0 3 * * *', command: { set: { power: false } } }, fleet.ownerToken)
   if (schedule.status !== 201) throw new Error(`schedule creation failed: ${JSON.stringify(schedule.body)}`)
-  return { ...fleet, tokenIds: tokens.body.tokens.map((t: { id: string }) => t.id), scheduleId: schedule.body.id }
+  const automation = await api.post('/v1/automations', { name: 'mine', trigger: { type: 'presence', deviceId: fleet.devices[0].id }, actions: [{ deviceId: fleet.devices[1].id, command: { set: { power: true } } }] }, fleet.ownerToken)
+  if (automation.status !== 201) throw new Error(`automation creation failed: ${JSON.stringify(automation.body)}`)
+  return { ...fleet, tokenIds: tokens.body.tokens.map((t: { id: string }) => t.id), scheduleId: schedule.body.id, automationId: automation.body.id }
 }
 
 /** What of A's must never show in a stranger's answer. */
 function secretsOf (a: Tenant): string[] {
-  return [a.makerId, a.modelId, a.ownerId, a.scheduleId, ...a.tokenIds, ...a.devices.flatMap((d) => [d.id, d.secret])]
+  return [a.makerId, a.modelId, a.ownerId, a.scheduleId, a.automationId, ...a.tokenIds, ...a.devices.flatMap((d) => [d.id, d.secret])]
 }
 
 function concretePath (path: string, a: Tenant): string {
@@ -127,6 +138,7 @@ function concretePath (path: string, a: Tenant): string {
     if (path.startsWith('/v1/models/')) return a.modelId
     if (path.startsWith('/v1/tokens/')) return a.tokenIds[0]
     if (path.startsWith('/v1/schedules/')) return a.scheduleId
+    if (path.startsWith('/v1/automations/')) return a.automationId
     if (name === 'id') return a.devices[0].id
     return `${name}-that-does-not-exist`
   })
