@@ -1,3 +1,8 @@
+// Some 380 lines, over the house's ~300, as store/influxd.ts is its pattern:
+// finding the binaries, running them as the postgres user when root, initdb,
+// the watchdog that outlives a SIGKILLed hub, supervision with backoff and the
+// orphan reaper are one server's life, and each step needs the others' paths
+// and child process. Tested as one: test/hub/managed-postgres.int.test.ts.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { access, chmod, chown, mkdir, readdir, readFile, stat } from 'node:fs/promises'
 import { constants } from 'node:fs'

@@ -18,6 +18,8 @@
  * Not accepted: Quartz's `L`, `W` and `#`.
  */
 
+import cron from 'node-cron'
+
 /** Longest expression accepted, in characters. */
 export const maxCronLength = 120
 
@@ -177,3 +179,29 @@ function nameTable (names: string[], base: number): Record<string, number> {
   names.forEach((name, i) => { table[name] = base + i; table[name.slice(0, 3)] = base + i })
   return table
 }
+
+/** Why a cron expression and time zone cannot be scheduled, or null. The expression is bounded here before node-cron reads it. */
+export function scheduleProblem (expression: string, timezone: string): string | null {
+  const parsed = parseCron(expression)
+  if (!parsed.ok) return `cron "${expression}" is not valid (${parsed.problem}); use five fields, or six with seconds first, e.g. "0 23 * * *"`
+  // The parser accepts only what node-cron accepts; asking node-cron too costs little once the ranges are bounded.
+  const validation = cron.validateDetailed(expression)
+  if (!validation.valid) {
+    const detail = validation.errors.map((e) => `${e.field}: ${e.message}`).join('; ')
+    return `cron "${expression}" is not valid (${detail}); use five fields, or six with seconds first, e.g. "0 23 * * *"`
+  }
+  if (!validZones.has(timezone)) {
+    let canonical: string
+    try {
+      canonical = new Intl.DateTimeFormat('en', { timeZone: timezone }).resolvedOptions().timeZone
+    } catch {
+      return `time zone "${timezone}" is not an IANA zone such as Europe/Berlin or UTC`
+    }
+    // Building a formatter costs more than the rest of the check. Only zones spelled as ICU spells them are kept
+    // (a few hundred at most): any casing of a name is valid too, and those must not grow the set.
+    if (canonical === timezone) validZones.add(timezone)
+  }
+  return null
+}
+
+const validZones = new Set<string>()

@@ -1,3 +1,9 @@
+// Some 440 lines, over the house's ~300: a schedule's life (armed on a shared
+// node-cron task, admitted past the owner's and the hub's gates, fired, recorded
+// or counted as skipped) shares the timers, the gates and the skip tallies; split
+// apart, each piece would reach into the others' maps. What stands apart is
+// apart: parsing and bounds (cron-expression.ts), warning tallies
+// (cron-warnings.ts), storage (schedule-store.ts).
 import cron, { type Logger as CronLogger, type ScheduledTask } from 'node-cron'
 import type { Logger } from 'pino'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
@@ -5,7 +11,8 @@ import { newId } from '../registry/secrets.js'
 import { CommandRefused, type CommandService } from '../commands/service.js'
 import { commandProblem, type CommandRequest } from '../commands/validate.js'
 import type { RunOutcome, Schedule, ScheduleRun, ScheduleStore } from './schedule-store.js'
-import { parseCron } from './cron-expression.js'
+import { parseCron, scheduleProblem } from './cron-expression.js'
+import { WarningTally } from './cron-warnings.js'
 
 export interface SchedulerOptions {
   store: ScheduleStore
@@ -435,56 +442,3 @@ export class Scheduler {
     }
   }
 }
-
-/**
- * Warnings counted by kind and logged as one line with the counts at most
- * once per period: a flood of them costs a counter, not a log line each.
- */
-class WarningTally {
-  private counts: Record<string, number> = {}
-  private since = Date.now()
-  private lastError: unknown = null
-
-  constructor (private readonly log: Logger, private readonly periodMs: number) {}
-
-  note (kind: string, err?: unknown, n = 1): void {
-    this.counts[kind] = (this.counts[kind] ?? 0) + n
-    if (err !== undefined) this.lastError = err
-    if (Date.now() - this.since >= this.periodMs) this.flush()
-  }
-
-  flush (): void {
-    if (Object.keys(this.counts).length > 0) {
-      this.log.warn({ counts: this.counts, sinceMs: Date.now() - this.since, lastError: this.lastError ?? undefined }, 'node-cron warnings since the last report')
-    }
-    this.counts = {}
-    this.lastError = null
-    this.since = Date.now()
-  }
-}
-
-/** Why a cron expression and time zone cannot be scheduled, or null. The expression is bounded here before node-cron reads it. */
-export function scheduleProblem (expression: string, timezone: string): string | null {
-  const parsed = parseCron(expression)
-  if (!parsed.ok) return `cron "${expression}" is not valid (${parsed.problem}); use five fields, or six with seconds first, e.g. "0 23 * * *"`
-  // The parser accepts only what node-cron accepts; asking node-cron too costs little once the ranges are bounded.
-  const validation = cron.validateDetailed(expression)
-  if (!validation.valid) {
-    const detail = validation.errors.map((e) => `${e.field}: ${e.message}`).join('; ')
-    return `cron "${expression}" is not valid (${detail}); use five fields, or six with seconds first, e.g. "0 23 * * *"`
-  }
-  if (!validZones.has(timezone)) {
-    let canonical: string
-    try {
-      canonical = new Intl.DateTimeFormat('en', { timeZone: timezone }).resolvedOptions().timeZone
-    } catch {
-      return `time zone "${timezone}" is not an IANA zone such as Europe/Berlin or UTC`
-    }
-    // Building a formatter costs more than the rest of the check. Only zones spelled as ICU spells them are kept
-    // (a few hundred at most): any casing of a name is valid too, and those must not grow the set.
-    if (canonical === timezone) validZones.add(timezone)
-  }
-  return null
-}
-
-const validZones = new Set<string>()
