@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectDevice, type Device } from '@trellis/device-sdk'
+import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
@@ -40,6 +40,11 @@ async function reporting (fleet: Fleet, index = 0) {
   await device.report({ temperature: 21.5, power: true, powerDraw: 50, rssi: -61, firmwareVersion: '2.1.0' }, Date.now() - 60_000)
   await device.report({ temperature: TEMPERATURE, power: true, powerDraw: POWER_DRAW, rssi: -61, firmwareVersion: '2.1.0' }, Date.now() - 1000)
   await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.state?.powerDraw?.value === POWER_DRAW, { what: 'the reading in the owner view' })
+  // A payload refused for one bad reading still holds the others: the maker's rejection list must not show them.
+  const rejections = () => api.get(`/v1/models/${fleet.modelId}/rejections`, fleet.makerToken)
+  const before = (await rejections()).body.rejections.length
+  device.client.publish(topics.telemetry(d.id), JSON.stringify({ readings: { temperature: TEMPERATURE, powerDraw: -5 } }), { qos: 1 })
+  await eventually(rejections, (r) => r.body.rejections.length > before, { what: 'the rejected payload' })
   return d
 }
 
@@ -154,7 +159,8 @@ describe('consent: grants', () => {
     expect(seen.body.state.temperature.value).toBe(TEMPERATURE)
     const raw = await history(d.id, 'temperature', fleet.makerToken)
     expect(raw.status).toBe(200)
-    expect(raw.body.points.map((p: { value: number }) => p.value)).toEqual([21.5, TEMPERATURE])
+    // Both reports, and the valid reading of the partly refused payload.
+    expect(raw.body.points.map((p: { value: number }) => p.value)).toEqual([21.5, TEMPERATURE, TEMPERATURE])
     const refused = await history(d.id, 'powerDraw', fleet.makerToken)
     expect(refused.status).toBe(403)
     expect(refused.body.error.code).toBe('NO_GRANT')

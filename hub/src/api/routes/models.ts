@@ -92,6 +92,9 @@ function validMapping (api: ApiContext, input: unknown, capabilities: readonly M
   parseMapping(input, capabilities)
 }
 
+/** What the rejection list shows instead of a claimed device's payload (see docs/makers.md, Consent). */
+const withheldPayload = '(withheld: the device is claimed, and its payload holds its owner\'s readings)'
+
 export function modelRoutes (api: ApiContext) {
   const view = (m: Model) => modelView(m, api.defaultHeartbeatSeconds ?? 600)
   return [
@@ -207,7 +210,7 @@ export function modelRoutes (api: ApiContext) {
       method: 'GET',
       path: '/v1/models/{id}/rejections',
       operationId: 'listRejections',
-      summary: 'The most recent payloads of this model that were rejected, newest first, with the reason',
+      summary: 'The most recent payloads of this model that were rejected, newest first, with the reason (the payload of a claimed device is withheld)',
       tags: ['models'],
       access: 'maker',
       params: IdParams,
@@ -219,7 +222,13 @@ export function modelRoutes (api: ApiContext) {
       errors: ['NOT_FOUND'],
       handler: async ({ params, query, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
-        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit, model.makerId) }
+        const rejections = []
+        for (const letter of api.deadLetters.forModel(model.id, query.limit, model.makerId)) {
+          // A refused payload of a claimed device still holds the owner's other readings: the reason is the maker's, the payload is not.
+          const claimed = (await api.directory.get(letter.deviceId))?.ownerId != null
+          rejections.push(claimed ? { ...letter, payload: withheldPayload } : letter)
+        }
+        return { model: model.id, rejections }
       },
     }),
   ]
