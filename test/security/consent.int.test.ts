@@ -29,8 +29,9 @@ const model = { name: 'plug-1', capabilities: ['temperature', 'power', 'powerDra
 type Fleet = Awaited<ReturnType<typeof seedFleet>>
 
 // Usage values no one but the owner may read without a grant: distinctive, so a leak shows in any answer
-// (and no mean of them with the first readings, 21.5 and 50, contains the other).
-const TEMPERATURE = 37.25
+// (no mean of them with the first readings, 21.5 and 50, contains the other, and no timestamp holds them:
+// seconds never reach 87).
+const TEMPERATURE = 87.125
 const POWER_DRAW = 1234.5
 
 async function reporting (fleet: Fleet, index = 0) {
@@ -146,6 +147,17 @@ describe('consent: defaults', () => {
     // The walk does find a leak: the owner, walked the same way, gets both values.
     const owner = await walkForUsage(fleet, fleet.ownerToken)
     expect(owner.leaks).toEqual(expect.arrayContaining([expect.stringContaining('gave temperature'), expect.stringContaining('gave powerDraw')]))
+  })
+  it('gives the maker fleet insight with usage withheld below the default cohort of 10 devices', async () => {
+    const fleet = await seedFleet(api, { makerName: 'Consent Insight', model, count: 2 })
+    await reporting(fleet, 0)
+    await reporting(fleet, 1)
+    const insight = await api.get(`/v1/models/${fleet.modelId}/insight`, fleet.makerToken)
+    expect(insight.status).toBe(200)
+    expect(insight.body).toMatchObject({ minCohort: 10, activeDevices: 2, firmwareVersions: { '2.1.0': 2 } })
+    const usage = insight.body.capabilities.filter((c: { kind: string }) => c.kind === 'usage')
+    expect(usage.map((c: { capability: string }) => c.capability).sort()).toEqual(['power', 'powerDraw', 'temperature'])
+    for (const c of usage) expect(c).toMatchObject({ distribution: null, readingsPerDevice: null, withheld: expect.stringContaining('at least 10') })
   })
 })
 
