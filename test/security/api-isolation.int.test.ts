@@ -192,7 +192,7 @@ async function walk (a: Tenant, strangers: Array<{ as: string, token: string }>)
 }
 
 describe('API isolation: every route in /docs, walked as strangers', () => {
-  it('answers 401/403/404 to no token, a wrong token, another owner, another maker and another owner's app on every route, and catches a forgotten guard', async () => {
+  it("answers 401/403/404 to no token, a wrong token, another owner, another maker and another owner's app on every route, and catches a forgotten guard", async () => {
     const a = await tenant('Maker A')
     const b = await tenant('Maker B')
     const { walked, violations } = await walk(a, [{ as: "another owner's token", token: b.ownerToken }, { as: "another maker's token", token: b.makerToken }, { as: "another owner's app", token: b.appToken }])

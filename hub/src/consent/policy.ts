@@ -1,10 +1,13 @@
-import type { Caller } from '../api/route.js'
+import type { Scope } from '../registry/records.js'
 import type { DeviceContext } from '../registry/directory.js'
 import type { Grant, GrantStore, Resolution } from './grant-store.js'
 import { isHealthCapability } from './health.js'
 
 /** How a caller may read one capability of one device, and under which grant (null: by right, not by grant). */
 export interface ReadAccess { resolution: Resolution, grant: Grant | null }
+
+/** Who reads: an API caller's scope and account (the API's `Caller` fits). */
+export interface Reader { scope: Scope, subject: string }
 
 const raw: ReadAccess = { resolution: 'raw', grant: null }
 
@@ -19,7 +22,7 @@ export class ConsentPolicy {
   constructor (private readonly grants: GrantStore | null) {}
 
   /** Capability → access, for every capability of the device's model the caller may read; empty when none. */
-  async readable (caller: Caller, ctx: DeviceContext, now = Date.now()): Promise<Map<string, ReadAccess>> {
+  async readable (caller: Reader, ctx: DeviceContext, now = Date.now()): Promise<Map<string, ReadAccess>> {
     const out = new Map<string, ReadAccess>()
     const caps = [...ctx.model.capabilities.keys()]
     if (caller.scope === 'owner') {
