@@ -77,28 +77,35 @@ const newConsentId = (prefix: 'grt' | 'app') => `${prefix}-${randomBytes(8).toSt
  * change to a grant empties it.
  */
 export class GrantStore {
-  private readonly live = new Map<string, Promise<Grant[]>>()
+  private readonly live = new Map<string, { loadedAt: number, grants: Promise<Grant[]> }>()
 
-  private constructor (private readonly db: SqlClient) {}
+  /**
+   * `cacheMs`: how long a grantee's grants are trusted before they are read
+   * again, so that a change made through another hub of a cluster is seen
+   * within it; a change through this one is seen at once. Default 5000.
+   */
+  private constructor (private readonly db: SqlClient, private readonly cacheMs: number) {}
 
-  static async open (db: SqlClient): Promise<GrantStore> {
+  static async open (db: SqlClient, opts: { cacheMs?: number } = {}): Promise<GrantStore> {
     await db.exec(schema)
-    return new GrantStore(db)
+    return new GrantStore(db, opts.cacheMs ?? 5000)
   }
 
   /** The grantee's unrevoked grants, from the cache; expiry is the caller's to check against its clock. */
   async heldBy (kind: GranteeKind, id: string): Promise<Grant[]> {
     const key = `${kind}:${id}`
+    const now = Date.now()
     let hit = this.live.get(key)
-    if (!hit) {
-      hit = this.db.query<GrantRow>('SELECT * FROM grants WHERE grantee_kind = $1 AND grantee_id = $2 AND revoked_at IS NULL AND expires_at > now()', [kind, id])
+    if (!hit || now - hit.loadedAt > this.cacheMs) {
+      const grants = this.db.query<GrantRow>('SELECT * FROM grants WHERE grantee_kind = $1 AND grantee_id = $2 AND revoked_at IS NULL AND expires_at > now()', [kind, id])
         .then((rows) => rows.map(toGrant))
-      hit.catch(() => this.live.delete(key))
+      grants.catch(() => this.live.delete(key))
       // Bounded: past 10,000 grantees the cache starts over.
       if (this.live.size >= 10_000) this.live.clear()
+      hit = { loadedAt: now, grants }
       this.live.set(key, hit)
     }
-    return await hit
+    return await hit.grants
   }
 
   /** Every grant the grantee holds or held (revoked and expired included), newest first. */

@@ -24,6 +24,8 @@ export interface ConsentOptions {
   maxAppsPerOwner?: number
   /** Longest a grant may run, in days. Default 366. */
   maxGrantDays?: number
+  /** How long a grantee's grants are cached before they are read again (a change through another hub is seen within it). Default 5000 ms. */
+  grantCacheMs?: number
 }
 
 /** What owners' consent is made of: grants and apps, the policy that reads them, the access log and fleet insight. */
@@ -39,7 +41,7 @@ export interface Consent {
 
 /** Builds consent on its own tables in the registry's database. */
 export async function buildConsent (deps: { sql: SqlClient, store: TelemetryStore, state: StateStore, deadLetters: DeadLetters, log: Logger }, opts: ConsentOptions = {}): Promise<Consent> {
-  const grants = await GrantStore.open(deps.sql)
+  const grants = await GrantStore.open(deps.sql, { cacheMs: opts.grantCacheMs })
   const accessLog = await AccessLog.open(deps.sql, deps.log.child({ component: 'access-log' }), opts.accessLog)
   return {
     grants,
