@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { CapabilityDeclaration, Mapping, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
 import type { Model } from '../../registry/registry.js'
 import { compileModel } from '../../normalize/model.js'
+import { redactPayload } from '../../consent/redact.js'
 import { mappingQuotaProblem } from '../../registry/quotas.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
@@ -91,9 +92,6 @@ function validMapping (api: ApiContext, input: unknown, capabilities: readonly M
   if (overQuota) throw errors.invalidMapping(overQuota)
   parseMapping(input, capabilities)
 }
-
-/** What the rejection list shows instead of a claimed device's payload (see docs/makers.md, Consent). */
-const withheldPayload = '(withheld: the device is claimed, and its payload holds its owner\'s readings)'
 
 export function modelRoutes (api: ApiContext) {
   const view = (m: Model) => modelView(m, api.defaultHeartbeatSeconds ?? 600)
@@ -210,7 +208,7 @@ export function modelRoutes (api: ApiContext) {
       method: 'GET',
       path: '/v1/models/{id}/rejections',
       operationId: 'listRejections',
-      summary: 'The most recent payloads of this model that were rejected, newest first, with the reason (the payload of a claimed device is withheld)',
+      summary: 'The most recent payloads of this model that were rejected, newest first, with the reason (a claimed device\'s payload shows its shape, not its values)',
       tags: ['models'],
       access: 'maker',
       params: IdParams,
@@ -224,9 +222,9 @@ export function modelRoutes (api: ApiContext) {
         const model = await ownModel(api, caller.subject, params.id)
         const rejections = []
         for (const letter of api.deadLetters.forModel(model.id, query.limit, model.makerId)) {
-          // A refused payload of a claimed device still holds the owner's other readings: the reason is the maker's, the payload is not.
+          // A refused payload of a claimed device still holds the owner's other readings: its shape is the maker's, its values are not.
           const claimed = (await api.directory.get(letter.deviceId))?.ownerId != null
-          rejections.push(claimed ? { ...letter, payload: withheldPayload } : letter)
+          rejections.push(claimed ? { ...letter, payload: redactPayload(letter.payload) } : letter)
         }
         return { model: model.id, rejections }
       },
