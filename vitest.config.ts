@@ -2,6 +2,8 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
+    // One PostgreSQL for the whole run, unit and integration; each hub or registry gets a database of its own on it (test/support/postgres.ts).
+    globalSetup: ['test/support/postgres.ts'],
     projects: [
       {
         test: {

@@ -1,8 +1,8 @@
 import path from 'node:path'
-import { ConfigError, InfluxdMissingError, loadConfig, runHub } from '@trellis/hub'
+import { ConfigError, InfluxdMissingError, PostgresMissingError, loadConfig, runHub } from '@trellis/hub'
 import { allSimulators, ensureDemoFleet, fleetOf, startFleet, type Fleet } from '@trellis/simulators'
 
-// `npm start`: the whole ecosystem on one machine — managed influxd, broker, hub and a simulated fleet.
+// `npm start`: the whole ecosystem on one machine — managed influxd and PostgreSQL, broker, hub and a simulated fleet.
 const say = (line = '') => process.stdout.write(`${line}\n`)
 
 let config
@@ -21,7 +21,7 @@ let running
 try {
   running = await runHub(config)
 } catch (err) {
-  if (err instanceof InfluxdMissingError) {
+  if (err instanceof InfluxdMissingError || err instanceof PostgresMissingError) {
     process.stderr.write(`${err.message}\n`)
     process.exit(2)
   }
@@ -56,6 +56,7 @@ say(`  Console       ${running.httpUrl}/${demo ? `   (sign in as ${demo.owner.em
 say(`  HTTP API      ${running.httpUrl}   (OpenAPI document: ${running.httpUrl}/docs)`)
 say(`  MQTT broker   ${running.mqttUrl}`)
 say(`  InfluxDB      ${running.influxUrl}   (database ${config.INFLUX_DB}${running.influxd ? ', managed' : ''})`)
+say(`  PostgreSQL    ${running.postgres ? `managed, in ${running.postgres.connection.host}` : 'DATABASE_URL'}`)
 if (demo && fleet) {
   say(`  Demo fleet    ${fleet.devices.length} devices, claimed by ${demo.owner.email}`)
   say(`  Owner token   ${demo.owner.token}`)
@@ -70,7 +71,7 @@ let stopping = false
 const stop = async (signal: string) => {
   if (stopping) return
   stopping = true
-  say(`\n${signal}: stopping the fleet, flushing readings, stopping influxd …`)
+  say(`\n${signal}: stopping the fleet, flushing readings, stopping influxd and PostgreSQL …`)
   await fleet?.stop()
   await running.shutdown()
   say('Stopped.')

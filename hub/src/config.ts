@@ -19,8 +19,8 @@ export const HubConfig = z.object({
   INFLUX_TOKEN: z.string().min(1).optional(),
   /** InfluxDB database. */
   INFLUX_DB: z.string().regex(/^[A-Za-z0-9_]+$/).default('trellis'),
-  /** PostgreSQL registry (not yet supported: the embedded PGlite registry is used). */
-  DATABASE_URL: z.string().optional(),
+  /** The registry's PostgreSQL (`postgresql://user:password@host:5432/db`); unset: start and supervise a managed PostgreSQL under DATA_DIR/postgres. */
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must be a postgresql:// URL').optional(),
   /** Simulated devices started by `npm start`. */
   FLEET_SIZE: z.coerce.number().int().min(0).max(100_000).default(20),
   /** Report interval of each simulated device, in ms. */
@@ -62,9 +62,6 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): HubConfig {
   }
   if (parsed.data.BROKER_URL && !parsed.data.SERVICE_SECRET) {
     throw new ConfigError('BROKER_URL needs SERVICE_SECRET: the hub joins the broker as its service principal')
-  }
-  if (parsed.data.DATABASE_URL) {
-    throw new ConfigError('DATABASE_URL (PostgreSQL registry) is not supported yet; unset it to use the embedded registry under DATA_DIR')
   }
   return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) }
 }

@@ -22,7 +22,7 @@ export interface ControlOptions {
   /** Live stream heartbeats and limits; defaults in LiveStreamsOptions. */
   stream?: Pick<LiveStreamsOptions, 'heartbeatMs' | 'maxPerOwner' | 'maxBufferedBytes'>
   /** Schedule limits and run history; defaults in SchedulerOptions. */
-  schedules?: Pick<SchedulerOptions, 'maxPerOwner' | 'runsKept'>
+  schedules?: Omit<SchedulerOptions, 'store' | 'commands' | 'directory' | 'log'>
 }
 
 /** The hub's parts that control builds on: the API's own, plus SQL and the device bus. */

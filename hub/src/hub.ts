@@ -11,7 +11,7 @@ import { HubMetrics } from './metrics.js'
 import { AuditLog, type AuditLogOptions } from './audit/audit-log.js'
 import { DeviceDirectory } from './registry/directory.js'
 import { Registry } from './registry/registry.js'
-import { openPglite, type SqlClient } from './registry/sql.js'
+import type { SqlClient } from './registry/sql.js'
 import { StateStore } from './state/state.js'
 import { TelemetryStore } from './store/telemetry.js'
 import { PointWriter, type PointWriterOptions } from './store/writer.js'
@@ -31,8 +31,8 @@ export interface HubOptions extends ControlOptions {
   influxCa?: string | Buffer
   /** InfluxDB database. Default `trellis`. */
   database?: string
-  /** Registry SQL client. Default: PGlite in memory (pass `openPglite(dir)` to persist). */
-  sql?: SqlClient
+  /** The registry's PostgreSQL database (`openPostgres(url)`); the hub migrates it, and closes it on `close()`. */
+  sql: SqlClient
   logger?: Logger
   /** Broker settings other than authentication, which the hub provides. */
   broker?: Omit<BrokerOptions, 'authenticateDevice' | 'authenticateDeviceFromMemory' | 'logger'>
@@ -110,7 +110,7 @@ export interface Hub {
 export async function buildHub (opts: HubOptions): Promise<Hub> {
   const log = opts.logger ?? pino({ level: 'silent' })
   const database = opts.database ?? 'trellis'
-  const sql = opts.sql ?? await openPglite()
+  const sql = opts.sql
   const registry = await Registry.open(sql, { makerQuotas: opts.makerQuotas })
   const directory = new DeviceDirectory(registry)
   const metrics = new HubMetrics()

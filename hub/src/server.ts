@@ -3,7 +3,8 @@ import path from 'node:path'
 import { pino, type Logger } from 'pino'
 import type { HubConfig } from './config.js'
 import { buildHub, type Hub } from './hub.js'
-import { openPglite } from './registry/sql.js'
+import { openPostgres } from './registry/postgres.js'
+import { startPostgres, type ManagedPostgres } from './registry/postgres-server.js'
 import { startInfluxd, type ManagedInfluxd } from './store/influxd.js'
 
 export interface RunningHub {
@@ -13,8 +14,10 @@ export interface RunningHub {
   influxUrl: string
   /** The managed influxd, when INFLUX_URL was not given. */
   influxd: ManagedInfluxd | null
+  /** The managed PostgreSQL, when DATABASE_URL was not given. */
+  postgres: ManagedPostgres | null
   log: Logger
-  /** Graceful stop: hub first (flushing points), then influxd; bounded by `deadlineMs`. */
+  /** Graceful stop: hub first (flushing points, saving state), then influxd and PostgreSQL; bounded by `deadlineMs`. */
   shutdown (deadlineMs?: number): Promise<void>
 }
 
@@ -24,7 +27,7 @@ export const redactedPaths = [
   'password', '*.password', 'secret', '*.secret', 'token', '*.token',
 ]
 
-/** Starts influxd (managed, unless INFLUX_URL), the registry, the broker and the hub, as configured. */
+/** Starts influxd (managed, unless INFLUX_URL), PostgreSQL (managed, unless DATABASE_URL), the broker and the hub, as configured. */
 export async function runHub (config: HubConfig, logger?: Logger): Promise<RunningHub> {
   const log = logger ?? pino({ level: config.LOG_LEVEL, redact: { paths: redactedPaths, censor: '[redacted]' } })
   let influxd: ManagedInfluxd | null = null
@@ -33,8 +36,10 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
     influxd = await startInfluxd({ dataDir: path.join(config.DATA_DIR, 'influxdb'), logger: log })
     influxUrl = influxd.url
   }
+  let postgres: ManagedPostgres | null = null
   try {
-    const sql = await openPglite(path.join(config.DATA_DIR, 'registry'))
+    if (!config.DATABASE_URL) postgres = await startPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres'), logger: log })
+    const sql = openPostgres(config.DATABASE_URL ?? postgres!.connection, { logger: log })
     const tls = config.TLS_CERT_FILE && config.TLS_KEY_FILE
       ? { cert: await readFile(config.TLS_CERT_FILE), key: await readFile(config.TLS_KEY_FILE) }
       : undefined
@@ -52,19 +57,20 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
       // Shown in banners and logs: never with its password.
       influxUrl: withoutCredentials(influxUrl),
       influxd,
+      postgres,
       log,
       shutdown (deadlineMs = 15_000) {
         stopping ??= (async () => {
           const deadline = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), deadlineMs).unref())
           const done = await Promise.race([hub.close().then(() => 'ok' as const), deadline])
           if (done === 'late') log.error({ deadlineMs }, 'the hub did not stop within the deadline; points still pending may be lost')
-          await influxd?.stop()
+          await Promise.all([influxd?.stop(), postgres?.stop()])
         })()
         return stopping
       },
     }
   } catch (err) {
-    await influxd?.stop()
+    await Promise.all([influxd?.stop(), postgres?.stop()])
     throw err
   }
 }

@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
-import { openPglite, type SqlClient } from '../../hub/src/registry/sql.js'
+import type { SqlClient } from '../../hub/src/registry/sql.js'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { AccessLog, type AccessEntry } from '../../hub/src/consent/access-log.js'
 
 // The owners' access log: reads under grants cost a map update; a batch is one insert.
 
+let db: TestDatabase
 let sql: SqlClient
-beforeAll(async () => { sql = await openPglite() }, 60_000)
-afterAll(async () => { await sql?.close() })
+beforeAll(async () => { db = await freshDatabase(); sql = db.open() }, 60_000)
+afterAll(async () => { await sql?.close(); await db?.drop() })
 
 const log = pino({ level: 'silent' })
 const entry = (over: Partial<AccessEntry> = {}): AccessEntry => ({ ownerId: 'ow-1', actor: 'maker:mk-1', grantId: 'grt-1', deviceId: 'dev-1', kind: 'state', capabilities: ['temperature'], ...over })

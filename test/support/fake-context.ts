@@ -15,7 +15,7 @@ import { HubMetrics } from '../../hub/src/metrics.js'
 import type { PresenceMonitor } from '../../hub/src/presence/presence.js'
 import { DeviceDirectory } from '../../hub/src/registry/directory.js'
 import { Registry } from '../../hub/src/registry/registry.js'
-import { openPglite } from '../../hub/src/registry/sql.js'
+import { freshDatabase } from './postgres.js'
 import type { Schedule } from '../../hub/src/schedules/schedule-store.js'
 import type { Scheduler } from '../../hub/src/schedules/scheduler.js'
 import { StateStore } from '../../hub/src/state/state.js'
@@ -149,9 +149,9 @@ export async function fakeHubApi (opts: ApiOptions = {}, shared?: Registry): Pro
   }
 }
 
-/** A registry in an in-memory PGlite, to share between the APIs of one test file (opening one takes seconds). */
+/** A registry in a database of its own on the run's PostgreSQL (which goes, with its databases, when the run ends). */
 export async function openFakeRegistry (): Promise<Registry> {
-  return await Registry.open(await openPglite())
+  return await Registry.open((await freshDatabase()).open())
 }
 
 /** A maker with a model and `count` devices, and an owner who claimed the first `claimed` of them. */

@@ -1,5 +1,6 @@
 import type { ReadingValue } from '@trellis/device-sdk'
 import type { SqlClient } from '../registry/sql.js'
+import { migrate } from '../registry/migrate.js'
 import type { CommandRequest } from './validate.js'
 
 export type CommandStatus = 'pending' | 'ok' | 'error' | 'timeout'
@@ -107,7 +108,7 @@ export class CommandLog {
 
   /** `flushIntervalMs`: how long a record may wait to be written. Default 20. */
   static async open (db: SqlClient, opts: { flushIntervalMs?: number } = {}): Promise<CommandLog> {
-    await db.exec(schema)
+    await migrate(db, 'commands', [{ version: 1, name: 'commands', sql: schema }])
     return new CommandLog(db, opts.flushIntervalMs ?? 20)
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { SqlClient } from '../registry/sql.js'
+import { migrate } from '../registry/migrate.js'
 
 /** One read of an owner's device by someone else under a grant. */
 export interface AccessEntry {
@@ -26,7 +27,7 @@ export interface AccessLogOptions {
 }
 
 const schema = `
-CREATE TABLE IF NOT EXISTS access_log (
+CREATE TABLE access_log (
   id bigserial PRIMARY KEY,
   at timestamptz NOT NULL,
   owner_id text NOT NULL,
@@ -37,8 +38,8 @@ CREATE TABLE IF NOT EXISTS access_log (
   capabilities text[] NOT NULL,
   reads integer NOT NULL
 );
-CREATE INDEX IF NOT EXISTS access_log_owner ON access_log (owner_id, id DESC);
-CREATE INDEX IF NOT EXISTS access_log_at ON access_log (at);
+CREATE INDEX access_log_owner ON access_log (owner_id, id DESC);
+CREATE INDEX access_log_at ON access_log (at);
 `
 
 const PRUNE_CHUNK = 1000
@@ -70,7 +71,7 @@ export class AccessLog {
   }
 
   static async open (db: SqlClient, log: Logger, opts: AccessLogOptions = {}): Promise<AccessLog> {
-    await db.exec(schema)
+    await migrate(db, 'access-log', [{ version: 1, name: 'reads under grants', sql: schema }])
     return new AccessLog(db, log, opts)
   }
 

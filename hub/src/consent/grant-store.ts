@@ -1,4 +1,5 @@
 import type { SqlClient } from '../registry/sql.js'
+import { migrate } from '../registry/migrate.js'
 import { randomBytes } from 'node:crypto'
 
 /** Who holds a grant: a maker, or a third-party app an owner registered. */
@@ -23,15 +24,15 @@ export interface Grant {
 export interface App { id: string, ownerId: string, name: string, createdAt: number, revokedAt: number | null }
 
 const schema = `
-CREATE TABLE IF NOT EXISTS apps (
+CREATE TABLE apps (
   id text PRIMARY KEY,
   owner_id text NOT NULL,
   name text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
   revoked_at timestamptz
 );
-CREATE INDEX IF NOT EXISTS apps_owner ON apps (owner_id);
-CREATE TABLE IF NOT EXISTS grants (
+CREATE INDEX apps_owner ON apps (owner_id);
+CREATE TABLE grants (
   id text PRIMARY KEY,
   owner_id text NOT NULL,
   grantee_kind text NOT NULL CHECK (grantee_kind IN ('maker', 'app')),
@@ -43,8 +44,12 @@ CREATE TABLE IF NOT EXISTS grants (
   expires_at timestamptz NOT NULL,
   revoked_at timestamptz
 );
-CREATE INDEX IF NOT EXISTS grants_owner ON grants (owner_id, created_at DESC);
-CREATE INDEX IF NOT EXISTS grants_grantee ON grants (grantee_kind, grantee_id);
+CREATE INDEX grants_owner ON grants (owner_id, created_at DESC);
+CREATE INDEX grants_grantee ON grants (grantee_kind, grantee_id);
+`
+
+// An app holds a token of its own, in the registry's table: its scope is allowed there.
+const appTokens = `
 ALTER TABLE tokens DROP CONSTRAINT IF EXISTS tokens_scope_check;
 ALTER TABLE tokens ADD CONSTRAINT tokens_scope_check CHECK (scope IN ('maker', 'owner', 'admin', 'app'));
 `
@@ -87,7 +92,10 @@ export class GrantStore {
   private constructor (private readonly db: SqlClient, private readonly cacheMs: number) {}
 
   static async open (db: SqlClient, opts: { cacheMs?: number } = {}): Promise<GrantStore> {
-    await db.exec(schema)
+    await migrate(db, 'consent', [
+      { version: 1, name: 'apps and grants', sql: schema },
+      { version: 2, name: 'tokens: the app scope', sql: appTokens },
+    ])
     return new GrantStore(db, opts.cacheMs ?? 5000)
   }
 
