@@ -41,13 +41,15 @@ export function insightRoutes (api: ApiContext) {
         day: z.iso.date().optional(),
       }),
       response: InsightView,
-      errors: ['NOT_FOUND', 'BAD_REQUEST', 'STORAGE_UNAVAILABLE'],
+      errors: ['NOT_FOUND', 'BAD_REQUEST', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE'],
       handler: async ({ params, query, caller }) => {
         if (!api.consent) throw errors.notFound('route', 'insight')
         const model = await api.registry.getModel(params.id)
         if (!model || model.makerId !== caller.subject) throw errors.notFound('model', params.id)
         const day = query.day ? Date.parse(`${query.day}T00:00:00Z`) : Math.floor(Date.now() / 86_400_000) * 86_400_000
         if (day > Date.now()) throw errors.badRequest(`${query.day} has not begun yet`)
+        // A query per capability over a day of the fleet: it spends from the same budget as history.
+        api.throttle.take('history', [caller.tokenId])
         try {
           return await api.consent.insight.forModel(model, day)
         } catch (err) {
