@@ -4,7 +4,7 @@
  * in-process hub whose broker sends a PUBACK only once the readings are
  * durable. Prints acknowledged reports per second.
  *
- *   WINDOW=20 FLUSH=25 SPOOL=1 npx tsx bench/acked-ingest.ts
+ *   WINDOW=20 FLUSH=25 SPOOL=1 npx tsx --conditions=development bench/acked-ingest.ts
  *
  * WINDOW: unacknowledged reports per device (default 200); FLUSH: the writer's
  * flushIntervalMs (default 25); SPOOL=1: give the hub a data folder (spool).

@@ -5,7 +5,7 @@
  * readings each), up to 200 unacknowledged at a time. Prints the rate at
  * which readings reached InfluxDB, from the first report to the last point.
  *
- *   PER=2500 FLUSH=25 npx tsx bench/remote-ingest.ts
+ *   PER=2500 FLUSH=25 npx tsx --conditions=development bench/remote-ingest.ts
  *
  * PER: reports per device (default 2500); FLUSH: the writer's flushIntervalMs
  * (default 25). Gives up after 120 s.

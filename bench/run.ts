@@ -8,6 +8,11 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describeOptions, parseOptions, type OptionSpecs } from './lib/options.js'
 
+// Benches measure the sources: every process they start resolves @trellis/* to src/, as this one does.
+if (!process.env.NODE_OPTIONS?.includes('--conditions=development')) {
+  process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, '--conditions=development'].filter(Boolean).join(' ')
+}
+
 interface Bench {
   summary: string
   options: OptionSpecs

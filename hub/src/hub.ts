@@ -140,6 +140,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
+    onReadings: (deviceId, readings) => control.automations.offerReadings(deviceId, readings),
     bus,
     directory,
     state,
@@ -161,26 +162,34 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       deadLetters.record({ deviceId, modelId: series?.model ?? null, makerId: series?.maker ?? null, topic: topics.telemetry(deviceId), reason }, Buffer.from(line))
     }
   })
+  // Levels are gauges; counts since start are counters named …_total (Prometheus conventions).
   metrics.gauge('trellis_store_buffered_points', 'Points waiting to be written to InfluxDB.', () => writer.stats.buffered)
-  metrics.gauge('trellis_store_written_points', 'Points written to InfluxDB since start.', () => writer.stats.written)
-  metrics.gauge('trellis_store_failed_requests', 'Write requests to InfluxDB that failed and were retried.', () => writer.stats.failedRequests)
-  metrics.gauge('trellis_store_spooled_points', 'Points appended to the spool since start (InfluxDB down or slow).', () => writer.stats.spooled)
-  metrics.gauge('trellis_store_replayed_points', 'Spooled points written to InfluxDB since start.', () => writer.stats.replayed)
+  metrics.counter('trellis_store_written_points_total', 'Points written to InfluxDB since start.', () => writer.stats.written)
+  metrics.counter('trellis_store_failed_requests_total', 'Write requests to InfluxDB that failed and were retried.', () => writer.stats.failedRequests)
+  metrics.counter('trellis_store_spooled_points_total', 'Points appended to the spool since start (InfluxDB down or slow).', () => writer.stats.spooled)
+  metrics.counter('trellis_store_replayed_points_total', 'Spooled points written to InfluxDB since start.', () => writer.stats.replayed)
   metrics.gauge('trellis_spool_depth_points', 'Points in the spool waiting to be replayed.', () => writer.spoolDepth.points)
   metrics.gauge('trellis_spool_depth_bytes', 'Bytes of the spool on disk.', () => writer.spoolDepth.bytes)
   metrics.gauge('trellis_spool_fill_ratio', 'Spool bytes over its limit; at 1 new points wait in memory and devices are slowed.', () => spool ? spool.depth.bytes / spool.maxBytes : 0)
+  writer.on('written', (_points: number, seconds: number, openedAt: number) => {
+    metrics.influxWriteSeconds.observe(seconds)
+    metrics.durableSeconds.observe((Date.now() - openedAt) / 1000)
+  })
+  const devicesOnline = new Set<string>()
+  state.on('presence', (change: { deviceId: string, online: boolean }) => { if (change.online) devicesOnline.add(change.deviceId); else devicesOnline.delete(change.deviceId) })
+  metrics.gauge('trellis_devices_online', 'Devices online now (connected, or silent for less than their heartbeat allowance).', () => devicesOnline.size)
   if (broker) {
     metrics.gauge('trellis_broker_connections', 'MQTT connections.', () => broker!.stats.connections)
-    metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker!.stats.authFailures)
-    metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker!.stats.publishDenied)
-    metrics.gauge('trellis_broker_subscribe_denied', 'Subscriptions refused by the topic policy.', () => broker!.stats.subscribeDenied)
-    metrics.gauge('trellis_broker_auth_throttled', 'MQTT connections refused unchecked after too many failed authentications.', () => broker!.stats.authThrottled)
-    metrics.gauge('trellis_broker_publish_dropped', 'Device publishes dropped by the rate limit.', () => broker!.stats.publishDropped)
-    metrics.gauge('trellis_broker_rate_limit_disconnects', 'Devices disconnected for sustained publishing over the rate limit.', () => broker!.stats.rateLimitDisconnects)
-    metrics.gauge('trellis_broker_oversized_packets', 'MQTT connections cut for declaring a packet over the size limit.', () => broker!.stats.oversizedPackets)
-    metrics.gauge('trellis_broker_queue_dropped', 'Messages not queued for a client whose queue was full.', () => broker!.stats.queueDropped)
+    metrics.counter('trellis_broker_auth_failures_total', 'MQTT connections refused for bad credentials.', () => broker!.stats.authFailures)
+    metrics.counter('trellis_broker_publish_denied_total', 'Publishes refused by the topic policy.', () => broker!.stats.publishDenied)
+    metrics.counter('trellis_broker_subscribe_denied_total', 'Subscriptions refused by the topic policy.', () => broker!.stats.subscribeDenied)
+    metrics.counter('trellis_broker_auth_throttled_total', 'MQTT connections refused unchecked after too many failed authentications.', () => broker!.stats.authThrottled)
+    metrics.counter('trellis_broker_publish_dropped_total', 'Device publishes dropped by the rate limit.', () => broker!.stats.publishDropped)
+    metrics.counter('trellis_broker_rate_limit_disconnects_total', 'Devices disconnected for sustained publishing over the rate limit.', () => broker!.stats.rateLimitDisconnects)
+    metrics.counter('trellis_broker_oversized_packets_total', 'MQTT connections cut for declaring a packet over the size limit.', () => broker!.stats.oversizedPackets)
+    metrics.counter('trellis_broker_queue_dropped_total', 'Messages not queued for a client whose queue was full.', () => broker!.stats.queueDropped)
   }
-  metrics.gauge('trellis_audit_dropped', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
+  metrics.counter('trellis_audit_dropped_total', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
   const consent = await buildConsent({ sql, store, state, deadLetters, log }, opts.consent)
   const makerNames = new Map<string, string>()

@@ -107,6 +107,12 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
   api.registry.on('token-revoked', forgetTokens)
   app.addHook('onClose', async () => { api.registry.off('token-revoked', forgetTokens) })
 
+  // Latency by route pattern (bounded: one series per route, method and status), for /metrics.
+  app.addHook('onResponse', (request, reply, done) => {
+    api.metrics.observeHttp({ method: request.method, route: request.routeOptions.url, statusCode: reply.statusCode, seconds: reply.elapsedTime / 1000 })
+    done()
+  })
+
   const corsOrigins = new Set(opts.corsOrigins ?? [])
   if (corsOrigins.size > 0) {
     app.addHook('onRequest', async (request, reply) => {

@@ -11,7 +11,8 @@ import { visibleDevice, type ApiContext } from './context.js'
 import { csrfTokenFor, readCookies, sessionCookieName, setSessionCookie } from './session-cookie.js'
 
 /** Where `npm run build:console` writes the console (console/build.ts). */
-export const defaultConsoleDir = fileURLToPath(new URL('../../../console/dist/', import.meta.url))
+// From hub/src/api (the sources) or hub/dist/src/api (the build), the repository root holds console/.
+export const defaultConsoleDir = fileURLToPath(new URL(import.meta.url.includes('/hub/dist/') ? '../../../../console/dist/' : '../../../console/dist/', import.meta.url))
 
 const contentTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

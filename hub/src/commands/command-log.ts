@@ -4,7 +4,7 @@ import { migrate } from '../registry/migrate.js'
 import type { CommandRequest } from './validate.js'
 
 export type CommandStatus = 'pending' | 'ok' | 'error' | 'timeout'
-export type CommandOrigin = 'api' | 'schedule'
+export type CommandOrigin = 'api' | 'schedule' | 'automation'
 
 /** One command as the hub keeps it: from request to ack, timeout or expiry. */
 export interface CommandRecord {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { DeliveryHandler, DeviceBus, DevicePacket } from '@trellis/broker'
 import { DeviceEvent, Presence, type OutboundChannel } from '@trellis/device-sdk'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
-import { normalizeTelemetry } from '../normalize/index.js'
+import { normalizeTelemetry, type Reading } from '../normalize/index.js'
 import type { StateStore } from '../state/state.js'
 import type { PointWriter } from '../store/writer.js'
 import type { HubMetrics } from '../metrics.js'
@@ -67,6 +67,12 @@ export interface IngestOptions {
   maxReadingAgeMs?: number
   /** Called with each ack (the commands module listens). */
   onAck?: (deviceId: string, payload: Buffer) => void
+  /**
+   * Called with a device's new readings once its state holds them (the
+   * automations' rule index listens). Runs on the hot path: return at once
+   * when nothing watches the device.
+   */
+  onReadings?: (deviceId: string, readings: readonly Reading[]) => void
   /** Called with each valid device event. */
   onEvent?: (deviceId: string, event: DeviceEvent) => void
 }
@@ -166,6 +172,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       return done()
     }
     state.applyReadings(ctx.id, readings, ts, now)
+    opts.onReadings?.(ctx.id, readings)
     metrics.tally.readings += readings.length
     if (packet.qos === 0 && writer.stats.buffered < backpressureQos0Above) {
       // QoS 0 promises no delivery, so while InfluxDB keeps up nothing waits for these

@@ -16,7 +16,7 @@ function randomString (alphabet: string, length: number): string {
 }
 
 /** `prefix-` + 12 random lower-case base32 characters (60 bits). */
-export function newId (prefix: 'mk' | 'md' | 'ow' | 'dev' | 'cmd' | 'sch' | 'tok'): string {
+export function newId (prefix: 'mk' | 'md' | 'ow' | 'dev' | 'cmd' | 'sch' | 'aut' | 'tok'): string {
   return `${prefix}-${randomString(lower32, 12)}`
 }
 

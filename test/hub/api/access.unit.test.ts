@@ -37,6 +37,9 @@ const bodies: Record<string, unknown> = {
   'POST /v1/devices/{id}/commands': { set: { power: true } },
   'POST /v1/schedules': { deviceId: 'dev-none', cron: '0 3 * * *', command: { set: { power: true } } },
   'PATCH /v1/schedules/{id}': { paused: true },
+  'POST /v1/automations': { name: 'walk', trigger: { type: 'presence', deviceId: 'dev-none' }, actions: [{ deviceId: 'dev-none', command: { set: { power: true } } }] },
+  'PUT /v1/automations/{id}': { name: 'walk', trigger: { type: 'presence', deviceId: 'dev-none' }, actions: [{ deviceId: 'dev-none', command: { set: { power: true } } }] },
+  'POST /v1/automations:test': { rule: { name: 'walk', trigger: { type: 'presence', deviceId: 'dev-none' }, actions: [{ deviceId: 'dev-none', command: { set: { power: true } } }] } },
 }
 
 describe('access rules, through inject', () => {

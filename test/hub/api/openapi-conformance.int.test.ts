@@ -83,6 +83,13 @@ describe('the OpenAPI document', () => {
     expect(spareToken).toBe(401)
     const login = await api.post('/v1/owners', { email: `spare-${Date.now()}@example.com`, password: 'correct horse battery' })
     const schedule = await api.post('/v1/schedules', { deviceId: a.devices[0].id, cron: '0 3 * * *', command: { set: { power: false } } }, a.ownerToken)
+    const rule = (deviceId: string) => ({
+      name: 'too warm',
+      trigger: { type: 'reading', deviceId, capability: 'temperature', op: 'above', value: 30, forSeconds: 60 },
+      conditions: [{ type: 'state', deviceId, capability: 'power', op: 'equals', value: true }, { type: 'time', after: '08:00', before: '22:00', days: ['mon'] }],
+      actions: [{ deviceId, command: { set: { power: false } }, delaySeconds: 5 }],
+    })
+    const automation = await api.post('/v1/automations', rule(a.devices[0].id), a.ownerToken)
     const command = await api.call('POST', `/v1/devices/${a.devices[0].id}/commands?queue=true&wait=0`, { token: a.ownerToken, body: { set: { power: true } } })
     expect(command.status).toBe(202)
     const spareSession = (await api.get('/v1/tokens', login.body.token)).body.tokens[0].id as string
@@ -140,6 +147,13 @@ describe('the OpenAPI document', () => {
       'GET /v1/schedules/{id}/runs': { token: a.ownerToken, path: schedule.body.id },
       'DELETE /v1/schedules/{id}': { token: a.ownerToken, path: schedule.body.id },
       'GET /v1/stream': { token: a.ownerToken, stream: true },
+      'POST /v1/automations': { token: a.ownerToken, body: rule(dev) },
+      'GET /v1/automations': { token: a.ownerToken },
+      'GET /v1/automations/{id}': { token: a.ownerToken, path: automation.body.id },
+      'PUT /v1/automations/{id}': { token: a.ownerToken, path: automation.body.id, body: { ...rule(dev), enabled: false } },
+      'GET /v1/automations/{id}/runs': { token: a.ownerToken, path: automation.body.id },
+      'DELETE /v1/automations/{id}': { token: a.ownerToken, path: automation.body.id },
+      'POST /v1/automations:test': { token: a.ownerToken, body: { rule: rule(dev), days: 1 } },
       'POST /v1/apps': { token: a.ownerToken, body: { name: 'walked app' } },
       'GET /v1/apps': { token: a.ownerToken },
       'DELETE /v1/apps/{id}': { token: a.ownerToken, path: app.body.id },
@@ -242,6 +256,12 @@ const optionalNotWalked = new Set([
   ...['POST /v1/schedules', 'GET /v1/schedules/{id}', 'PATCH /v1/schedules/{id}'].flatMap((k) => [`${k} .command.action`, `${k} .command.params`]),
   'GET /v1/schedules .schedules[].command.action',
   'GET /v1/schedules .schedules[].command.params',
+  // A trigger and each condition are one of several kinds (test/e2e/automations.int.test.ts walks others); the walk declares a reading trigger with state and time conditions.
+  ...['POST /v1/automations', 'GET /v1/automations/{id}', 'PUT /v1/automations/{id}', 'GET /v1/automations .automations[]'].flatMap((k) => {
+    const [key, prefix] = k.endsWith('[]') ? [k.split(' .')[0], '.automations[]'] : [k, '']
+    return ['.trigger.online', '.trigger.cron', '.trigger.timezone', '.trigger.event', '.trigger.offsetMinutes', '.trigger.location', '.conditions[].is', '.conditions[].location', '.actions[].command.action', '.actions[].command.params']
+      .map((f) => `${key} ${prefix}${f}`)
+  }),
   // No device is connected in the walk, so no command is acknowledged.
   ...['.action', '.params', '.error', '.state', '.ackedAt'].flatMap((f) => [`POST /v1/devices/{id}/commands ${f}`, `GET /v1/devices/{id}/commands/{cid} ${f}`, `GET /v1/devices/{id}/commands .commands[]${f}`]),
 ])
