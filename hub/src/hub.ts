@@ -20,6 +20,7 @@ import { Spool, type SpoolOptions } from './store/spool.js'
 import { seriesOfLine } from './store/points.js'
 import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
+import { buildConsent, type ConsentOptions } from './consent/index.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -69,6 +70,8 @@ export interface HubOptions extends ControlOptions {
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
    */
   tls?: { cert: string | Buffer, key: string | Buffer }
+  /** Grants, the owners' access log and fleet insight (k = 10 by default); see ConsentOptions. */
+  consent?: ConsentOptions
 }
 
 export interface Hub {
@@ -188,6 +191,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   }
   metrics.counter('trellis_audit_dropped_total', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
+  const consent = await buildConsent({ sql, store, state, deadLetters, log }, opts.consent)
   const makerNames = new Map<string, string>()
   const apiContext: Omit<ApiContext, 'throttle' | 'tokens'> = {
     registry,
@@ -200,6 +204,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     log,
     commands: control.commands,
     audit,
+    consent,
     defaultHeartbeatSeconds: (opts.presence?.defaultAllowanceMs ?? 600_000) / 1000,
     async makerName (id) {
       let name = makerNames.get(id)
@@ -260,6 +265,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       store.close()
       await state.close()
       await audit.close()
+      await consent.close()
       await registry.close()
     },
   }

@@ -12,6 +12,8 @@ import { modelRoutes } from './routes/models.js'
 import { deviceRoutes } from './routes/devices.js'
 import { credentialRoutes } from './routes/credentials.js'
 import { auditRoutes } from './routes/audit.js'
+import { grantRoutes } from './routes/grants.js'
+import { insightRoutes } from './routes/insight.js'
 import { consoleSessionRoutes, serveConsole } from './console.js'
 import { RequestThrottle, type ApiRateLimits } from './throttle.js'
 import { jsonDepthExceeds } from './json-depth.js'
@@ -170,6 +172,8 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     ...deviceRoutes(api),
     ...credentialRoutes(api),
     ...auditRoutes(api),
+    ...grantRoutes(api),
+    ...insightRoutes(api),
     ...consoleSessionRoutes(api),
     ...(opts.extraRoutes?.(api) ?? []),
   )

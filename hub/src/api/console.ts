@@ -91,7 +91,8 @@ export function consoleSessionRoutes (api: ApiContext) {
         } else {
           const grant = await api.registry.resolveToken(body.token)
           // The console gets a token of its own, so signing out leaves the pasted one working.
-          if (grant && grant.scope !== 'admin') session = { scope: grant.scope, subject: grant.subject, token: (await api.registry.issueToken(grant.scope, grant.subject, 'console session', api.tokens)).token }
+          // An app's token is an API client's, not a person's: no console session for it.
+          if (grant && (grant.scope === 'owner' || grant.scope === 'maker')) session = { scope: grant.scope, subject: grant.subject, token: (await api.registry.issueToken(grant.scope, grant.subject, 'console session', api.tokens)).token }
         }
         if (!session) {
           api.throttle.spend('failedLoginPerAddress', [request.ip])

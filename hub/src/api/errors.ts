@@ -10,6 +10,7 @@ export const errorStatus = {
   INVALID_CREDENTIALS: 401,
   FORBIDDEN: 403,
   CSRF_TOKEN_MISMATCH: 403,
+  NO_GRANT: 403,
   NOT_FOUND: 404,
   ROUTE_NOT_FOUND: 404,
   INVALID_CLAIM_CODE: 404,
@@ -62,6 +63,8 @@ export const errors = {
   invalidCredentials: () => new ApiError('INVALID_CREDENTIALS', 'wrong email or password'),
   csrfTokenMismatch: () => new ApiError('CSRF_TOKEN_MISMATCH', 'a request with the console session cookie needs its x-csrf-token header (from GET /v1/console/session); reload the console'),
   forbidden: (who: string) => new ApiError('FORBIDDEN', `this route is for ${who}`),
+  /** A maker or app reads what no grant of the device's owner allows (a capability, or a resolution). */
+  noGrant: (message: string) => new ApiError('NO_GRANT', message),
   notFound: (what: string, id: string) => new ApiError('NOT_FOUND', `no ${what} ${id} that you can see`),
   routeNotFound: (method: string, url: string) => new ApiError('ROUTE_NOT_FOUND', `no route ${method} ${url.split('?')[0]}; see /docs`),
   unknownModel: (id: string) => new ApiError('UNKNOWN_MODEL', `no model ${id} of yours; declare it with POST /v1/models`),

@@ -21,7 +21,7 @@ export function newId (prefix: 'mk' | 'md' | 'ow' | 'dev' | 'cmd' | 'sch' | 'aut
 }
 
 /** 256-bit bearer token; the scope is visible in the prefix so a leaked token is recognisable. */
-export function newToken (scope: 'maker' | 'owner' | 'admin'): string {
+export function newToken (scope: 'maker' | 'owner' | 'admin' | 'app'): string {
   return `trellis_${scope}_${randomBytes(32).toString('base64url')}`
 }
 

@@ -19,6 +19,7 @@ const allowed: Record<string, Scope[]> = {
   maker: ['maker'],
   owner: ['owner'],
   'owner-or-maker': ['owner', 'maker'],
+  'owner-or-grantee': ['owner', 'maker'],
   admin: ['admin'],
   'maker-or-admin': ['maker', 'admin'],
   authenticated: ['owner', 'maker', 'admin'],

@@ -97,6 +97,11 @@ describe('the OpenAPI document', () => {
     const unclaimed = (await api.post('/v1/devices', { model: a.modelId, count: 1 }, a.makerToken)).body.devices[0]
 
     const dev = a.devices[0].id
+    const app = await api.post('/v1/apps', { name: 'conformance app' }, a.ownerToken)
+    const grant = await api.post('/v1/grants', { grantee: { kind: 'maker', id: a.makerId }, devices: [dev], capabilities: ['temperature'], resolution: 'hourly', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, a.ownerToken)
+    expect(grant.status).toBe(201)
+    // A read under the grant, so the access log has a record to show.
+    await api.get(`/v1/devices/${dev}/telemetry?capability=temperature&every=1h&agg=mean`, a.makerToken)
     const samples: Record<string, Sample> = {
       'GET /healthz': {},
       'GET /metrics': {},
@@ -149,6 +154,15 @@ describe('the OpenAPI document', () => {
       'GET /v1/automations/{id}/runs': { token: a.ownerToken, path: automation.body.id },
       'DELETE /v1/automations/{id}': { token: a.ownerToken, path: automation.body.id },
       'POST /v1/automations:test': { token: a.ownerToken, body: { rule: rule(dev), days: 1 } },
+      'POST /v1/apps': { token: a.ownerToken, body: { name: 'walked app' } },
+      'GET /v1/apps': { token: a.ownerToken },
+      'DELETE /v1/apps/{id}': { token: a.ownerToken, path: app.body.id },
+      'POST /v1/grants': { token: a.ownerToken, body: { grantee: { kind: 'app', id: app.body.id }, devices: [dev], capabilities: ['power'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() } },
+      'GET /v1/grants': { token: a.makerToken },
+      'GET /v1/grants/{id}': { token: a.ownerToken, path: grant.body.id },
+      'DELETE /v1/grants/{id}': { token: a.ownerToken, path: grant.body.id },
+      'GET /v1/me/access-log': { token: a.ownerToken },
+      'GET /v1/models/{id}/insight': { token: a.makerToken, path: a.modelId },
     }
     // The owner's view of a device and list, besides the maker's above.
     const extraCalls: Array<[string, Sample]> = [
@@ -236,6 +250,8 @@ const optionalNotWalked = new Set([
   'GET /healthz .influxProblem',
   // Only the maker's view of a device says whether it is claimed; a claim answers with the owner's.
   'POST /v1/devices/claim .claimed',
+  // No telemetry is stored in the walk, so no capability has a spread to show.
+  ...['.devices', '.mean', '.p10', '.p50', '.p90'].map((f) => `GET /v1/models/{id}/insight .capabilities[].distribution${f}`),
   // A command sets capabilities or invokes an action, never both; the walk sets.
   ...['POST /v1/schedules', 'GET /v1/schedules/{id}', 'PATCH /v1/schedules/{id}'].flatMap((k) => [`${k} .command.action`, `${k} .command.params`]),
   'GET /v1/schedules .schedules[].command.action',
