@@ -20,6 +20,7 @@ import { Spool, type SpoolOptions } from './store/spool.js'
 import { seriesOfLine } from './store/points.js'
 import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
+import { StateSync } from './cluster/state-sync.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -64,6 +65,13 @@ export interface HubOptions extends ControlOptions {
   maxPayloadBytes?: number
   /** The window of device time readings are taken in; defaults in IngestOptions (5 minutes ahead, 21 days back). */
   ingest?: Pick<IngestOptions, 'maxClockAheadMs' | 'maxReadingAgeMs'>
+  /**
+   * Cluster mode: this node shares its broker's sessions and deliveries, and
+   * its devices' state, with the other nodes on the same Redis (`redis://…`),
+   * PostgreSQL (`sql`) and InfluxDB. Default none: a single node. Not with
+   * `remoteBroker`.
+   */
+  redisUrl?: string
   /**
    * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
@@ -123,20 +131,24 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
 
   const audit = new AuditLog(registry, log.child({ component: 'audit' }), opts.audit)
   const remote = opts.remoteBroker ? new RemoteBroker(opts.remoteBroker, log.child({ component: 'remote-broker' })) : null
+  if (opts.redisUrl && remote) throw new Error('redisUrl (cluster mode) runs the broker in each node: it does not go with remoteBroker')
+  const clustered = Boolean(opts.redisUrl)
   const broker = remote ? null : await createBroker({
     ...opts.broker,
+    redisUrl: opts.redisUrl,
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
-  const inProcessBus = broker && new InProcessBus(broker)
+  const inProcessBus = broker && new InProcessBus(broker, { clustered })
   const bus: DeviceBus = inProcessBus ?? remote!
+  const stateSync = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, (id) => inProcessBus!.isConnectedHere(id), log.child({ component: 'cluster' })) : null
   const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
-    onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
+    onAck: (deviceId, payload, remote) => control.commands.handleAck(deviceId, payload, { clustered, remote }),
     bus,
     directory,
     state,
@@ -247,6 +259,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await (broker ?? remote!).close()
       await ingest.detach()
       inProcessBus?.close()
+      await stateSync?.close()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       store.close()
       await state.close()

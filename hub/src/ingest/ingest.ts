@@ -66,7 +66,8 @@ export interface IngestOptions {
    */
   maxReadingAgeMs?: number
   /** Called with each ack (the commands module listens). */
-  onAck?: (deviceId: string, payload: Buffer) => void
+  /** `remote`: another node of the cluster received it (see `DevicePacket.remote`). */
+  onAck?: (deviceId: string, payload: Buffer, remote: boolean) => void
   /** Called with each valid device event. */
   onEvent?: (deviceId: string, event: DeviceEvent) => void
 }
@@ -213,7 +214,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
 
   const onAcks = withDevice('acks', (ctx, packet, done) => {
     state.touch(ctx.id)
-    opts.onAck?.(ctx.id, packet.payload)
+    opts.onAck?.(ctx.id, packet.payload, packet.remote === true)
     done()
   })
 

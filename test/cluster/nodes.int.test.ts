@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import mqtt from 'mqtt'
+import { connectDevice, type Device } from '@trellis/device-sdk'
+import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
+import { startStack, type TestStack } from '../support/stack.js'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
+import { startTestRedis, type TestRedis } from '../support/redis.js'
+import { apiClient, seedFleet } from '../support/api.js'
+import { eventually } from '../support/wait.js'
+import { openSse, type SseStream } from '../support/sse.js'
+
+// Three nodes in this process, each its own broker, hub and ports, sharing one Redis, PostgreSQL database and InfluxDB.
+let influx: TestInflux
+let redis: TestRedis
+let db: TestDatabase
+const nodes: TestStack[] = []
+const devices: Device[] = []
+const streams: SseStream[] = []
+
+const thermostat = { name: 'thermo-1', capabilities: ['temperature', 'targetTemperature', 'power'] }
+
+beforeAll(async () => {
+  ;[influx, redis, db] = await Promise.all([startTestInflux(), startTestRedis(), freshDatabase()])
+  // One at a time: the first migrates the database.
+  for (let i = 0; i < 3; i++) nodes.push(await startStack({ influxUrl: influx.url, redisUrl: redis.url, sql: db.open() }))
+})
+
+afterAll(async () => {
+  for (const s of streams) s.close()
+  await Promise.all(devices.map((d) => d.close().catch(() => {})))
+  await Promise.all(nodes.map((n) => n.close()))
+  await db?.drop()
+  await redis?.dispose()
+  await influx?.dispose()
+})
+
+async function connectThermostat (node: TestStack, d: { id: string, secret: string }): Promise<Device> {
+  const device = await connectDevice({ url: node.mqttUrl, deviceId: d.id, secret: d.secret, capabilities: thermostat.capabilities as never })
+  devices.push(device)
+  device.onCommand('targetTemperature', (value: number) => ({ targetTemperature: value }))
+  device.onCommand('power', () => {})
+  return device
+}
+
+describe('a cluster of three nodes on one Redis and PostgreSQL', () => {
+  it('commands a device connected to node A through node C\'s API, and answers with its ack', async () => {
+    const [a, , c] = nodes
+    const fleet = await seedFleet(apiClient(a.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    await connectThermostat(a, d)
+    for (const node of nodes) await eventually(() => node.hub.state.get(d.id)?.online, (online) => online === true, { what: `${d.id} online on every node` })
+
+    const sent = await apiClient(c.httpUrl).post(`/v1/devices/${d.id}/commands`, { set: { targetTemperature: 19 } }, fleet.ownerToken)
+    expect(sent.status).toBe(200)
+    expect(sent.body).toMatchObject({ device: d.id, status: 'ok', state: { targetTemperature: 19 } })
+    // The command log is shared: node B reads the same record (written within the log's flush interval).
+    await eventually(() => apiClient(nodes[1].httpUrl).get(`/v1/devices/${d.id}/commands/${sent.body.id}`, fleet.ownerToken), (r) => r.body.status === 'ok', { what: 'the ok on node B' })
+    // Nobody dead-lettered the ack that reached the nodes which had not sent the command.
+    for (const node of nodes) expect(node.hub.deadLetters.recent()).toEqual([])
+  })
+
+  it('carries readings of a device on node A to an owner\'s live stream on node B, stored once', async () => {
+    const [a, b] = nodes
+    const fleet = await seedFleet(apiClient(b.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    const stream = await openSse(`${b.httpUrl}/v1/stream`, fleet.ownerToken)
+    streams.push(stream)
+    await stream.next((e) => e.event === 'ready')
+    const device = await connectThermostat(a, d)
+    await device.report({ temperature: 22.5 })
+    const state = await stream.next((e) => e.event === 'state' && e.data.device === d.id)
+    expect(state.data.readings.temperature.value).toBe(22.5)
+    // Each node reads the same latest state.
+    for (const node of nodes) await eventually(() => node.hub.state.get(d.id)?.readings.get('temperature')?.value, (v) => v === 22.5)
+    // Only node A ingested it: one point, not one per node.
+    const rows = await eventually(() => influxQuery(influx.url, `SELECT "value" FROM "temperature" WHERE "device" = '${d.id}'`), (r) => r.length >= 1)
+    expect(rows).toHaveLength(1)
+    for (const node of nodes) await eventually(() => node.hub.writer.stats.buffered, (n) => n === 0)
+    expect((await influxQuery(influx.url, `SELECT "value" FROM "temperature" WHERE "device" = '${d.id}'`))).toHaveLength(1)
+  })
+
+  it('disconnects a device\'s first connection when the same client id connects to another node', async () => {
+    const [a, b] = nodes
+    const fleet = await seedFleet(apiClient(a.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    const first = await mqtt.connectAsync(a.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+    const closed = new Promise<void>((resolve) => first.once('close', () => resolve()))
+    const second = await mqtt.connectAsync(b.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+    try {
+      await closed
+      expect(second.connected).toBe(true)
+      await eventually(() => b.hub.state.get(d.id)?.online, (online) => online === true)
+    } finally {
+      first.end(true)
+      await second.endAsync()
+    }
+  })
+})
