@@ -20,35 +20,50 @@ async function freePort (): Promise<number> {
   return port
 }
 
-async function start (dir: string): Promise<{ child: ChildProcess, port: number }> {
+const keeper = `
+redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$2" --protected-mode no &
+pid=$!
+cat >/dev/null
+kill "$pid" 2>/dev/null
+wait "$pid"
+rm -rf "$2"
+`
+
+async function start (): Promise<{ child: ChildProcess, port: number, dir: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-redis-'))
   const port = await freePort()
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Under a shell that stops it when its stdin closes: when dispose() ends it, and when this process dies however it dies.
+  const child = spawn('sh', ['-c', keeper, 'trellis-test-redis', String(port), dir], { stdio: ['pipe', 'pipe', 'pipe'] })
   const ready = await new Promise<boolean>((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`redis-server did not start within 10 s: ${out.slice(-500)}`)), 10_000)
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString()
       if (out.includes('Ready to accept connections')) { clearTimeout(timer); resolve(true) }
+      if (out.includes('Address already in use')) { clearTimeout(timer); resolve(false) }
     })
     child.once('exit', () => { clearTimeout(timer); resolve(false) })
     child.once('error', (err) => { clearTimeout(timer); reject(err) })
   })
-  if (!ready) return start(dir) // the port was taken meanwhile
+  if (!ready) {
+    // The port was taken meanwhile (the shell waited for a redis-server that could not bind).
+    child.stdin!.end()
+    return start()
+  }
   child.stdout!.resume()
   child.stderr!.resume()
-  return { child, port }
+  return { child, port, dir }
 }
 
 /** A redis-server from the OS package on a free 127.0.0.1 port, nothing saved to disk. One per test file. */
 export async function startTestRedis (): Promise<TestRedis> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-redis-'))
-  const { child, port } = await start(dir)
+  const { child, port, dir } = await start()
   return {
     url: `redis://127.0.0.1:${port}`,
     async dispose () {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-        child.kill('SIGTERM')
+        child.stdin!.end()
         await exited
       }
       await rm(dir, { recursive: true, force: true })
