@@ -21,6 +21,7 @@ import { seriesOfLine } from './store/points.js'
 import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
 import { StateSync } from './cluster/state-sync.js'
+import { LeaderElection, type LeaderOptions } from './cluster/leader.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -72,6 +73,8 @@ export interface HubOptions extends ControlOptions {
    * `remoteBroker`.
    */
   redisUrl?: string
+  /** The cluster's leader lock (see `LeaderOptions` for defaults); used with `redisUrl`. */
+  leader?: LeaderOptions
   /**
    * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
@@ -98,6 +101,8 @@ export interface Hub {
   readonly log: Logger
   /** Commands, presence, the live stream and schedules. */
   readonly control: Control
+  /** In cluster mode (`redisUrl`), which node leads; otherwise null. */
+  readonly leader: LeaderElection | null
   /**
    * Starts the HTTP API (with MQTT over WebSocket at `/mqtt`) and the MQTT
    * listener, plus MQTT over TLS when `mqttsPort` is given (needs `tls`); port 0 picks a free port.
@@ -144,7 +149,21 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const inProcessBus = broker && new InProcessBus(broker, { clustered })
   const bus: DeviceBus = inProcessBus ?? remote!
   const stateSync = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, (id) => inProcessBus!.isConnectedHere(id), log.child({ component: 'cluster' })) : null
-  const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
+  const leader = stateSync && new LeaderElection(opts.redisUrl!, stateSync.node, log.child({ component: 'leader' }), opts.leader)
+  const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, stateSync
+    ? {
+        ...opts,
+        // Every node arms every schedule; only the leader fires them.
+        schedules: { ...opts.schedules, shouldFire: () => leader!.isLeader, onChange: () => stateSync.announceSchedules() },
+        presence: { ...opts.presence, judges: (id) => inProcessBus!.isConnectedHere(id) },
+      }
+    : opts)
+  if (stateSync) {
+    stateSync.onSchedulesChanged = () => {
+      control.scheduler.reload().catch((err: Error) => log.error({ err }, 'schedules changed on another node could not be read'))
+    }
+    leader!.start()
+  }
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
@@ -230,6 +249,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       if (!broker) throw new Error('this hub runs apart from its broker (remoteBroker): there is no in-process broker')
       return broker
     },
+    leader,
     remote, bus, registry, directory, state, store, writer, deadLetters, metrics, audit, api, log, control,
     async listen ({ httpPort, mqttPort, mqttsPort, host = '127.0.0.1' }) {
       if (mqttsPort !== undefined && !opts.tls) throw new Error('mqttsPort needs the tls option (a certificate and key)')
@@ -252,6 +272,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       closed = true
       // Open event streams would hold the HTTP server open; end them first.
       control.stopAccepting()
+      await leader?.close()
       stopEnsuringSchema()
       webSocket?.close()
       await api.app.close()

@@ -8,6 +8,8 @@ import { startTestRedis, type TestRedis } from '../support/redis.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 import { openSse, type SseStream } from '../support/sse.js'
+import { testLogger } from '../support/stack.js'
+import { LeaderElection } from '../../hub/src/cluster/leader.js'
 
 // Three nodes in this process, each its own broker, hub and ports, sharing one Redis, PostgreSQL database and InfluxDB.
 let influx: TestInflux
@@ -93,6 +95,49 @@ describe('a cluster of three nodes on one Redis and PostgreSQL', () => {
     } finally {
       first.end(true)
       await second.endAsync()
+    }
+  })
+
+  it('fires a per-second schedule once a second across the cluster, from the leader only', async () => {
+    const [a, b] = nodes
+    const fleet = await seedFleet(apiClient(b.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    const device = await connectThermostat(a, d)
+    let received = 0
+    device.onCommand('power', () => { received++ })
+    for (const node of nodes) await eventually(() => node.hub.state.get(d.id)?.online, (online) => online === true)
+    expect(nodes.filter((n) => n.hub.leader!.isLeader)).toHaveLength(1)
+
+    const created = await apiClient(b.httpUrl).post('/v1/schedules', { deviceId: d.id, cron: '* * * * * *', command: { set: { power: true } } }, fleet.ownerToken)
+    expect(created.status).toBe(201)
+    const runsOf = () => apiClient(nodes[2].httpUrl).get(`/v1/schedules/${created.body.id}/runs`, fleet.ownerToken)
+    const runs = await eventually(runsOf, (r) => (r.body.runs?.length ?? 0) >= 4, { what: 'four runs', timeoutMs: 15_000 })
+    await apiClient(a.httpUrl).delete(`/v1/schedules/${created.body.id}`, fleet.ownerToken)
+    const seconds = runs.body.runs.map((r: { firedAt: string }) => Math.floor(Date.parse(r.firedAt) / 1000))
+    // One run per second: no second fired by two nodes.
+    expect(new Set(seconds).size).toBe(seconds.length)
+    await eventually(() => received, (n) => n >= seconds.length)
+    expect(received).toBeLessThanOrEqual(seconds.length + 1) // the run under way when the list was read
+  })
+})
+
+describe('the leader lock', () => {
+  it('passes to another node within its time to live when the leader stops renewing it', async () => {
+    const options = { key: `test:leader:${Date.now()}`, ttlMs: 1000 }
+    const first = new LeaderElection(redis.url, 'first', testLogger(), options)
+    const second = new LeaderElection(redis.url, 'second', testLogger(), options)
+    try {
+      first.start()
+      await eventually(() => first.isLeader, (v) => v)
+      second.start()
+      // Its death, as far as Redis can tell: no renewal, no release.
+      ;(first as unknown as { closed: boolean }).closed = true
+      const stoppedAt = Date.now()
+      await eventually(() => second.isLeader, (v) => v, { timeoutMs: 5000 })
+      expect(Date.now() - stoppedAt).toBeLessThan(3000)
+      expect(second.term).toBeGreaterThan(1)
+    } finally {
+      await Promise.all([first.close(), second.close()])
     }
   })
 })

@@ -6,6 +6,8 @@ import type { PresenceChange, ReadingsChange, StateStore } from '../state/state.
 
 /** The Redis channel every node of a cluster publishes its state changes on. */
 export const STATE_CHANNEL = 'trellis:state'
+/** The Redis channel a node announces a change of schedules on: the others read them again. */
+export const SCHEDULES_CHANNEL = 'trellis:schedules'
 
 interface StateMessage { node: string, change: ReadingsChange | PresenceChange }
 
@@ -22,6 +24,8 @@ export class StateSync {
   /** Set while a change from another node is applied: it is not published again. */
   private applying = false
   private closed = false
+  /** Called when another node changed schedules. */
+  onSchedulesChanged: (() => void) | null = null
 
   private constructor (redisUrl: string, private readonly state: StateStore, private readonly connectedHere: (deviceId: string) => boolean, private readonly log: Logger) {
     this.pub = new Redis(redisUrl)
@@ -34,7 +38,7 @@ export class StateSync {
   static async start (redisUrl: string, state: StateStore, connectedHere: (deviceId: string) => boolean, log: Logger): Promise<StateSync> {
     const sync = new StateSync(redisUrl, state, connectedHere, log)
     sync.sub.on('message', sync.onMessage)
-    await sync.sub.subscribe(STATE_CHANNEL)
+    await sync.sub.subscribe(STATE_CHANNEL, SCHEDULES_CHANNEL)
     state.on('readings', sync.onLocal)
     state.on('presence', sync.onLocal)
     return sync
@@ -53,7 +57,17 @@ export class StateSync {
   /** Devices another node last said were online. */
   private readonly heldElsewhere = new Set<string>()
 
-  private readonly onMessage = (_channel: string, raw: string) => {
+  /** Tells the other nodes that schedules changed here. */
+  announceSchedules (): void {
+    if (this.closed) return
+    this.pub.publish(SCHEDULES_CHANNEL, this.node).catch((err: Error) => this.log.warn({ err }, 'schedule change not announced'))
+  }
+
+  private readonly onMessage = (channel: string, raw: string) => {
+    if (channel === SCHEDULES_CHANNEL) {
+      if (raw !== this.node) this.onSchedulesChanged?.()
+      return
+    }
     let message: StateMessage
     try {
       message = JSON.parse(raw) as StateMessage
