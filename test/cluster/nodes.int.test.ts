@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
+import type { InProcessBus } from '@trellis/broker'
 import { connectDevice, type Device } from '@trellis/device-sdk'
 import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
 import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { startTestRedis, type TestRedis } from '../support/redis.js'
+import { startTestHaproxy, type TestHaproxy } from '../support/haproxy.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 import { openSse, type SseStream } from '../support/sse.js'
@@ -15,6 +17,7 @@ import { LeaderElection } from '../../hub/src/cluster/leader.js'
 let influx: TestInflux
 let redis: TestRedis
 let db: TestDatabase
+let haproxy: TestHaproxy
 const nodes: TestStack[] = []
 const devices: Device[] = []
 const streams: SseStream[] = []
@@ -25,11 +28,13 @@ beforeAll(async () => {
   ;[influx, redis, db] = await Promise.all([startTestInflux(), startTestRedis(), freshDatabase()])
   // One at a time: the first migrates the database.
   for (let i = 0; i < 3; i++) nodes.push(await startStack({ influxUrl: influx.url, redisUrl: redis.url, sql: db.open() }))
+  haproxy = await startTestHaproxy(nodes)
 })
 
 afterAll(async () => {
   for (const s of streams) s.close()
   await Promise.all(devices.map((d) => d.close().catch(() => {})))
+  await haproxy?.dispose()
   await Promise.all(nodes.map((n) => n.close()))
   await db?.drop()
   await redis?.dispose()
@@ -118,6 +123,31 @@ describe('a cluster of three nodes on one Redis and PostgreSQL', () => {
     expect(new Set(seconds).size).toBe(seconds.length)
     await eventually(() => received, (n) => n >= seconds.length)
     expect(received).toBeLessThanOrEqual(seconds.length + 1) // the run under way when the list was read
+  })
+})
+
+describe('behind haproxy', () => {
+  it('spreads devices over the nodes, and commands and streams them all through one address', async () => {
+    const api = apiClient(haproxy.httpUrl)
+    const fleet = await seedFleet(api, { model: thermostat, count: 3 })
+    const stream = await openSse(`${haproxy.httpUrl}/v1/stream`, fleet.ownerToken)
+    streams.push(stream)
+    await stream.next((e) => e.event === 'ready')
+    const connected: Device[] = []
+    for (const d of fleet.devices) connected.push(await connectThermostat({ mqttUrl: haproxy.mqttUrl } as TestStack, d))
+    // Round robin: one device on each node.
+    const holders = fleet.devices.map((d) => nodes.findIndex((n) => (n.hub.bus as InProcessBus).isConnectedHere(d.id)))
+    expect([...holders].sort()).toEqual([0, 1, 2])
+    for (const d of fleet.devices) {
+      await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: `${d.id} online` })
+      const sent = await api.post(`/v1/devices/${d.id}/commands`, { set: { targetTemperature: 18 } }, fleet.ownerToken)
+      expect(sent.body).toMatchObject({ device: d.id, status: 'ok' })
+    }
+    await Promise.all(connected.map((device, i) => device.report({ temperature: 20 + i })))
+    for (const [i, d] of fleet.devices.entries()) {
+      const state = await stream.next((e) => e.event === 'state' && e.data.device === d.id && e.data.readings.temperature !== undefined)
+      expect(state.data.readings.temperature.value).toBe(20 + i)
+    }
   })
 })
 

@@ -12,7 +12,7 @@ export interface TestRedis {
 }
 
 /** A port the kernel just gave out and took back: redis-server cannot pick its own and report it. */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const server = net.createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as net.AddressInfo
