@@ -20,6 +20,7 @@ import { Spool, type SpoolOptions } from './store/spool.js'
 import { seriesOfLine } from './store/points.js'
 import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
+import { RequestThrottle, type ThrottleKind } from './api/throttle.js'
 import { StateSync } from './cluster/state-sync.js'
 import { LeaderElection, type LeaderOptions } from './cluster/leader.js'
 
@@ -232,8 +233,12 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       return name
     },
   }
+  // In a cluster every node spends what the others spend: a flood spread over the nodes is throttled as one.
+  const throttle = stateSync ? new RequestThrottle(opts.api?.rateLimits, (kind, keys) => stateSync.announceSpent(kind, keys)) : undefined
+  if (stateSync && throttle) stateSync.onSpent = (kind, keys) => throttle.applySpent(kind as ThrottleKind, keys)
   const api = buildApi(apiContext, log, {
     ...opts.api,
+    ...(throttle && { throttle }),
     ...(opts.tls && { https: opts.tls }),
     extraRoutes: (ctx) => [
       ...control.routes(ctx),

@@ -126,6 +126,20 @@ describe('a cluster of three nodes on one Redis and PostgreSQL', () => {
   })
 })
 
+describe('rate limits across the cluster', () => {
+  it('throttles a login flood spread over the nodes as one', async () => {
+    const email = `flooded-${Date.now()}@example.com`
+    expect((await apiClient(nodes[0].httpUrl).post('/v1/owners', { email, password: 'correct horse battery' })).status).toBe(201)
+    // 10 failures per address and account, the default burst: spread over three nodes, each node alone would see 5 of 15.
+    const statuses: number[] = []
+    for (let i = 0; i < 15; i++) {
+      statuses.push((await apiClient(nodes[i % 3].httpUrl).post('/v1/sessions', { email, password: `wrong guess ${i}` })).status)
+    }
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(11)
+    expect(statuses.slice(-3)).toEqual([429, 429, 429])
+  })
+})
+
 describe('behind haproxy', () => {
   it('spreads devices over the nodes, and commands and streams them all through one address', async () => {
     const api = apiClient(haproxy.httpUrl)

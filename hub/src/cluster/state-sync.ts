@@ -6,6 +6,8 @@ import type { PresenceChange, ReadingsChange, StateStore } from '../state/state.
 
 /** The Redis channel every node of a cluster publishes its state changes on. */
 export const STATE_CHANNEL = 'trellis:state'
+/** The Redis channel a node tells the others what it spent of the API's rate limits on (logins, claims, sign-ups). */
+export const THROTTLE_CHANNEL = 'trellis:throttle'
 /** The Redis channel a node announces a change of schedules on: the others read them again. */
 export const SCHEDULES_CHANNEL = 'trellis:schedules'
 
@@ -26,6 +28,8 @@ export class StateSync {
   private closed = false
   /** Called when another node changed schedules. */
   onSchedulesChanged: (() => void) | null = null
+  /** Called with what another node spent of a rate limit. */
+  onSpent: ((kind: string, keys: string[]) => void) | null = null
 
   private constructor (redisUrl: string, private readonly state: StateStore, private readonly connectedHere: (deviceId: string) => boolean, private readonly log: Logger) {
     this.pub = new Redis(redisUrl)
@@ -38,7 +42,7 @@ export class StateSync {
   static async start (redisUrl: string, state: StateStore, connectedHere: (deviceId: string) => boolean, log: Logger): Promise<StateSync> {
     const sync = new StateSync(redisUrl, state, connectedHere, log)
     sync.sub.on('message', sync.onMessage)
-    await sync.sub.subscribe(STATE_CHANNEL, SCHEDULES_CHANNEL)
+    await sync.sub.subscribe(STATE_CHANNEL, SCHEDULES_CHANNEL, THROTTLE_CHANNEL)
     state.on('readings', sync.onLocal)
     state.on('presence', sync.onLocal)
     return sync
@@ -63,9 +67,22 @@ export class StateSync {
     this.pub.publish(SCHEDULES_CHANNEL, this.node).catch((err: Error) => this.log.warn({ err }, 'schedule change not announced'))
   }
 
+  /** Tells the other nodes what this one spent of a rate limit: a budget is then one across the cluster. */
+  announceSpent (kind: string, keys: string[]): void {
+    if (this.closed) return
+    this.pub.publish(THROTTLE_CHANNEL, JSON.stringify({ node: this.node, kind, keys })).catch((err: Error) => this.log.warn({ err }, 'rate limit spend not shared'))
+  }
+
   private readonly onMessage = (channel: string, raw: string) => {
     if (channel === SCHEDULES_CHANNEL) {
       if (raw !== this.node) this.onSchedulesChanged?.()
+      return
+    }
+    if (channel === THROTTLE_CHANNEL) {
+      try {
+        const spent = JSON.parse(raw) as { node: string, kind: string, keys: string[] }
+        if (spent.node !== this.node && Array.isArray(spent.keys)) this.onSpent?.(spent.kind, spent.keys)
+      } catch {}
       return
     }
     let message: StateMessage
