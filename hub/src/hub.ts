@@ -22,6 +22,7 @@ import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.j
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
 import { RequestThrottle, type ThrottleKind } from './api/throttle.js'
 import { StateSync } from './cluster/state-sync.js'
+import { ClusterBus } from './cluster/cluster-bus.js'
 import { LeaderElection, type LeaderOptions } from './cluster/leader.js'
 
 export interface HubOptions extends ControlOptions {
@@ -148,8 +149,9 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   const inProcessBus = broker && new InProcessBus(broker, { clustered })
-  const bus: DeviceBus = inProcessBus ?? remote!
   const stateSync = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, (id) => inProcessBus!.isConnectedHere(id), log.child({ component: 'cluster' })) : null
+  const clusterBus = stateSync && await ClusterBus.start(inProcessBus!, opts.redisUrl!, stateSync.node, log.child({ component: 'cluster' }))
+  const bus: DeviceBus = clusterBus ?? inProcessBus ?? remote!
   const leader = stateSync && new LeaderElection(opts.redisUrl!, stateSync.node, log.child({ component: 'leader' }), opts.leader)
   const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, stateSync
     ? {
@@ -285,6 +287,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await (broker ?? remote!).close()
       await ingest.detach()
       inProcessBus?.close()
+      await clusterBus?.close()
       await stateSync?.close()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       store.close()

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
-import type { InProcessBus } from '@trellis/broker'
+import type { ClusterBus } from '../../hub/src/cluster/cluster-bus.js'
 import { connectDevice, type Device } from '@trellis/device-sdk'
 import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
@@ -126,6 +126,20 @@ describe('a cluster of three nodes on one Redis and PostgreSQL', () => {
   })
 })
 
+describe('queued commands in the cluster', () => {
+  it('delivers a command queued through node B when the device comes back on node A', async () => {
+    const [a, b] = nodes
+    const fleet = await seedFleet(apiClient(b.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    const queued = await apiClient(b.httpUrl).post(`/v1/devices/${d.id}/commands?queue=true&ttl=10m`, { set: { targetTemperature: 17 } }, fleet.ownerToken)
+    expect(queued.status).toBe(202)
+    // Handlers given at connect exist before the queued command arrives.
+    devices.push(await connectDevice({ url: a.mqttUrl, deviceId: d.id, secret: d.secret, handlers: { targetTemperature: (value: number) => ({ targetTemperature: value }) } }))
+    const done = await eventually(() => apiClient(b.httpUrl).get(`/v1/devices/${d.id}/commands/${queued.body.id}`, fleet.ownerToken), (r) => r.body.status !== 'pending', { what: 'the queued command settled', timeoutMs: 15_000 })
+    expect(done.body).toMatchObject({ status: 'ok', state: { targetTemperature: 17 } })
+  })
+})
+
 describe('rate limits across the cluster', () => {
   it('throttles a login flood spread over the nodes as one', async () => {
     const email = `flooded-${Date.now()}@example.com`
@@ -150,7 +164,7 @@ describe('behind haproxy', () => {
     const connected: Device[] = []
     for (const d of fleet.devices) connected.push(await connectThermostat({ mqttUrl: haproxy.mqttUrl } as TestStack, d))
     // Round robin: one device on each node.
-    const holders = fleet.devices.map((d) => nodes.findIndex((n) => (n.hub.bus as InProcessBus).isConnectedHere(d.id)))
+    const holders = fleet.devices.map((d) => nodes.findIndex((n) => (n.hub.bus as ClusterBus).isConnectedHere(d.id)))
     expect([...holders].sort()).toEqual([0, 1, 2])
     for (const d of fleet.devices) {
       await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: `${d.id} online` })
