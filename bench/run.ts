@@ -46,6 +46,7 @@ async function loadBenches (): Promise<Record<string, Bench>> {
     mappings: 'payloads normalized per second, canonical against each built-in dialect (bench/mappings.ts)',
     'acked-ingest': 'acknowledged QoS 1 ingest through the SDK (bench/acked-ingest.ts; options by environment, see its header)',
     soak: 'long-running soak (bench/soak.ts; see its header)',
+    cluster: 'one node against two behind one Redis, PostgreSQL and InfluxDB: readings stored/s, report and command p99, node, Redis and PostgreSQL CPU per 1000 readings (bench/cluster.ts; see its header)',
     'remote-ingest': 'acknowledged QoS 1 ingest with the hub apart from the broker, on its persistent session (bench/remote-ingest.ts; see its header)',
   }
   for (const [name, summary] of Object.entries(scripts)) {

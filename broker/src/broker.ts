@@ -12,6 +12,7 @@ import { guardPackets } from './packet-guard.js'
 import { boundOutgoingQueues } from './queues.js'
 import { SubscribeRefusals } from './refusals.js'
 import { deviceOf, printable, remoteAddress, type BrokerParts } from './clients.js'
+import { sharedBackends } from './shared.js'
 
 export * from './options.js'
 
@@ -46,7 +47,9 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   }
   const refusals = new SubscribeRefusals(opts.subscribeRefusals ?? {}, parts)
 
+  const shared = opts.redisUrl ? sharedBackends(opts.redisUrl) : null
   const aedesOpts: AedesOptions = {
+    ...(shared && { mq: shared.mq, persistence: shared.persistence }),
     connectTimeout: opts.connectTimeoutMs ?? 5_000,
     drainTimeout: opts.drainTimeoutMs ?? 15_000,
     maxClientsIdLength: 64,
@@ -149,6 +152,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       refusals.close()
       for (const server of servers) server.close()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
+      await shared?.close()
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => {
         if (!s.listening) return resolve()
         s.close(() => resolve())

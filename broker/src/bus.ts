@@ -49,6 +49,12 @@ export interface DevicePacket {
   readonly topic: string
   readonly payload: Buffer
   readonly qos: 0 | 1 | 2
+  /**
+   * True when another node of a cluster received it from the device (only
+   * acks are handed over from other nodes: the node that sent the command
+   * waits for its ack). Default false.
+   */
+  readonly remote?: boolean
 }
 
 export type DeliveryHandler = (deviceId: string, packet: DevicePacket, done: (err?: Error | null) => void) => void
@@ -74,7 +80,12 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
   /** aedes's message emitter (mqemitter), which reports the deliveries waiting for a slot as `length`. */
   private readonly emitter: { length?: number } | undefined
 
-  constructor (private readonly broker: Broker) {
+  /**
+   * `clustered`: the broker shares its emitter with other nodes (`redisUrl`).
+   * Events and presence are then handled only on the node the device is
+   * connected to; acks from every node, marked `remote` when from another.
+   */
+  constructor (private readonly broker: Broker, private readonly opts: { clustered?: boolean } = {}) {
     super()
     this.aedes = broker.aedes
     this.emitter = (broker.aedes as unknown as { mq?: { length?: number } }).mq
@@ -99,9 +110,16 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
       this.subscribed.delete(channel)
     }
     if (!handler) return
+    const aedesId = this.aedes.id
+    const clustered = this.opts.clustered === true
     const deliver: AedesDeliver = (packet, done) => {
       const deviceId = parseTopic(packet.topic)?.deviceId
       if (deviceId === undefined) return done()
+      // aedes stamps each packet with the id of the broker that received it.
+      if (clustered && (packet as { brokerId?: string }).brokerId !== aedesId) {
+        if (channel !== 'acks') return done()
+        return handler(deviceId, { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, remote: true }, done)
+      }
       handler(deviceId, packet as AedesPublishPacket & DevicePacket, done)
     }
     this.subscribed.set(channel, deliver)
@@ -115,6 +133,11 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
   canReceiveCommands (deviceId: string): boolean {
     const client = this.clientOf(deviceId)
     return client !== undefined && this.ready.has(client) && Boolean(client.subscriptions?.[topics.commands(deviceId)])
+  }
+
+  /** True when the device has a connection to this node's broker. */
+  isConnectedHere (deviceId: string): boolean {
+    return this.clientOf(deviceId) !== undefined
   }
 
   get backlog (): number {

@@ -19,6 +19,14 @@ export interface SecurityEvent {
 }
 
 export interface BrokerOptions {
+  /**
+   * A Redis (`redis://host:port`) shared with the other brokers of a cluster:
+   * deliveries go through it (mqemitter-redis), and sessions, subscriptions,
+   * retained messages and QoS 1 messages in flight live in it
+   * (aedes-persistence-redis), so a device may reconnect to any node. Default
+   * none: all of it in this process's memory.
+   */
+  redisUrl?: string
   /** Checks a device's secret; resolves true when it is the device's current secret. */
   authenticateDevice: (deviceId: string, secret: string) => Promise<boolean> | boolean
   /**

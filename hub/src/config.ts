@@ -25,6 +25,12 @@ export const HubConfig = z.object({
   INFLUX_DB: z.string().regex(/^[A-Za-z0-9_]+$/).default('trellis'),
   /** The registry's PostgreSQL (`postgresql://user:password@host:5432/db`); unset: start and supervise a managed PostgreSQL under DATA_DIR/postgres. */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must be a postgresql:// URL').optional(),
+  /**
+   * Cluster mode: a Redis (`redis://host:6379`) shared by every node, with
+   * DATABASE_URL and INFLUX_URL shared too (see README "Running a cluster").
+   * Unset: a single node.
+   */
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'REDIS_URL must be a redis:// URL').optional(),
   /** Simulated devices started by `npm start`. */
   FLEET_SIZE: z.coerce.number().int().min(0).max(100_000).default(20),
   /** Report interval of each simulated device, in ms. */
@@ -92,6 +98,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): HubConfig {
   const config = parseEnv(HubConfig, env)
   if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
     throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither')
+  }
+  if (config.REDIS_URL && (!config.DATABASE_URL || !config.INFLUX_URL)) {
+    throw new ConfigError('REDIS_URL (cluster mode) needs DATABASE_URL and INFLUX_URL: every node shares the same PostgreSQL and InfluxDB')
+  }
+  if (config.REDIS_URL && config.BROKER_URL) {
+    throw new ConfigError('REDIS_URL (cluster mode) runs a broker in every node: unset BROKER_URL')
   }
   if (config.BROKER_URL && !config.SERVICE_SECRET) {
     throw new ConfigError('BROKER_URL needs SERVICE_SECRET: the hub joins the broker as its service principal')

@@ -21,7 +21,7 @@ export interface ControlOptions {
   /** Ack waits, late acks, the offline queue and retention; defaults in CommandServiceOptions. */
   commands?: Pick<CommandServiceOptions, 'defaultWaitMs' | 'lateAckWindowMs' | 'defaultQueueTtlMs' | 'maxPendingPerDevice' | 'queueSweepMs' | 'retentionMs'>
   /** Staleness sweep and heartbeat allowances; defaults in PresenceMonitorOptions. */
-  presence?: Pick<PresenceMonitorOptions, 'sweepCron' | 'defaultAllowanceMs' | 'allowanceFor'>
+  presence?: Pick<PresenceMonitorOptions, 'sweepCron' | 'defaultAllowanceMs' | 'allowanceFor' | 'judges'>
   /** Live stream heartbeats and limits; defaults in LiveStreamsOptions. */
   stream?: Pick<LiveStreamsOptions, 'heartbeatMs' | 'maxPerOwner' | 'maxBufferedBytes'>
   /** Schedule limits and run history; defaults in SchedulerOptions. */

@@ -21,6 +21,10 @@ import { seriesOfLine } from './store/points.js'
 import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
 import { buildConsent, type ConsentOptions } from './consent/index.js'
+import { RequestThrottle, type ThrottleKind } from './api/throttle.js'
+import { StateSync } from './cluster/state-sync.js'
+import { ClusterBus } from './cluster/cluster-bus.js'
+import { LeaderElection, type LeaderOptions } from './cluster/leader.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -66,6 +70,15 @@ export interface HubOptions extends ControlOptions {
   /** The window of device time readings are taken in; defaults in IngestOptions (5 minutes ahead, 21 days back). */
   ingest?: Pick<IngestOptions, 'maxClockAheadMs' | 'maxReadingAgeMs'>
   /**
+   * Cluster mode: this node shares its broker's sessions and deliveries, and
+   * its devices' state, with the other nodes on the same Redis (`redis://…`),
+   * PostgreSQL (`sql`) and InfluxDB. Default none: a single node. Not with
+   * `remoteBroker`.
+   */
+  redisUrl?: string
+  /** The cluster's leader lock (see `LeaderOptions` for defaults); used with `redisUrl`. */
+  leader?: LeaderOptions
+  /**
    * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
    */
@@ -93,6 +106,8 @@ export interface Hub {
   readonly log: Logger
   /** Commands, presence, the live stream and schedules. */
   readonly control: Control
+  /** In cluster mode (`redisUrl`), which node leads; otherwise null. */
+  readonly leader: LeaderElection | null
   /**
    * Starts the HTTP API (with MQTT over WebSocket at `/mqtt`) and the MQTT
    * listener, plus MQTT over TLS when `mqttsPort` is given (needs `tls`); port 0 picks a free port.
@@ -126,20 +141,39 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
 
   const audit = new AuditLog(registry, log.child({ component: 'audit' }), opts.audit)
   const remote = opts.remoteBroker ? new RemoteBroker(opts.remoteBroker, log.child({ component: 'remote-broker' })) : null
+  if (opts.redisUrl && remote) throw new Error('redisUrl (cluster mode) runs the broker in each node: it does not go with remoteBroker')
+  const clustered = Boolean(opts.redisUrl)
   const broker = remote ? null : await createBroker({
     ...opts.broker,
+    redisUrl: opts.redisUrl,
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
-  const inProcessBus = broker && new InProcessBus(broker)
-  const bus: DeviceBus = inProcessBus ?? remote!
-  const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, opts)
+  const inProcessBus = broker && new InProcessBus(broker, { clustered })
+  const stateSync = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, (id) => inProcessBus!.isConnectedHere(id), log.child({ component: 'cluster' })) : null
+  const clusterBus = stateSync && await ClusterBus.start(inProcessBus!, opts.redisUrl!, stateSync.node, log.child({ component: 'cluster' }))
+  const bus: DeviceBus = clusterBus ?? inProcessBus ?? remote!
+  const leader = stateSync && new LeaderElection(opts.redisUrl!, stateSync.node, log.child({ component: 'leader' }), opts.leader)
+  const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, stateSync
+    ? {
+        ...opts,
+        // Every node arms every schedule; only the leader fires them.
+        schedules: { ...opts.schedules, shouldFire: () => leader!.isLeader, onChange: () => stateSync.announceSchedules() },
+        presence: { ...opts.presence, judges: (id) => inProcessBus!.isConnectedHere(id) },
+      }
+    : opts)
+  if (stateSync) {
+    stateSync.onSchedulesChanged = () => {
+      control.scheduler.reload().catch((err: Error) => log.error({ err }, 'schedules changed on another node could not be read'))
+    }
+    leader!.start()
+  }
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
-    onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
+    onAck: (deviceId, payload, remote) => control.commands.handleAck(deviceId, payload, { clustered, remote }),
     onReadings: (deviceId, readings) => control.automations.offerReadings(deviceId, readings),
     bus,
     directory,
@@ -215,8 +249,12 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       return name
     },
   }
+  // In a cluster every node spends what the others spend: a flood spread over the nodes is throttled as one.
+  const throttle = stateSync ? new RequestThrottle(opts.api?.rateLimits, (kind, keys) => stateSync.announceSpent(kind, keys)) : undefined
+  if (stateSync && throttle) stateSync.onSpent = (kind, keys) => throttle.applySpent(kind as ThrottleKind, keys)
   const api = buildApi(apiContext, log, {
     ...opts.api,
+    ...(throttle && { throttle }),
     ...(opts.tls && { https: opts.tls }),
     extraRoutes: (ctx) => [
       ...control.routes(ctx),
@@ -232,6 +270,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       if (!broker) throw new Error('this hub runs apart from its broker (remoteBroker): there is no in-process broker')
       return broker
     },
+    leader,
     remote, bus, registry, directory, state, store, writer, deadLetters, metrics, audit, api, log, control,
     async listen ({ httpPort, mqttPort, mqttsPort, host = '127.0.0.1' }) {
       if (mqttsPort !== undefined && !opts.tls) throw new Error('mqttsPort needs the tls option (a certificate and key)')
@@ -254,6 +293,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       closed = true
       // Open event streams would hold the HTTP server open; end them first.
       control.stopAccepting()
+      await leader?.close()
       stopEnsuringSchema()
       webSocket?.close()
       await api.app.close()
@@ -261,6 +301,8 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await (broker ?? remote!).close()
       await ingest.detach()
       inProcessBus?.close()
+      await clusterBus?.close()
+      await stateSync?.close()
       await writer.close(opts.shutdownDeadlineMs ?? 10_000)
       store.close()
       await state.close()

@@ -51,7 +51,7 @@ export async function runHub (config: HubConfig, logger?: Logger): Promise<Runni
     const remoteBroker = config.BROKER_URL && config.SERVICE_SECRET
       ? { url: config.BROKER_URL, username: config.SERVICE_USERNAME, secret: config.SERVICE_SECRET }
       : undefined
-    const hub = await buildHub({ influxUrl, influxToken: config.INFLUX_TOKEN, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR, tls, api: { adminToken: config.TRELLIS_ADMIN_TOKEN, trustProxy: config.TRUST_PROXY, corsOrigins: config.CORS_ORIGINS, maxConnections: config.HTTP_MAX_CONNECTIONS }, remoteBroker })
+    const hub = await buildHub({ influxUrl, influxToken: config.INFLUX_TOKEN, database: config.INFLUX_DB, sql, logger: log, dataDir: config.DATA_DIR, tls, api: { adminToken: config.TRELLIS_ADMIN_TOKEN, trustProxy: config.TRUST_PROXY, corsOrigins: config.CORS_ORIGINS, maxConnections: config.HTTP_MAX_CONNECTIONS }, remoteBroker, redisUrl: config.REDIS_URL })
     const { httpUrl, mqttUrl, mqttsUrl } = await hub.listen({ httpPort: config.PORT, mqttPort: config.MQTT_PORT, mqttsPort: tls ? config.MQTTS_PORT : undefined, host: config.HOST })
     if (mqttsUrl) log.info({ mqtts: mqttsUrl }, 'MQTT over TLS listening')
     let stopping: Promise<void> | null = null

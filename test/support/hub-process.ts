@@ -24,6 +24,8 @@ export interface HubProcessOptions {
   writer?: HubOptions['writer']
   /** A broker apart from the hub (remote mode); default none, the broker runs in the hub process. */
   remoteBroker?: HubOptions['remoteBroker']
+  /** Cluster mode: the Redis the nodes share (`HubOptions.redisUrl`); default none. */
+  redisUrl?: string
   /** Owner-side limits (JSON only), as buildHub takes them; default none, the hub's own defaults. */
   limits?: Pick<HubOptions, 'schedules' | 'commands' | 'stream'>
 }
@@ -116,6 +118,7 @@ async function main (opts: HubProcessOptions): Promise<void> {
     logger,
     writer: { flushIntervalMs: 20, ...opts.writer },
     remoteBroker: opts.remoteBroker,
+    redisUrl: opts.redisUrl,
     ...opts.limits,
   })
   const urls = await hub.listen({ httpPort: opts.httpPort ?? 0, mqttPort: opts.mqttPort ?? 0 })

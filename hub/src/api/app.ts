@@ -34,6 +34,8 @@ export interface ApiOptions {
   https?: { cert: string | Buffer, key: string | Buffer }
   /** Rate limits on sign-up, login, claim and history. Defaults in `ApiRateLimits`. */
   rateLimits?: ApiRateLimits
+  /** The throttle itself, when it is shared (a cluster's spends every node's); default a new one from `rateLimits`. */
+  throttle?: RequestThrottle
   /** Lifetime and number of API tokens. Defaults in `TokenPolicy`. */
   tokens?: TokenPolicy
   /**
@@ -56,7 +58,7 @@ export interface Api {
 }
 
 export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logger: Logger, opts: ApiOptions = {}): Api {
-  const api: ApiContext = { ...context, throttle: new RequestThrottle(opts.rateLimits), tokens: opts.tokens ?? {} }
+  const api: ApiContext = { ...context, throttle: opts.throttle ?? new RequestThrottle(opts.rateLimits), tokens: opts.tokens ?? {} }
   const bodyLimit = opts.bodyLimit ?? 1024 * 1024
   const maxJsonDepth = opts.maxJsonDepth ?? 64
   const app = Fastify({

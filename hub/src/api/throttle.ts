@@ -24,6 +24,7 @@ export interface ApiRateLimits {
 }
 
 type Kind = keyof ApiRateLimits
+export type ThrottleKind = Kind
 const what: Record<Kind, string> = {
   signup: 'sign-ups from this address',
   signupTotal: 'sign-ups on this hub just now',
@@ -45,7 +46,11 @@ const defaults: Record<Kind, Rate> = {
 export class RequestThrottle {
   private readonly buckets: Record<Kind, KeyedBuckets>
 
-  constructor (limits: ApiRateLimits = {}) {
+  /**
+   * `onSpend`: told of every spend, so a cluster can apply it on the other
+   * nodes (`applySpent`) and a budget is one across the cluster. Default none.
+   */
+  constructor (limits: ApiRateLimits = {}, private readonly onSpend?: (kind: Kind, keys: string[]) => void) {
     this.buckets = Object.fromEntries((Object.keys(defaults) as Kind[]).map((k) => [k, new KeyedBuckets(limits[k] ?? defaults[k])])) as Record<Kind, KeyedBuckets>
   }
 
@@ -58,7 +63,15 @@ export class RequestThrottle {
 
   /** Spends one of `kind` for each key. */
   spend (kind: Kind, keys: string[]): void {
-    for (const k of keys) this.buckets[kind].take(k)
+    this.applySpent(kind, keys)
+    this.onSpend?.(kind, keys)
+  }
+
+  /** Spends as another node of the cluster did. */
+  applySpent (kind: Kind, keys: string[]): void {
+    const buckets = this.buckets[kind]
+    if (!buckets) return
+    for (const k of keys) buckets.take(k)
   }
 
   /** `check` then `spend`, for limits that count every attempt. */

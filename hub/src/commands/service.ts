@@ -137,16 +137,24 @@ export class CommandService extends EventEmitter {
     return record
   }
 
-  /** Handles a device's ack (from ingest): settles its command and applies the state it reports. */
-  handleAck (deviceId: string, payload: Buffer): void {
+  /**
+   * Handles a device's ack (from ingest): settles its command and applies the
+   * state it reports. In a cluster (`clustered`) every node sees every ack and
+   * only the node that sent the command settles it; the device's own node
+   * refuses what cannot be decoded, and nobody an ack for an unknown command.
+   */
+  handleAck (deviceId: string, payload: Buffer, from: { clustered?: boolean, remote?: boolean } = {}): void {
     const ctx = this.opts.directory.peek(deviceId)
     if (!ctx) return
     const decoded = decodeAck(ctx.model, payload)
-    if (!decoded.ok) return this.refuseAck(ctx, payload, decoded.reason)
+    if (!decoded.ok) return from.remote ? undefined : this.refuseAck(ctx, payload, decoded.reason)
     const { ack } = decoded
     const flight = this.inFlight.get(ack.id)
     // An ack for another device's command (or one long gone) settles nothing.
-    if (!flight || flight.record.deviceId !== deviceId) return this.refuseAck(ctx, payload, `ack for command ${ack.id}, which this device has not been sent or which expired`)
+    if (!flight || flight.record.deviceId !== deviceId) {
+      if (from.clustered) return
+      return this.refuseAck(ctx, payload, `ack for command ${ack.id}, which this device has not been sent or which expired`)
+    }
     const { record } = flight
     if (record.ackedAt !== null) return // a duplicate
     const now = Date.now()

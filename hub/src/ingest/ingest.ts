@@ -66,7 +66,8 @@ export interface IngestOptions {
    */
   maxReadingAgeMs?: number
   /** Called with each ack (the commands module listens). */
-  onAck?: (deviceId: string, payload: Buffer) => void
+  /** `remote`: another node of the cluster received it (see `DevicePacket.remote`). */
+  onAck?: (deviceId: string, payload: Buffer, remote: boolean) => void
   /**
    * Called with a device's new readings once its state holds them (the
    * automations' rule index listens). Runs on the hot path: return at once
@@ -220,7 +221,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
 
   const onAcks = withDevice('acks', (ctx, packet, done) => {
     state.touch(ctx.id)
-    opts.onAck?.(ctx.id, packet.payload)
+    opts.onAck?.(ctx.id, packet.payload, packet.remote === true)
     done()
   })
 

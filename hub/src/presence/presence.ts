@@ -15,6 +15,12 @@ export interface PresenceMonitorOptions {
   writer: PointWriter
   store: TelemetryStore
   log: Logger
+  /**
+   * Whether this node judges the device's silence. In a cluster only the node
+   * holding a device's connection hears its heartbeats (other nodes learn only
+   * of readings and presence), so only it sweeps the device. Default: every device.
+   */
+  judges?: (deviceId: string) => boolean
   /** node-cron expression (seconds first) of the staleness sweep. Default every 10 s: `*\/10 * * * * *`. */
   sweepCron?: string
   /** How long a device may stay silent before it counts as offline, unless its model says. Default 600000 ms (10 min). */
@@ -54,6 +60,7 @@ export class PresenceMonitor {
   sweep (now = Date.now()): string[] {
     const stale: string[] = []
     for (const deviceId of this.online) {
+      if (this.opts.judges && !this.opts.judges(deviceId)) continue
       const ctx = this.opts.directory.peek(deviceId)
       const lastSeen = this.opts.state.get(deviceId)?.lastSeen ?? null
       const allowance = (ctx && (this.opts.allowanceFor?.(ctx.model) ?? ctx.model.heartbeatMs)) ?? this.defaultAllowanceMs

@@ -44,6 +44,14 @@ export interface SchedulerOptions {
   firingBurst?: number
   /** Firings being sent at once; the others wait their turn, up to firingBurst of them, and past that are skipped. Default 4. */
   maxConcurrentFirings?: number
+  /**
+   * Whether this node fires schedules now. In a cluster every node arms every
+   * schedule and only the leader fires them (see hub/src/cluster/leader.ts).
+   * Default: always.
+   */
+  shouldFire?: () => boolean
+  /** Called after a schedule is created, paused, resumed or deleted here: a cluster tells the other nodes to `reload()`. Default none. */
+  onChange?: () => void
   /** Runs kept per schedule, newest first. Default 1000. */
   runsKept?: number
   /** Runs kept of all schedules together, newest first: the table's bound however many owners there are. Default 100 000. */
@@ -204,7 +212,32 @@ export class Scheduler {
       throw err
     }
     if (!schedule.paused) this.arm(schedule)
+    this.opts.onChange?.()
     return schedule
+  }
+
+  /**
+   * Reads every schedule again (another node of a cluster changed some): arms
+   * new and resumed ones, disarms deleted and paused ones.
+   */
+  async reload (): Promise<void> {
+    const schedules = await this.opts.store.all()
+    const present = new Set<string>()
+    for (const s of schedules) {
+      present.add(s.id)
+      const parsed = parseCron(s.cron)
+      if (!parsed.ok) continue
+      if (!this.perMinute.has(s.id)) this.count(s.id, s.ownerId, parsed.schedule.maxPerMinute)
+      if (s.paused) this.disarm(s.id)
+      else this.arm(s)
+    }
+    for (const id of [...this.perMinute.keys()]) {
+      if (present.has(id)) continue
+      this.disarm(id)
+      this.sincePruned.delete(id)
+      this.uncount(id)
+      this.pendingSkips.delete(id)
+    }
   }
 
   async list (ownerId: string): Promise<Schedule[]> { return await this.opts.store.byOwner(ownerId) }
@@ -216,6 +249,7 @@ export class Scheduler {
     if (!schedule) return null
     if (paused) this.disarm(id)
     else if (!this.armed.has(id)) this.arm(schedule)
+    this.opts.onChange?.()
     return schedule
   }
 
@@ -226,6 +260,7 @@ export class Scheduler {
       this.sincePruned.delete(id)
       this.uncount(id)
       this.pendingSkips.delete(id)
+      this.opts.onChange?.()
     }
     return deleted
   }
@@ -294,6 +329,7 @@ export class Scheduler {
 
   /** One firing: skipped if the last is still under way, else through the limits and sent in turn. */
   private async tick (schedule: Schedule): Promise<void> {
+    if (this.opts.shouldFire && !this.opts.shouldFire()) return
     if (this.inFlight.has(schedule.id)) {
       this.counts.overlaps++
       this.cronWarnings.note('overlap skipped')

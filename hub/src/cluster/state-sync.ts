@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { CapabilityName } from '@trellis/device-sdk'
+import type { PresenceChange, ReadingsChange, StateStore } from '../state/state.js'
+
+/** The Redis channel every node of a cluster publishes its state changes on. */
+export const STATE_CHANNEL = 'trellis:state'
+/** The Redis channel a node tells the others what it spent of the API's rate limits on (logins, claims, sign-ups). */
+export const THROTTLE_CHANNEL = 'trellis:throttle'
+/** The Redis channel a node announces a change of schedules on: the others read them again. */
+export const SCHEDULES_CHANNEL = 'trellis:schedules'
+
+interface StateMessage { node: string, change: ReadingsChange | PresenceChange }
+
+/**
+ * Keeps every node's latest state and presence the same: what changes on the
+ * node a device is connected to (its readings, its presence) is published on
+ * Redis, and applied by the others, whose live streams then carry it. The
+ * registry's copy is written by every node (same values; the last wins).
+ */
+export class StateSync {
+  readonly node = randomBytes(8).toString('hex')
+  private readonly pub: Redis
+  private readonly sub: Redis
+  /** Set while a change from another node is applied: it is not published again. */
+  private applying = false
+  private closed = false
+  /** Called when another node changed schedules. */
+  onSchedulesChanged: (() => void) | null = null
+  /** Called with what another node spent of a rate limit. */
+  onSpent: ((kind: string, keys: string[]) => void) | null = null
+
+  private constructor (redisUrl: string, private readonly state: StateStore, private readonly connectedHere: (deviceId: string) => boolean, private readonly log: Logger) {
+    this.pub = new Redis(redisUrl)
+    this.sub = new Redis(redisUrl)
+    this.pub.on('error', (err) => log.warn({ err }, 'redis (state publish) error'))
+    this.sub.on('error', (err) => log.warn({ err }, 'redis (state subscribe) error'))
+  }
+
+  /** Subscribes (resolves once Redis confirmed) and starts publishing this node's changes. */
+  static async start (redisUrl: string, state: StateStore, connectedHere: (deviceId: string) => boolean, log: Logger): Promise<StateSync> {
+    const sync = new StateSync(redisUrl, state, connectedHere, log)
+    sync.sub.on('message', sync.onMessage)
+    await sync.sub.subscribe(STATE_CHANNEL, SCHEDULES_CHANNEL, THROTTLE_CHANNEL)
+    state.on('readings', sync.onLocal)
+    state.on('presence', sync.onLocal)
+    return sync
+  }
+
+  private readonly onLocal = (change: ReadingsChange | PresenceChange) => {
+    if (this.applying || this.closed) return
+    // A device that moved away from this node is offline here, not in the cluster: its new node says so.
+    if (change.kind === 'presence' && !change.online && !this.connectedHere(change.deviceId) && this.heldElsewhere.has(change.deviceId)) {
+      queueMicrotask(() => this.applyRemote(() => this.state.setPresence(change.deviceId, true)))
+      return
+    }
+    this.pub.publish(STATE_CHANNEL, JSON.stringify({ node: this.node, change } satisfies StateMessage)).catch((err: Error) => this.log.warn({ err }, 'state change not shared'))
+  }
+
+  /** Devices another node last said were online. */
+  private readonly heldElsewhere = new Set<string>()
+
+  /** Tells the other nodes that schedules changed here. */
+  announceSchedules (): void {
+    if (this.closed) return
+    this.pub.publish(SCHEDULES_CHANNEL, this.node).catch((err: Error) => this.log.warn({ err }, 'schedule change not announced'))
+  }
+
+  /** Tells the other nodes what this one spent of a rate limit: a budget is then one across the cluster. */
+  announceSpent (kind: string, keys: string[]): void {
+    if (this.closed) return
+    this.pub.publish(THROTTLE_CHANNEL, JSON.stringify({ node: this.node, kind, keys })).catch((err: Error) => this.log.warn({ err }, 'rate limit spend not shared'))
+  }
+
+  private readonly onMessage = (channel: string, raw: string) => {
+    if (channel === SCHEDULES_CHANNEL) {
+      if (raw !== this.node) this.onSchedulesChanged?.()
+      return
+    }
+    if (channel === THROTTLE_CHANNEL) {
+      try {
+        const spent = JSON.parse(raw) as { node: string, kind: string, keys: string[] }
+        if (spent.node !== this.node && Array.isArray(spent.keys)) this.onSpent?.(spent.kind, spent.keys)
+      } catch {}
+      return
+    }
+    let message: StateMessage
+    try {
+      message = JSON.parse(raw) as StateMessage
+    } catch {
+      return
+    }
+    if (message.node === this.node) return
+    const { change } = message
+    if (change.kind === 'presence') {
+      if (change.online) this.heldElsewhere.add(change.deviceId)
+      else this.heldElsewhere.delete(change.deviceId)
+      // A late "offline" from the node it left must not hide a device connected here.
+      if (!change.online && this.connectedHere(change.deviceId)) return
+    }
+    this.applyRemote(() => {
+      if (change.kind === 'presence') this.state.setPresence(change.deviceId, change.online, Date.parse(change.at))
+      else {
+        const byTs = new Map<number, Array<{ capability: CapabilityName, value: ReadingsChange['readings'][string]['value'] }>>()
+        for (const [capability, r] of Object.entries(change.readings)) {
+          const ts = Date.parse(r.ts)
+          let list = byTs.get(ts)
+          if (!list) byTs.set(ts, list = [])
+          list.push({ capability: capability as CapabilityName, value: r.value })
+        }
+        for (const [ts, readings] of byTs) this.state.applyReadings(change.deviceId, readings, ts)
+      }
+    })
+  }
+
+  private applyRemote (apply: () => void): void {
+    this.applying = true
+    try {
+      apply()
+    } finally {
+      this.applying = false
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.state.off('readings', this.onLocal)
+    this.state.off('presence', this.onLocal)
+    this.sub.disconnect()
+    await this.pub.quit().catch(() => {})
+  }
+}

@@ -1,0 +1,84 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectDevice, type Device } from '@trellis/device-sdk'
+import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
+import { startHubProcess, type HubProcess } from '../support/hub-process.js'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
+import { startTestRedis, type TestRedis } from '../support/redis.js'
+import { startTestHaproxy, type TestHaproxy } from '../support/haproxy.js'
+import { apiClient, seedFleet } from '../support/api.js'
+import { eventually } from '../support/wait.js'
+
+// Two nodes, each a hub process of its own (so one can be SIGKILLed), behind haproxy, on one Redis, PostgreSQL and InfluxDB.
+let influx: TestInflux
+let redis: TestRedis
+let db: TestDatabase
+let haproxy: TestHaproxy | undefined
+const dirs: string[] = []
+const nodes: HubProcess[] = []
+const devices: Device[] = []
+
+beforeAll(async () => {
+  ;[influx, redis, db] = await Promise.all([startTestInflux(), startTestRedis(), freshDatabase()])
+  for (let i = 0; i < 2; i++) {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-node-'))
+    dirs.push(dataDir)
+    // Batches held 200 ms: at any moment some publishes are in flight, unacknowledged, for the kill to catch.
+    nodes.push(await startHubProcess({ influxUrl: influx.url, dataDir, databaseUrl: db.url, redisUrl: redis.url, writer: { flushIntervalMs: 200 } }))
+  }
+  haproxy = await startTestHaproxy(nodes)
+})
+
+afterAll(async () => {
+  await Promise.all(devices.map((d) => d.close().catch(() => {})))
+  await haproxy?.dispose()
+  await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
+  await db?.drop()
+  await redis?.dispose()
+  await influx?.dispose()
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })))
+})
+
+describe('a node of the cluster is SIGKILLed while devices publish QoS 1 through haproxy', () => {
+  it('stores every acknowledged reading once: the devices reconnect through haproxy to the other node and re-send the rest', async () => {
+    const deviceCount = 20
+    const perDevice = 60
+    const window = 10
+    const fleet = await seedFleet(apiClient(haproxy!.httpUrl), { count: deviceCount })
+    for (const d of fleet.devices) {
+      devices.push(await connectDevice({ url: haproxy!.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 }))
+    }
+    const base = Date.now() - 3_600_000
+    const acked = devices.map(() => new Set<number>())
+    let ackedTotal = 0
+    const ingest = Promise.all(devices.map(async (device, d) => {
+      const inFlight = new Set<Promise<void>>()
+      for (let i = 0; i < perDevice; i++) {
+        const ts = base + i * 1000
+        const p: Promise<void> = device.report({ temperature: i % 100 }, ts).then(() => { acked[d].add(ts); ackedTotal++ })
+        inFlight.add(p)
+        void p.finally(() => inFlight.delete(p))
+        if (inFlight.size >= window) await Promise.race(inFlight)
+      }
+      await Promise.all(inFlight)
+    }))
+
+    const total = deviceCount * perDevice
+    await eventually(() => ackedTotal, (n) => n >= total / 3, { what: 'a third of the readings acknowledged' })
+    expect(await nodes[0].kill('SIGKILL')).toBe('SIGKILL')
+    const ackedBeforeKill = acked.map((s) => [...s])
+    expect(total - ackedBeforeKill.reduce((n, s) => n + s.length, 0)).toBeGreaterThan(0)
+
+    await ingest
+    for (const [d, device] of fleet.devices.entries()) {
+      const rows = await eventually(() => influxQuery(influx.url, `SELECT "value" FROM "temperature" WHERE "device" = '${device.id}'`), (r) => r.length === perDevice, { what: `all readings of device ${d}`, timeoutMs: 20_000 })
+      const stored = new Set(rows.map((r) => r.time as number))
+      expect(stored.size).toBe(rows.length)
+      expect(ackedBeforeKill[d].filter((ts) => !stored.has(ts))).toEqual([])
+    }
+    const [{ count }] = await influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "maker" = '${fleet.makerId}'`)
+    expect(count).toBe(total)
+  })
+})
