@@ -238,7 +238,7 @@ describe('the SDK validates commands before its handlers run', () => {
       await raw({ id: 'raw-7', set: { targetTemperature: 18, humidity: 40 } })
       await eventually(() => acks.length, (n) => n === 7, { what: 'seven acks' })
       expect(acks).toEqual([
-        { id: 'raw-1', status: 'error', error: `targetTemperature 412 is out of range -30..100 for model ${d.id}` },
+        { id: 'raw-1', status: 'error', error: 'targetTemperature 412 is out of range -30..100 for this device' },
         { id: 'raw-2', status: 'error', error: 'humidity cannot be set' },
         { id: 'raw-3', status: 'error', error: 'this device has no capability brightness' },
         { id: 'raw-4', status: 'error', error: 'this device has no action descale' },
