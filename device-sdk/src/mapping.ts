@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { CapabilityName, ReadingValue, type ModelCapability } from './capabilities.js'
 import { findConversion, unitsFor, isUnitName } from './units.js'
+import { actions, actionsOf, isActionName } from './actions.js'
 
 /**
  * The mapping language: how a model's own payloads become canonical readings,
@@ -101,8 +102,21 @@ export const KeyValueFormat = z.strictObject({
 })
 export type KeyValueFormat = z.infer<typeof KeyValueFormat>
 
+/** How a command or an ack is written, apart from the telemetry's format. */
+export const CommandFormat = z.enum(['json', 'keyvalue', 'template'])
+export type CommandFormat = z.infer<typeof CommandFormat>
+export const AckFormat = z.enum(['json', 'keyvalue'])
+export type AckFormat = z.infer<typeof AckFormat>
+
+/** The placeholders a command template may hold. */
+export const templatePlaceholders = ['id', 'key', 'value'] as const
+
 /** How the device recognises and answers a command. */
 export const AckRule = z.strictObject({
+  /** How an ack is written: `json` or `keyvalue` pairs. Default: the commands' format (`json` for a template), else as telemetry is written. */
+  format: AckFormat.optional(),
+  /** With `format: "keyvalue"`: its separators. Default `;` and `=`. */
+  keyValue: KeyValueFormat.optional(),
   /** Where the ack carries the command id. Default: the same place as `commands.id`. */
   id: MappingPath.optional(),
   /** Where the ack says how it went, and which values mean success; absent: every ack is a success. */
@@ -125,8 +139,36 @@ export type ActionRule = z.infer<typeof ActionRule>
 
 /** The way back: canonical `set` commands and actions as the device's payload, and its acks. */
 export const CommandMapping = z.strictObject({
-  /** Where the command id goes in the payload (a key for `keyvalue`). */
-  id: MappingPath,
+  /**
+   * How a command is written, whatever the telemetry's format: `json`,
+   * `keyvalue` text, or a fixed `template`. Default: `keyvalue` for keyvalue
+   * telemetry, else JSON (with the property list of `properties`).
+   */
+  format: CommandFormat.optional(),
+  /** With `format: "keyvalue"`: its separators. Default: the telemetry's, else `;` and `=`. */
+  keyValue: KeyValueFormat.optional(),
+  /**
+   * With `format: "template"`: the message as text, with `{id}`, `{key}` (a
+   * set rule's `path`, or an action's name) and `{value}` (the device value)
+   * filled in, e.g. `"SET {key} {value} #{id}"`. One message per value.
+   */
+  template: z.string().min(1).max(512).optional(),
+  /**
+   * With `format: "json"`: each set value written as a key/value pair, the
+   * rule's `path` being the device's key: `{"key": "k", "value": "v"}` gives
+   * `{"k": "SET", "v": 1400}`; with `list`, the pairs are items of the list
+   * at that path: `{"body": [{"k": "SET", "v": 1400}]}`. Default: each value
+   * at its own path.
+   */
+  pairs: z.strictObject({ list: MappingPath.optional(), key: MappingPath, value: MappingPath }).optional(),
+  /**
+   * `one`: a command is one message; `each`: one message per set value, each
+   * with its own id `<command id>.<n>` (n from 1), and the command is `ok`
+   * only when every one is acknowledged. Default `one` (`each` for a template).
+   */
+  messages: z.enum(['one', 'each']).optional(),
+  /** Where the command id goes in the payload (a key for `keyvalue`); with a template, `{id}` places it instead. */
+  id: MappingPath.optional(),
   /** Constant fields every command payload carries, e.g. `{"method": "set_properties"}`. */
   fields: z.record(MappingPath, DeviceScalar).optional(),
   /** One rule per settable capability: where its value goes and how it is converted back. Default none. */
@@ -187,6 +229,8 @@ export interface ValidRule {
 }
 
 export interface ValidAck {
+  /** How acks are written, separators filled in. */
+  readonly layout: { readonly format: 'json' } | { readonly format: 'keyvalue', readonly separator: string, readonly assign: string }
   /** Where the ack carries the command id (the command's own place by default). */
   readonly id: string
   readonly status: { readonly path: string, readonly ok: readonly DeviceScalar[] } | null
@@ -194,8 +238,19 @@ export interface ValidAck {
   readonly state: boolean
 }
 
+/** How command messages are written, defaults filled in. */
+export type CommandLayout =
+  | { readonly format: 'json', readonly pairs: { readonly list: string | undefined, readonly key: string, readonly value: string } | null }
+  | { readonly format: 'properties', readonly list: string, readonly keys: readonly string[], readonly value: string }
+  | { readonly format: 'keyvalue', readonly separator: string, readonly assign: string }
+  | { readonly format: 'template', readonly template: string }
+
 export interface ValidCommands {
-  readonly id: string
+  readonly layout: CommandLayout
+  /** `each`: one message per set value. */
+  readonly messages: 'one' | 'each'
+  /** Where the command id goes; null for a template (its `{id}` places it). */
+  readonly id: string | null
   readonly fields: Readonly<Record<string, DeviceScalar>>
   readonly set: readonly ValidRule[]
   readonly actions: Readonly<Record<string, ActionRule>>
@@ -237,8 +292,8 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
   if (mapping.format !== 'keyvalue' && mapping.keyValue) issues.push(`keyValue: only for format "keyvalue", not "${mapping.format}"`)
 
   /** The rule's source, or null (with the issue noted) when it has none that fits the format. */
-  const checkSource = (where: string, source: { path?: string, match?: Record<string, DeviceScalar> }): ValueSource | null => {
-    if (mapping.format === 'properties') {
+  const checkSource = (where: string, source: { path?: string, match?: Record<string, DeviceScalar> }, format: string = mapping.format): ValueSource | null => {
+    if (format === 'properties') {
       if (source.path !== undefined) issues.push(`${where}.path: a "properties" mapping finds values by "match", e.g. {"siid": 2, "piid": 1}`)
       if (!source.match) {
         issues.push(`${where}.match: required with format "properties", e.g. {"siid": 2, "piid": 1}`)
@@ -253,15 +308,15 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
     }
     if (source.match !== undefined) issues.push(`${where}.match: only for format "properties"; use "path"`)
     if (source.path === undefined) {
-      issues.push(`${where}.path: required with format "${mapping.format}" (${mapping.format === 'keyvalue' ? 'the key' : 'e.g. "data.temp"'})`)
+      issues.push(`${where}.path: required with format "${format}" (${format === 'json' ? 'e.g. "data.temp"' : 'the key'})`)
       return null
     }
     return source.match === undefined ? { kind: 'path', path: source.path } : null
   }
 
   /** The rule checked against the model, or null (with its issues noted). */
-  const checkRule = (where: string, rule: MappingRule, seen: Map<string, string>, forCommand: boolean): ValidRule | null => {
-    const source = checkSource(where, rule)
+  const checkRule = (where: string, rule: MappingRule, seen: Map<string, string>, forCommand: boolean, format?: string): ValidRule | null => {
+    const source = checkSource(where, rule, format)
     const cap = caps.get(rule.capability)
     if (!cap) {
       issues.push(`${where}.capability: the model has no capability ${rule.capability}; declare it in "capabilities" or drop this rule`)
@@ -292,6 +347,14 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
         if (forCommand && other !== undefined) issues.push(`${where}.map: ${other} and ${key} both mean ${JSON.stringify(value)}; a command needs exactly one device value for it`)
         deviceValueOf.set(value, key)
       }
+      // The way back must give every value an owner may set a device value, or the command could not be sent.
+      if (forCommand) {
+        const missing = cap.kind === 'boolean' ? [true, false].filter((v) => !deviceValueOf.has(v))
+          : cap.kind === 'enum' ? cap.enum!.filter((v) => !deviceValueOf.has(v))
+            : []
+        if (missing.length > 0) issues.push(`${where}.map: no device value for ${missing.map((v) => JSON.stringify(v)).join(', ')}; an owner may set ${cap.name} to ${missing.length === 1 ? 'it' : 'them'}, so the map needs one for each`)
+        if (cap.kind === 'number' || cap.kind === 'string') issues.push(`${where}.map: ${cap.name} takes any ${cap.kind === 'number' ? 'number in its range' : 'text'}, but the map gives device values for only ${deviceValueOf.size}; drop the map or declare the capability as an enum`)
+      }
     }
     return source && { where, rule, capability: cap, source }
   }
@@ -311,16 +374,7 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
   }
 
   let commands: ValidCommands | null = null
-  if (mapping.commands) {
-    const c = mapping.commands
-    const seenCommands = new Map<string, string>()
-    const set = validOnly(c.set.map((rule, i) => checkRule(`commands.set[${i}]`, rule, seenCommands, true)))
-    if (mapping.format === 'properties' && mapping.properties && !mapping.properties.list) {
-      issues.push('properties.list: commands need the list inside an object, next to the command id, e.g. "params"')
-    }
-    const ack: ValidAck = { id: c.ack.id ?? c.id, status: c.ack.status ?? null, error: c.ack.error ?? null, state: c.ack.state ?? false }
-    commands = { id: c.id, fields: c.fields ?? {}, set, actions: c.actions ?? {}, ack }
-  }
+  if (mapping.commands) commands = checkCommands(mapping, mapping.commands, capabilities, issues, checkRule)
 
   const layout = layoutOf(mapping)
   if (issues.length > 0 || !layout) throw new MappingError(issues)
@@ -351,3 +405,132 @@ function mapTargetProblem (cap: ModelCapability, value: ReadingValue): string | 
 
 /** A mapping as written, before defaults are filled in: what makers and built-in brands author. */
 export type MappingInput = z.input<typeof Mapping>
+
+type RuleChecker = (where: string, rule: MappingRule, seen: Map<string, string>, forCommand: boolean, format?: string) => ValidRule | null
+
+/** Whether two paths write one place: the same path, or one inside the other (`cmd` and `cmd.op`). */
+function overlaps (a: string, b: string): boolean {
+  if (a === b) return true
+  const [short, long] = a.length < b.length ? [a, b] : [b, a]
+  return long.startsWith(short) && (long[short.length] === '.' || long[short.length] === '[')
+}
+
+/**
+ * The commands part checked: its layout resolved from its own format (or the
+ * telemetry's), and refused when two rules write one place, a value cannot be
+ * written back, or a rule names a command the hub never sends.
+ */
+function checkCommands (mapping: Mapping, c: CommandMapping, capabilities: readonly ModelCapability[], issues: string[], checkRule: RuleChecker): ValidCommands {
+  const format = c.format ?? (mapping.format === 'keyvalue' ? 'keyvalue' : mapping.format === 'properties' ? 'properties' : 'json')
+  if (c.keyValue && format !== 'keyvalue') issues.push(`commands.keyValue: only for commands.format "keyvalue", not "${format}"`)
+  if (c.template !== undefined && format !== 'template') issues.push(`commands.template: only for commands.format "template", not "${format}"`)
+  if (c.pairs && format !== 'json') issues.push(`commands.pairs: only for commands.format "json", not "${format}"`)
+  if (format !== 'template' && c.id === undefined) issues.push('commands.id: required: where the command id goes (a key for keyvalue), so that the ack can carry it back')
+  if (format === 'template' && c.id !== undefined) issues.push('commands.id: a template places the command id with {id}; drop "id"')
+
+  let layout: CommandLayout
+  switch (format) {
+    case 'properties':
+      if (mapping.properties && !mapping.properties.list) issues.push('properties.list: commands need the list inside an object, next to the command id, e.g. "params"')
+      layout = { format, list: mapping.properties?.list ?? '', keys: mapping.properties?.keys ?? [], value: mapping.properties?.value ?? 'value' }
+      break
+    case 'keyvalue': {
+      const kv = c.keyValue ?? mapping.keyValue
+      layout = { format, separator: kv?.separator ?? ';', assign: kv?.assign ?? '=' }
+      break
+    }
+    case 'template':
+      if (c.template === undefined) issues.push('commands.template: required with commands.format "template", e.g. "SET {key} {value} #{id}"')
+      layout = { format, template: c.template ?? '' }
+      break
+    default:
+      layout = { format: 'json', pairs: c.pairs ? { list: c.pairs.list, key: c.pairs.key, value: c.pairs.value } : null }
+  }
+  const messages = c.messages ?? (format === 'template' ? 'each' : 'one')
+  if (format === 'template' && messages !== 'each') issues.push('commands.messages: a template is one message per value; drop "messages" or make it "each"')
+
+  const seen = new Map<string, string>()
+  const set = c.set.map((rule, i) => checkRule(`commands.set[${i}]`, rule, seen, true, format)).filter((r): r is ValidRule => r !== null)
+
+  // Two rules writing one place: the second value would overwrite the first, or a constant, or the id.
+  const written: Array<{ path: string, by: string }> = []
+  const claim = (path: string, by: string, exact: boolean) => {
+    const earlier = written.find((w) => exact ? w.path === path : overlaps(w.path, path))
+    if (earlier) issues.push(`${by}: writes ${path}, which ${earlier.by} writes too; give each value its own ${exact ? 'key' : 'path'}`)
+    else written.push({ path, by })
+  }
+  const exact = format !== 'json'
+  if (format === 'template') {
+    const used = new Set([...(c.template ?? '').matchAll(/\{([a-z]+)\}/g)].map((m) => m[1]))
+    for (const name of used) if (!(templatePlaceholders as readonly string[]).includes(name)) issues.push(`commands.template: unknown placeholder {${name}}; use {id}, {key} or {value}`)
+    if (c.set.length > 0 && !used.has('value')) issues.push('commands.template: has no {value}, so a set command could not say its value')
+    if (c.set.length > 1 && !used.has('key')) issues.push(`commands.template: has no {key}, so ${c.set.map((_, i) => `commands.set[${i}]`).join(' and ')} would send the same message`)
+    if (c.fields) issues.push('commands.fields: a template writes its constants itself; drop "fields"')
+    if (c.actions && Object.keys(c.actions).length > 0) issues.push('commands.actions: a template sends set values only; use commands.format "json" or "keyvalue" for actions')
+  } else {
+    if (c.id !== undefined) claim(c.id, 'commands.id', exact)
+    for (const path of Object.keys(c.fields ?? {})) claim(path, `commands.fields.${path}`, exact)
+  }
+  const base = written.length
+  if (format === 'json' && c.pairs) {
+    claim(c.pairs.list ?? c.pairs.key, c.pairs.list !== undefined ? 'commands.pairs.list' : 'commands.pairs.key', false)
+    if (c.pairs.list === undefined) claim(c.pairs.value, 'commands.pairs.value', false)
+    else if (overlaps(c.pairs.key, c.pairs.value)) issues.push(`commands.pairs.value: writes ${c.pairs.value} in each item, which commands.pairs.key writes too`)
+    const keys = new Map<string, string>()
+    c.set.forEach((rule, i) => {
+      if (rule.path === undefined) return
+      const earlier = keys.get(rule.path)
+      if (earlier) issues.push(`commands.set[${i}].path: key ${rule.path} is already sent by ${earlier}; give each value its own key`)
+      keys.set(rule.path, `commands.set[${i}]`)
+    })
+    if (c.pairs.list === undefined && messages === 'one' && c.set.length > 1) {
+      issues.push(`commands.pairs: without "list", two set values in one message would both write ${c.pairs.key} and ${c.pairs.value}; add "messages": "each" or a "list"`)
+    }
+  } else if (format === 'properties') {
+    const items = new Map<string, string>()
+    c.set.forEach((rule, i) => {
+      if (!rule.match) return
+      const key = JSON.stringify(Object.entries(rule.match).sort(([a], [b]) => a.localeCompare(b)))
+      const earlier = items.get(key)
+      if (earlier) issues.push(`commands.set[${i}].match: the item ${JSON.stringify(rule.match)} is already written by ${earlier}`)
+      items.set(key, `commands.set[${i}]`)
+    })
+  } else if (format === 'template') {
+    const keys = new Map<string, string>()
+    c.set.forEach((rule, i) => {
+      if (rule.path === undefined) return
+      const earlier = keys.get(rule.path)
+      if (earlier) issues.push(`commands.set[${i}].path: key ${rule.path} is already sent by ${earlier}; give each value its own key`)
+      keys.set(rule.path, `commands.set[${i}]`)
+    })
+  } else {
+    c.set.forEach((rule, i) => { if (rule.path !== undefined) claim(rule.path, `commands.set[${i}].path`, exact) })
+  }
+  // An action's message holds the id and constants, not set values: check it against those only.
+  written.length = base
+  const offered = actionsOf(capabilities.map((cap) => cap.name))
+  for (const [name, action] of Object.entries(c.actions ?? {})) {
+    const where = `commands.actions.${name}`
+    if (!isActionName(name) || !offered.includes(name)) {
+      issues.push(`${where}: the model offers no action ${name}, so the hub never sends it; its actions: ${offered.join(', ')}`)
+      continue
+    }
+    const shape = (actions[name].params as unknown as { shape?: Record<string, unknown> }).shape ?? {}
+    for (const param of Object.keys(action.params ?? {})) {
+      if (!Object.hasOwn(shape, param)) issues.push(`${where}.params.${param}: action ${name} has no param ${param}${Object.keys(shape).length > 0 ? `; its params: ${Object.keys(shape).join(', ')}` : '; it takes none'}`)
+    }
+    const mark = written.length
+    for (const path of Object.keys(action.fields)) claim(path, `${where}.fields.${path}`, exact)
+    for (const [param, path] of Object.entries(action.params ?? {})) claim(path, `${where}.params.${param}`, exact)
+    written.length = mark
+  }
+
+  const ackFormat = c.ack.format ?? (format === 'keyvalue' ? 'keyvalue' : 'json')
+  if (c.ack.keyValue && ackFormat !== 'keyvalue') issues.push(`commands.ack.keyValue: only for ack.format "keyvalue", not "${ackFormat}"`)
+  const ackKv = c.ack.keyValue ?? (layout.format === 'keyvalue' ? layout : undefined)
+  const ackLayout: ValidAck['layout'] = ackFormat === 'keyvalue' ? { format: 'keyvalue', separator: ackKv?.separator ?? ';', assign: ackKv?.assign ?? '=' } : { format: 'json' }
+  const ackId = c.ack.id ?? c.id
+  if (ackId === undefined) issues.push('commands.ack.id: required with a template: where the ack carries the command id back')
+  const ack: ValidAck = { layout: ackLayout, id: ackId ?? '', status: c.ack.status ?? null, error: c.ack.error ?? null, state: c.ack.state ?? false }
+  return { layout, messages, id: format === 'template' ? null : c.id ?? '', fields: c.fields ?? {}, set, actions: c.actions ?? {}, ack }
+}

@@ -3,11 +3,11 @@ import {
   type Ack, type Command, type ReadingValue, type TimestampUnit, type ValidMapping, type ValidRule,
 } from '@trellis/device-sdk'
 import type { NormalizeResult, Reading } from './result.js'
-import { ackDecoder, CommandEncodeError, commandEncoder } from './command-mapping.js'
+import { ackDecoder, CommandEncodeError, commandEncoder, type DeviceMessage } from './command-mapping.js'
 import { chain, ConversionError, describeValue, scaleOffset, toBoolean, toNumber, toText, unitToCanonical, valueMap, type Converter } from './converters.js'
 import { payloadParser, readerOf, type Parsed, type ParsedPayload, type Reader } from './payload.js'
 
-export { CommandEncodeError } from './command-mapping.js'
+export { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
 
 /**
  * A mapping compiled once per model: paths split, conversions looked up and
@@ -17,8 +17,8 @@ export interface CompiledMapping {
   /** The mapping it was compiled from; null when the stored mapping no longer parses. */
   readonly source: ValidMapping['mapping'] | null
   decodeTelemetry (payload: Buffer, now: number): NormalizeResult
-  /** Throws a CommandEncodeError naming what the mapping cannot express. */
-  encodeCommand (command: Command): Buffer
+  /** The messages a command becomes, in order; throws a CommandEncodeError naming what the mapping cannot express. */
+  encodeCommand (command: Command): DeviceMessage[]
   decodeAck (payload: Buffer): { ok: true, ack: Ack } | { ok: false, reason: string }
 }
 
@@ -136,7 +136,7 @@ export function compileMapping (valid: ValidMapping, modelName: string): Compile
     source: valid.mapping,
     decodeTelemetry: telemetryDecoder(parse, timestampReader(valid), readings),
     encodeCommand: commandEncoder(valid, modelName),
-    decodeAck: ackDecoder(valid, parse, ackState(parse, readings), modelName),
+    decodeAck: ackDecoder(valid, ackState(parse, readings), modelName),
   }
 }
 
