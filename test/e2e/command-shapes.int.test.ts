@@ -45,32 +45,33 @@ async function firmware (d: { id: string, secret: string }, answer: (command: Bu
   return { received }
 }
 
+/** Reports {"body":[{"k":"TMP","v":…}]}, takes {"op":"write","ref":"<id>","k":"SET","v":1400}, one message per value. */
+const kvListModel = {
+  name: 'kv-list-1',
+  capabilities: ['temperature', 'targetTemperature', 'power'],
+  mapping: {
+    format: 'properties',
+    properties: { list: 'body', keys: ['k'], value: 'v' },
+    readings: [{ match: { k: 'TMP' }, capability: 'temperature', scale: 0.01 }],
+    commands: {
+      format: 'json',
+      id: 'ref',
+      fields: { op: 'write' },
+      pairs: { key: 'k', value: 'v' },
+      messages: 'each',
+      set: [
+        { path: 'SET', capability: 'targetTemperature', scale: 0.01 },
+        { path: 'PWR', capability: 'power', map: { 1: true, 0: false } },
+      ],
+      ack: { status: { path: 'res', ok: ['ok'] }, error: 'why' },
+    },
+  },
+}
+
 describe('commands in the shape the firmware takes, apart from its telemetry', () => {
   it('sends a key/value-list device flat commands, one message per value, and answers ok only once every message is acked', async () => {
     // Reports {"body":[{"k":"TMP","v":…}]}, takes {"op":"write","ref":"<id>","k":"SET","v":1400}.
-    const fleet = await seedFleet(api, {
-      model: {
-        name: 'kv-list-1',
-        capabilities: ['temperature', 'targetTemperature', 'power'],
-        mapping: {
-          format: 'properties',
-          properties: { list: 'body', keys: ['k'], value: 'v' },
-          readings: [{ match: { k: 'TMP' }, capability: 'temperature', scale: 0.01 }],
-          commands: {
-            format: 'json',
-            id: 'ref',
-            fields: { op: 'write' },
-            pairs: { key: 'k', value: 'v' },
-            messages: 'each',
-            set: [
-              { path: 'SET', capability: 'targetTemperature', scale: 0.01 },
-              { path: 'PWR', capability: 'power', map: { 1: true, 0: false } },
-            ],
-            ack: { status: { path: 'res', ok: ['ok'] }, error: 'why' },
-          },
-        },
-      },
-    })
+    const fleet = await seedFleet(api, { model: kvListModel })
     const [d] = fleet.devices
     const fw = await firmware(d, (bytes) => {
       const cmd = JSON.parse(bytes.toString('utf8')) as { ref: string, k: string, v: number }
@@ -186,5 +187,40 @@ describe('commands in the shape the firmware takes, apart from its telemetry', (
     expect(declared.status).toBe(422)
     expect(declared.body.error.code).toBe('INVALID_MAPPING')
     expect(declared.body.error.message).toContain('commands.set[1].path: writes v, which commands.set[0].path writes too; give each value its own path')
+  })
+})
+
+describe('a command dry-run', () => {
+  it('answers the exact bytes and topic of each device message and the status each ack would give, and sends nothing', async () => {
+    const fleet = await seedFleet(api, { model: { name: 'dry-1', capabilities: kvListModel.capabilities } })
+    const [d] = fleet.devices
+    const fw = await firmware(d, () => null)
+    const dry = await api.post(`/v1/models/${fleet.modelId}/mapping:test`, {
+      mapping: kvListModel.mapping,
+      commands: [{ set: { targetTemperature: 14, power: true } }, { id: 'x-9', set: { power: false } }, { set: { temperature: 3 } }],
+      acks: [{ ref: 'c-1.1', res: 'ok' }, '{"ref":"c-1.2","res":"err","why":"busy"}', '{"res":"ok"}', 'not json'],
+    }, fleet.makerToken)
+    expect(dry.status).toBe(200)
+    const message = (id: string, text: string) => ({ id, topic: 'devices/{id}/commands', payload: text, base64: Buffer.from(text).toString('base64'), bytes: Buffer.byteLength(text) })
+    expect(dry.body).toEqual({
+      model: fleet.modelId,
+      mapping: 'candidate',
+      results: [],
+      commands: [
+        { ok: true, id: 'c-1', messages: [message('c-1.1', '{"ref":"c-1.1","op":"write","k":"SET","v":1400}'), message('c-1.2', '{"ref":"c-1.2","op":"write","k":"PWR","v":1}')] },
+        { ok: true, id: 'x-9', messages: [message('x-9.1', '{"ref":"x-9.1","op":"write","k":"PWR","v":0}')] },
+        { ok: false, reason: 'temperature is read-only; settable on model dry-1: targetTemperature, power' },
+      ],
+      acks: [
+        { ok: true, id: 'c-1.1', status: 'ok' },
+        { ok: true, id: 'c-1.2', status: 'error', error: 'busy' },
+        { ok: false, reason: 'ack has no command id at ref' },
+        { ok: false, reason: expect.stringMatching(/^ack is not JSON/) },
+      ],
+    })
+    // Nothing sent, nothing recorded, nothing stored.
+    expect((await api.get(`/v1/devices/${d.id}/commands`, fleet.ownerToken)).body.commands).toEqual([])
+    expect((await api.get(`/v1/models/${fleet.modelId}`, fleet.makerToken)).body.mapping).toBeNull()
+    expect(fw.received).toEqual([])
   })
 })
