@@ -52,8 +52,25 @@ export const ValueMap = z.record(z.string().max(64), ReadingValue)
   .refine((m) => Object.keys(m).length > 0 && Object.keys(m).length <= 256, 'a map has 1 to 256 entries')
 export type ValueMap = z.infer<typeof ValueMap>
 
+/** The number types a byte field may hold. */
+export const ByteFieldType = z.enum(['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32'])
+export type ByteFieldType = z.infer<typeof ByteFieldType>
+/** The largest byte offset a field may start at. */
+export const maxByteOffset = 1023
+
+/** `binary` payloads: a number at a byte offset, e.g. `{"offset": 2, "type": "i16", "endian": "little"}`. */
+export const ByteField = z.strictObject({
+  offset: z.number().int().min(0).max(maxByteOffset),
+  type: ByteFieldType,
+  /** Byte order of a field wider than a byte. Default `big`. */
+  endian: z.enum(['big', 'little']).optional(),
+})
+export type ByteField = z.infer<typeof ByteField>
+
 /** One capability: where its value is, and how it becomes canonical. */
 export const MappingRule = z.strictObject({
+  /** `binary`: the field's offset and type, read before `scale` and the rest. */
+  bytes: ByteField.optional(),
   capability: CapabilityName,
   /** `json`: the value's path; `keyvalue`: its key. */
   path: MappingPath.optional(),
@@ -76,6 +93,8 @@ export type TimestampUnit = z.infer<typeof TimestampUnit>
 /** Where the device's clock reading is; absent means the time the hub received the payload. */
 export const TimestampRule = z.strictObject({
   path: MappingPath.optional(),
+  /** `binary`: the field holding the clock (epoch seconds or milliseconds). */
+  bytes: ByteField.optional(),
   match: z.record(z.string().min(1).max(64), DeviceScalar).optional(),
   /** Epoch seconds, epoch milliseconds, or ISO-8601 text with a zone. */
   unit: TimestampUnit,
@@ -179,7 +198,7 @@ export const CommandMapping = z.strictObject({
 }).refine((c) => c.set.length > 0 || Object.keys(c.actions ?? {}).length > 0, 'commands needs "set" rules or "actions"')
 export type CommandMapping = z.infer<typeof CommandMapping>
 
-export const PayloadFormat = z.enum(['json', 'properties', 'keyvalue'])
+export const PayloadFormat = z.enum(['json', 'properties', 'keyvalue', 'binary'])
 export type PayloadFormat = z.infer<typeof PayloadFormat>
 
 export const Mapping = z.strictObject({
@@ -188,6 +207,11 @@ export const Mapping = z.strictObject({
   properties: PropertyListFormat.optional(),
   /** Optional with `format: "keyvalue"`; defaults `;` and `=`. */
   keyValue: KeyValueFormat.optional(),
+  /** Optional with `format: "binary"`: how the bytes travel. Default `{"encoding": "raw"}`. */
+  binary: z.strictObject({
+    /** `raw`: the MQTT payload is the bytes; `hex` or `base64`: it is text spelling them. */
+    encoding: z.enum(['raw', 'hex', 'base64']),
+  }).optional(),
   timestamp: TimestampRule.optional(),
   readings: z.array(MappingRule).min(1).max(128),
   commands: CommandMapping.optional(),
@@ -212,12 +236,14 @@ export function fieldName (path: ReadonlyArray<PropertyKey>): string {
 export type ValueSource =
   | { readonly kind: 'path', readonly path: string }
   | { readonly kind: 'match', readonly match: Readonly<Record<string, DeviceScalar>> }
+  | { readonly kind: 'bytes', readonly field: ByteField }
 
 /** How a payload is laid out, with its defaults filled in. */
 export type PayloadLayout =
   | { readonly format: 'json' }
   | { readonly format: 'keyvalue', readonly separator: string, readonly assign: string }
   | { readonly format: 'properties', readonly list: string | undefined, readonly keys: readonly string[], readonly value: string }
+  | { readonly format: 'binary', readonly encoding: 'raw' | 'hex' | 'base64' }
 
 /** A rule checked against its model: its capability resolved and its source known. */
 export interface ValidRule {
@@ -290,9 +316,19 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
   }
   if (mapping.format !== 'properties' && mapping.properties) issues.push(`properties: only for format "properties", not "${mapping.format}"`)
   if (mapping.format !== 'keyvalue' && mapping.keyValue) issues.push(`keyValue: only for format "keyvalue", not "${mapping.format}"`)
+  if (mapping.format !== 'binary' && mapping.binary) issues.push(`binary: only for format "binary", not "${mapping.format}"`)
 
   /** The rule's source, or null (with the issue noted) when it has none that fits the format. */
-  const checkSource = (where: string, source: { path?: string, match?: Record<string, DeviceScalar> }, format: string = mapping.format): ValueSource | null => {
+  const checkSource = (where: string, source: { path?: string, match?: Record<string, DeviceScalar>, bytes?: ByteField }, format: string = mapping.format): ValueSource | null => {
+    if (format === 'binary') {
+      if (source.path !== undefined || source.match !== undefined) issues.push(`${where}: a "binary" mapping finds values by "bytes", e.g. {"offset": 2, "type": "i16"}`)
+      if (!source.bytes) {
+        issues.push(`${where}.bytes: required with format "binary", e.g. {"offset": 2, "type": "i16", "endian": "little"}`)
+        return null
+      }
+      return { kind: 'bytes', field: source.bytes }
+    }
+    if (source.bytes !== undefined) issues.push(`${where}.bytes: only for format "binary"; use "path"`)
     if (format === 'properties') {
       if (source.path !== undefined) issues.push(`${where}.path: a "properties" mapping finds values by "match", e.g. {"siid": 2, "piid": 1}`)
       if (!source.match) {
@@ -390,6 +426,7 @@ function layoutOf (mapping: Mapping): PayloadLayout | null {
   switch (mapping.format) {
     case 'json': return { format: 'json' }
     case 'keyvalue': return { format: 'keyvalue', separator: mapping.keyValue?.separator ?? ';', assign: mapping.keyValue?.assign ?? '=' }
+    case 'binary': return { format: 'binary', encoding: mapping.binary?.encoding ?? 'raw' }
     case 'properties': return mapping.properties ? { format: 'properties', list: mapping.properties.list, keys: mapping.properties.keys, value: mapping.properties.value } : null
   }
 }
@@ -421,6 +458,7 @@ function overlaps (a: string, b: string): boolean {
  * written back, or a rule names a command the hub never sends.
  */
 function checkCommands (mapping: Mapping, c: CommandMapping, capabilities: readonly ModelCapability[], issues: string[], checkRule: RuleChecker): ValidCommands {
+  // Binary sensors that take commands at all mostly take JSON or text: JSON unless the mapping says otherwise.
   const format = c.format ?? (mapping.format === 'keyvalue' ? 'keyvalue' : mapping.format === 'properties' ? 'properties' : 'json')
   if (c.keyValue && format !== 'keyvalue') issues.push(`commands.keyValue: only for commands.format "keyvalue", not "${format}"`)
   if (c.template !== undefined && format !== 'template') issues.push(`commands.template: only for commands.format "template", not "${format}"`)

@@ -163,7 +163,7 @@ describe('a maker brings a model of its own', () => {
     expect(doc.status).toBe(200)
     const put = doc.body.paths['/v1/models/{id}/mapping'].put
     expect(put['x-access']).toBe('maker')
-    expect(put.requestBody.content['application/json'].schema.properties.format.enum).toEqual(['json', 'properties', 'keyvalue'])
+    expect(put.requestBody.content['application/json'].schema.properties.format.enum).toEqual(['json', 'properties', 'keyvalue', 'binary'])
     expect(Object.keys(doc.body.paths['/v1/models/{id}/mapping:test'].post.requestBody.content['application/json'].schema.properties)).toEqual(['payloads', 'commands', 'acks', 'mapping'])
     expect(doc.body.paths['/v1/models'].post.requestBody.content['application/json'].schema.properties.mapping.properties.readings.type).toBe('array')
   })
