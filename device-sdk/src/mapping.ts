@@ -138,6 +138,12 @@ export const AckRule = z.strictObject({
   keyValue: KeyValueFormat.optional(),
   /** Where the ack carries the command id. Default: the same place as `commands.id`. */
   id: MappingPath.optional(),
+  /**
+   * True when the device answers no ack but confirms by reporting the new
+   * state (Tasmota's `stat/…/POWER`): a message is acknowledged by the first
+   * report after it that shows every value it set. Default false.
+   */
+  report: z.boolean().optional(),
   /** Where the ack says how it went, and which values mean success; absent: every ack is a success. */
   status: z.strictObject({ path: MappingPath, ok: z.array(DeviceScalar).min(1).max(16) }).optional(),
   /** Where a failed ack explains itself. */
@@ -198,6 +204,44 @@ export const CommandMapping = z.strictObject({
 }).refine((c) => c.set.length > 0 || Object.keys(c.actions ?? {}).length > 0, 'commands needs "set" rules or "actions"')
 export type CommandMapping = z.infer<typeof CommandMapping>
 
+/**
+ * A topic of the device's own tree, for firmware that cannot move to
+ * `devices/{id}/…`: levels split by `/`, with `{device}` (the device id, as
+ * provisioned) once as a whole level, so that a device reaches only its own
+ * topics. A commands topic may hold `{key}` (the set rule's `path`) as a level.
+ */
+export const TopicTemplate = z.string().min(3).max(200)
+  .refine((t) => t.split('/').filter((l) => l === '{device}').length === 1, 'a topic template holds {device} once, as a whole level, e.g. "tele/{device}/SENSOR"')
+  .refine((t) => !/[+#\u0000]/.test(t) && !t.startsWith('$') && !t.startsWith('devices/'), 'a topic template has no + or #, does not start with $, and stays out of devices/ (the canonical tree)')
+  .refine((t) => t.split('/').length <= 8 && t.split('/').every((l) => l.length > 0 && (!/[{}]/.test(l) || l === '{device}' || l === '{key}')), 'a topic template has 1 to 8 non-empty levels; {device} and {key} are whole levels')
+export type TopicTemplate = z.infer<typeof TopicTemplate>
+
+/** One topic the device reports on. */
+export const TopicRule = z.strictObject({
+  topic: TopicTemplate,
+  /**
+   * The payload is one value as text (`ON`, `21.5`): how it becomes canonical.
+   * Default: the payload is read by the mapping's format and readings.
+   */
+  value: z.strictObject({
+    capability: CapabilityName,
+    scale: z.number().finite().refine((n) => n !== 0, 'scale 0 would lose every value').optional(),
+    offset: z.number().finite().optional(),
+    unit: z.string().min(1).max(16).optional(),
+    map: ValueMap.optional(),
+  }).optional(),
+})
+export type TopicRule = z.infer<typeof TopicRule>
+
+/** The device's own topic tree: what it reports on and where it takes commands. */
+export const TopicTree = z.strictObject({
+  /** Topics the device publishes readings on: `[{"topic": "tele/{device}/SENSOR"}, {"topic": "stat/{device}/POWER", "value": {...}}]`. */
+  telemetry: z.array(TopicRule).min(1).max(16),
+  /** Where its commands go, e.g. `cmnd/{device}/{key}`. Default: `devices/{id}/commands`. */
+  commands: TopicTemplate.optional(),
+})
+export type TopicTree = z.infer<typeof TopicTree>
+
 export const PayloadFormat = z.enum(['json', 'properties', 'keyvalue', 'binary'])
 export type PayloadFormat = z.infer<typeof PayloadFormat>
 
@@ -213,6 +257,8 @@ export const Mapping = z.strictObject({
     encoding: z.enum(['raw', 'hex', 'base64']),
   }).optional(),
   timestamp: TimestampRule.optional(),
+  /** The device's own topics instead of `devices/{id}/telemetry` and `…/commands`. Default: the canonical tree. */
+  topics: TopicTree.optional(),
   readings: z.array(MappingRule).min(1).max(128),
   commands: CommandMapping.optional(),
 })
@@ -237,6 +283,8 @@ export type ValueSource =
   | { readonly kind: 'path', readonly path: string }
   | { readonly kind: 'match', readonly match: Readonly<Record<string, DeviceScalar>> }
   | { readonly kind: 'bytes', readonly field: ByteField }
+  /** The whole payload, as trimmed text: a topic that carries one value. */
+  | { readonly kind: 'text' }
 
 /** How a payload is laid out, with its defaults filled in. */
 export type PayloadLayout =
@@ -262,6 +310,8 @@ export interface ValidAck {
   readonly status: { readonly path: string, readonly ok: readonly DeviceScalar[] } | null
   readonly error: string | null
   readonly state: boolean
+  /** Acknowledged by a state report showing the values set, not by an ack. */
+  readonly report: boolean
 }
 
 /** How command messages are written, defaults filled in. */
@@ -291,6 +341,29 @@ export interface ValidMapping {
   readonly readings: readonly ValidRule[]
   readonly timestamp: { readonly source: ValueSource, readonly unit: TimestampUnit } | null
   readonly commands: ValidCommands | null
+  /** The device's own topics, checked; null for the canonical tree. */
+  readonly topics: ValidTopics | null
+}
+
+/** A topic template split around `{device}`: a topic matches when it is prefix + the device id + suffix. */
+export interface TopicParts { readonly template: string, readonly prefix: string, readonly suffix: string }
+
+export interface ValidTopics {
+  /** Each telemetry topic, and the rule reading its one value (null: read by the mapping's format). */
+  readonly telemetry: ReadonlyArray<{ readonly parts: TopicParts, readonly rule: ValidRule | null }>
+  /** Where commands go; null: `devices/{id}/commands`. */
+  readonly commands: string | null
+}
+
+export function topicParts (template: string): TopicParts {
+  const at = template.indexOf('{device}')
+  return { template, prefix: template.slice(0, at), suffix: template.slice(at + 8) }
+}
+
+/** Whether `topic` is `parts` filled in with `deviceId`; compares in place, without building the topic. */
+export function topicMatches (parts: TopicParts, deviceId: string, topic: string): boolean {
+  return topic.length === parts.prefix.length + deviceId.length + parts.suffix.length &&
+    topic.startsWith(parts.prefix) && topic.startsWith(deviceId, parts.prefix.length) && topic.endsWith(parts.suffix)
 }
 
 /**
@@ -412,9 +485,34 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
   let commands: ValidCommands | null = null
   if (mapping.commands) commands = checkCommands(mapping, mapping.commands, capabilities, issues, checkRule)
 
+  let topics: ValidTopics | null = null
+  if (mapping.topics) {
+    const t = mapping.topics
+    const seenTopics = new Map<string, string>()
+    const telemetry = t.telemetry.map((entry, i) => {
+      const where = `topics.telemetry[${i}]`
+      const earlier = seenTopics.get(entry.topic)
+      if (earlier) issues.push(`${where}.topic: ${entry.topic} is already read by ${earlier}`)
+      seenTopics.set(entry.topic, where)
+      if (entry.topic.includes('{key}')) issues.push(`${where}.topic: {key} is for the commands topic only`)
+      let rule: ValidRule | null = null
+      if (entry.value) {
+        // Checked as a key/value rule would be, then read from the whole payload.
+        const checked = checkRule(`${where}.value`, { ...entry.value, path: '_' }, new Map(), false, 'keyvalue')
+        rule = checked && { ...checked, source: { kind: 'text' } }
+      }
+      return { parts: topicParts(entry.topic), rule }
+    })
+    if (t.commands !== undefined && !mapping.commands) issues.push('topics.commands: the mapping has no "commands" to send there')
+    if (t.commands?.includes('{key}') && commands && commands.messages !== 'each' && commands.set.length > 1) {
+      issues.push('topics.commands: {key} names one value\'s topic, so each value needs its own message; set commands.messages to "each"')
+    }
+    topics = { telemetry, commands: t.commands ?? null }
+  }
+
   const layout = layoutOf(mapping)
   if (issues.length > 0 || !layout) throw new MappingError(issues)
-  return { mapping, layout, readings, timestamp, commands }
+  return { mapping, layout, readings, timestamp, commands, topics }
 }
 
 function validOnly (rules: Array<ValidRule | null>): ValidRule[] {
@@ -568,7 +666,10 @@ function checkCommands (mapping: Mapping, c: CommandMapping, capabilities: reado
   const ackKv = c.ack.keyValue ?? (layout.format === 'keyvalue' ? layout : undefined)
   const ackLayout: ValidAck['layout'] = ackFormat === 'keyvalue' ? { format: 'keyvalue', separator: ackKv?.separator ?? ';', assign: ackKv?.assign ?? '=' } : { format: 'json' }
   const ackId = c.ack.id ?? c.id
-  if (ackId === undefined) issues.push('commands.ack.id: required with a template: where the ack carries the command id back')
-  const ack: ValidAck = { layout: ackLayout, id: ackId ?? '', status: c.ack.status ?? null, error: c.ack.error ?? null, state: c.ack.state ?? false }
+  const report = c.ack.report ?? false
+  if (ackId === undefined && !report) issues.push('commands.ack.id: required with a template: where the ack carries the command id back (or "report": true when the device confirms by reporting its state)')
+  if (report && (c.ack.id !== undefined || c.ack.status !== undefined || c.ack.error !== undefined || c.ack.state !== undefined)) issues.push('commands.ack: with "report": true the device sends no ack; drop id, status, error and state')
+  if (report && c.actions && Object.keys(c.actions).length > 0) issues.push('commands.actions: a device that confirms by reporting its state can confirm only set values; drop the actions or give it acks')
+  const ack: ValidAck = { layout: ackLayout, id: ackId ?? '', status: c.ack.status ?? null, error: c.ack.error ?? null, state: c.ack.state ?? false, report }
   return { layout, messages, id: format === 'template' ? null : c.id ?? '', fields: c.fields ?? {}, set, actions: c.actions ?? {}, ack }
 }

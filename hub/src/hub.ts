@@ -128,6 +128,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
+    ownTopics: (id) => directory.peek(id)?.model.mapping?.topics ?? null,
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   const inProcessBus = broker && new InProcessBus(broker)
@@ -137,6 +138,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
+    onReport: (deviceId, readings) => control.commands.handleReport(deviceId, readings),
     bus,
     directory,
     state,

@@ -8,6 +8,7 @@ import { Counter } from 'prom-client'
 import { topics } from '@trellis/device-sdk/topics'
 import type { Command, ReadingValue } from '@trellis/device-sdk'
 import type { DeviceContext } from '../registry/directory.js'
+import type { Reading } from '../normalize/index.js'
 import { decodeAck, encodeMessages, type DeviceMessage } from '../normalize/commands.js'
 import { CommandEncodeError } from '../normalize/mapping.js'
 import { newId } from '../registry/secrets.js'
@@ -28,6 +29,8 @@ interface InFlight {
   awaiting: Set<string>
   /** The keys the flight is found by in `inFlight`: the command id and each message's id. */
   keys: string[]
+  /** The canonical values each message sets: what a state report must show to acknowledge it (`ack.report`). */
+  sets: Map<string, Readonly<Record<string, ReadingValue>>>
   deadline: NodeJS.Timeout
   /** Forgets the command once a late ack can no longer count. */
   forget?: NodeJS.Timeout
@@ -169,8 +172,32 @@ export class CommandService extends EventEmitter {
     }
     // A command sent as several messages is ok once every one is; the first failure is its answer.
     if (ack.status === 'ok' && flight.awaiting.size > 0) return
-    record.status = ack.status
-    record.error = ack.status === 'error' ? (ack.error ?? 'the device reported an error without a reason') : null
+    this.acknowledged(flight, ack.status, ack.status === 'error' ? (ack.error ?? 'the device reported an error without a reason') : null, now)
+  }
+
+  /**
+   * Readings of a device that confirms commands by reporting its state
+   * (`ack.report`): each message in flight whose values they all show is
+   * acknowledged, and a command is ok once all its messages are.
+   */
+  handleReport (deviceId: string, readings: readonly Reading[]): void {
+    const now = Date.now()
+    for (const pending of this.pending.of(deviceId)) {
+      const flight = this.inFlight.get(pending.id)
+      if (!flight || flight.record.ackedAt !== null || flight.record.deviceId !== deviceId) continue
+      for (const id of [...flight.awaiting]) {
+        const sets = flight.sets.get(id)
+        if (sets && Object.entries(sets).every(([cap, value]) => readings.some((r) => r.capability === cap && r.value === value))) flight.awaiting.delete(id)
+      }
+      if (flight.awaiting.size === 0) this.acknowledged(flight, 'ok', null, now)
+    }
+  }
+
+  /** Settles a command its device answered. */
+  private acknowledged (flight: InFlight, status: 'ok' | 'error', error: string | null, now: number): void {
+    const { record } = flight
+    record.status = status
+    record.error = error
     record.ackedAt = now
     clearTimeout(flight.deadline)
     if (flight.forget) clearTimeout(flight.forget)
@@ -269,6 +296,7 @@ export class CommandService extends EventEmitter {
         ctx,
         waiters: [resolve],
         awaiting: new Set(ids),
+        sets: new Map(messages.map((m) => [m.id, m.sets])),
         keys: [record.id, ...ids.filter((id) => id !== record.id)],
         deadline: setTimeout(() => {
           const missing = flight.awaiting.size < ids.length ? ` for ${[...flight.awaiting].join(', ')} (${ids.length - flight.awaiting.size} of ${ids.length} messages acknowledged)` : ''
@@ -280,13 +308,14 @@ export class CommandService extends EventEmitter {
     })
     this.pending.track(record)
     this.changed(record)
+    const own = ctx.model.mapping?.topics
     for (const message of messages) {
       this.opts.bus.publishCommand(ctx.id, message.payload, (err?: Error) => {
         if (!err) return
         this.log.error({ err, deviceId: ctx.id, commandId: record.id, messageId: message.id }, 'command could not be published')
         const flight = this.inFlight.get(record.id)
         if (flight) this.timeOut(flight, `the broker could not publish the command: ${err.message}`)
-      })
+      }, own?.commandTopic(ctx.id, message.key))
     }
     return settled
   }

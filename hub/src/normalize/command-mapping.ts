@@ -37,10 +37,17 @@ function setConverter ({ rule, capability: cap }: ValidRule, modelName: string):
 }
 
 /** One message a command becomes: the id its ack carries, and its bytes. */
-export interface DeviceMessage { readonly id: string, readonly payload: Buffer }
+export interface DeviceMessage {
+  readonly id: string
+  readonly payload: Buffer
+  /** The set rule's `path` of the one value it carries (`{key}` of a commands topic); absent for several or none. */
+  readonly key?: string
+  /** The canonical values it sets: what a state report must show to acknowledge it (`ack.report`). */
+  readonly sets: Readonly<Record<string, ReadingValue>>
+}
 
 /** A set value on its way out: the rule's key or path, and the device value. */
-interface SetValue { path: string, segments: readonly Segment[], source: ValidRule['source'], value: DeviceScalar }
+interface SetValue { path: string, segments: readonly Segment[], source: ValidRule['source'], value: DeviceScalar, capability: string, canonical: ReadingValue }
 
 /**
  * Command → device messages, by the mapping's `commands`: id, constant
@@ -99,6 +106,11 @@ export function commandEncoder (valid: ValidMapping, modelName: string): (comman
 
   /** One message: its id, the constants (and action) placements, and the set values it carries. */
   const message = (id: string, placements: Placement[], values: readonly SetValue[]): DeviceMessage => {
+    const sets: Record<string, ReadingValue> = {}
+    for (const v of values) sets[v.capability] = v.canonical
+    return { ...written(id, placements, values), ...(values.length === 1 && { key: values[0].path }), sets }
+  }
+  const written = (id: string, placements: Placement[], values: readonly SetValue[]): { id: string, payload: Buffer } => {
     switch (layout.format) {
       case 'template': {
         const v = values[0]
@@ -137,7 +149,7 @@ export function commandEncoder (valid: ValidMapping, modelName: string): (comman
     for (const [name, value] of Object.entries(command.set ?? {})) {
       const setter = setters.get(name as CapabilityName)
       if (!setter) throw new CommandEncodeError(`model ${modelName} has no command for ${name}; it takes ${takes()}`)
-      values.push({ path: setter.path, segments: setter.segments, source: setter.source, value: setter.toDevice(value) })
+      values.push({ path: setter.path, segments: setter.segments, source: setter.source, value: setter.toDevice(value), capability: name, canonical: value })
     }
     if (extra.length === 0 && values.length === 0) throw new CommandEncodeError(`the command neither sets anything nor names an action; model ${modelName} takes ${takes()}`)
     if (commands.messages === 'each' && values.length > 0) return values.map((v, i) => message(`${command.id}.${i + 1}`, head(`${command.id}.${i + 1}`), [v]))

@@ -13,7 +13,7 @@ export { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
  */
 export function encodeMessages (model: CompiledModel, command: Command): DeviceMessage[] {
   if (model.mapping) return model.mapping.encodeCommand(command)
-  return [{ id: command.id, payload: Buffer.from(JSON.stringify(command)) }]
+  return [{ id: command.id, payload: Buffer.from(JSON.stringify(command)), sets: command.set ?? {} }]
 }
 
 /** The one message a command becomes; a CommandEncodeError when the mapping sends it as several (see encodeMessages). */

@@ -1,11 +1,11 @@
 import {
-  checkValue, findConversion, toEpochMs,
+  checkValue, findConversion, toEpochMs, topicMatches, topicParts, topics,
   type Ack, type Command, type ReadingValue, type TimestampUnit, type ValidMapping, type ValidRule,
 } from '@trellis/device-sdk'
 import type { NormalizeResult, Reading } from './result.js'
 import { ackDecoder, CommandEncodeError, commandEncoder, type DeviceMessage } from './command-mapping.js'
 import { chain, ConversionError, describeValue, scaleOffset, toBoolean, toNumber, toText, unitToCanonical, valueMap, type Converter } from './converters.js'
-import { payloadParser, readerOf, type Parsed, type ParsedPayload, type Reader } from './payload.js'
+import { payloadParser, readerOf, textParser, type Parsed, type ParsedPayload, type Reader } from './payload.js'
 
 export { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
 
@@ -20,6 +20,24 @@ export interface CompiledMapping {
   /** The messages a command becomes, in order; throws a CommandEncodeError naming what the mapping cannot express. */
   encodeCommand (command: Command): DeviceMessage[]
   decodeAck (payload: Buffer): { ok: true, ack: Ack } | { ok: false, reason: string }
+  /** The device's own topics, when the mapping declares them; null for the canonical tree. */
+  readonly topics: MappedTopics | null
+  /** True when its devices confirm commands by reporting the new state instead of acking (`ack.report`). */
+  readonly acksByReport: boolean
+}
+
+/** A mapping's topic tree, matched against a device's id without building its topics. */
+export interface MappedTopics {
+  /** Whether the device may publish on `topic` (one of its telemetry topics). */
+  publishes (deviceId: string, topic: string): boolean
+  /** Whether `topic` is one of the device's command topics. */
+  receives (deviceId: string, topic: string): boolean
+  /** Whether the device may subscribe to `filter`: a command topic, or a wildcard under its own command level (`cmnd/{device}/#`). */
+  subscribes (deviceId: string, filter: string): boolean
+  /** The topic a command message goes to; `key` fills `{key}`. */
+  commandTopic (deviceId: string, key: string | undefined): string
+  /** The readings of a message on one of the device's telemetry topics; null when the topic is not one. */
+  decode (deviceId: string, topic: string, payload: Buffer, now: number): NormalizeResult | null
 }
 
 type Converted = { ok: true, value: ReadingValue } | { ok: false, problem: string }
@@ -128,13 +146,50 @@ function ackState (parse: (payload: Buffer) => ParsedPayload, rules: readonly Re
   }
 }
 
+/** The topic tree of a mapping, compiled: each telemetry topic with its decoder, and the commands' topic. */
+function mappedTopics (valid: ValidMapping, decodeTelemetry: CompiledMapping['decodeTelemetry'], modelName: string): MappedTopics | null {
+  const tree = valid.topics
+  if (!tree) return null
+  const telemetry = tree.telemetry.map(({ parts, rule }) => {
+    if (!rule) return { parts, decode: decodeTelemetry }
+    const { read, label } = readerOf(valid.layout, rule.source)
+    return { parts, decode: telemetryDecoder(textParser, (_p, now) => ({ ok: true, ts: now }), [{ capability: rule.capability.name, read, label, where: `${rule.where} (${label} → ${rule.capability.name})`, convert: readingConverter(rule, modelName) }]) }
+  })
+  const commands = tree.commands ?? null
+  // The levels before {device} and {device} itself: what a wildcard subscription must start with.
+  const commandParts = commands === null ? null : topicParts(commands)
+  const keyed = commands !== null && commands.includes('{key}')
+  const commandKeys = valid.commands?.set.map((r) => r.source.kind === 'path' ? r.source.path : '') ?? []
+  const commandTopic = (deviceId: string, key: string | undefined) => commands === null
+    ? topics.commands(deviceId)
+    : commands.replace('{device}', deviceId).replace('{key}', key ?? '')
+  return {
+    publishes: (deviceId, topic) => telemetry.some((t) => topicMatches(t.parts, deviceId, topic)),
+    receives: (deviceId, topic) => commands !== null && (keyed ? commandKeys.some((k) => topic === commandTopic(deviceId, k)) : topicMatches(commandParts!, deviceId, topic)),
+    subscribes (deviceId, filter) {
+      if (commandParts === null) return false
+      if (this.receives(deviceId, filter)) return true
+      const own = `${commandParts.prefix}${deviceId}/`
+      return filter === `${own}#` || (keyed && filter === `${own}+` && commandParts.suffix === '/{key}')
+    },
+    commandTopic,
+    decode (deviceId, topic, payload, now) {
+      for (const t of telemetry) if (topicMatches(t.parts, deviceId, topic)) return t.decode(payload, now)
+      return null
+    },
+  }
+}
+
 /** Compiles a mapping that parseMapping checked against the model: telemetry in, commands out, acks in. */
 export function compileMapping (valid: ValidMapping, modelName: string): CompiledMapping {
   const parse = payloadParser(valid.layout)
   const readings = readingSteps(valid, modelName)
+  const decodeTelemetry = telemetryDecoder(parse, timestampReader(valid), readings)
   return {
     source: valid.mapping,
-    decodeTelemetry: telemetryDecoder(parse, timestampReader(valid), readings),
+    topics: mappedTopics(valid, decodeTelemetry, modelName),
+    acksByReport: valid.commands?.ack.report ?? false,
+    decodeTelemetry,
     encodeCommand: commandEncoder(valid, modelName),
     decodeAck: ackDecoder(valid, ackState(parse, readings), modelName),
   }
@@ -152,5 +207,7 @@ export function invalidMapping (modelId: string, modelName: string, problem: str
     decodeTelemetry: () => ({ ok: false, reason }),
     encodeCommand: () => { throw new CommandEncodeError(reason) },
     decodeAck: () => ({ ok: false, reason }),
+    topics: null,
+    acksByReport: false,
   }
 }

@@ -61,6 +61,11 @@ export function payloadParser (layout: PayloadLayout): (payload: Buffer) => Pars
   }
 }
 
+/** A payload that is one value as text (`ON`): the trimmed text sits in `doc`. */
+export function textParser (payload: Buffer): ParsedPayload {
+  return { ok: true, doc: payload.toString('utf8').trim(), pairs: noPairs, items: noItems }
+}
+
 /** Bytes as sent, or spelled as hex or base64 text; the bytes sit in `doc`. */
 function binaryParser (encoding: 'raw' | 'hex' | 'base64'): (payload: Buffer) => ParsedPayload {
   if (encoding === 'raw') return (payload) => ({ ok: true, doc: payload, pairs: noPairs, items: noItems })
@@ -106,6 +111,7 @@ function byteLabel (field: ByteField): string {
 /** How a rule reads its value, and how a message names where it looked. */
 export function readerOf (layout: PayloadLayout, source: ValueSource): { read: Reader, label: string } {
   if (source.kind === 'bytes') return { read: byteReader(source.field), label: byteLabel(source.field) }
+  if (source.kind === 'text') return { read: (p) => p.doc, label: 'the payload' }
   if (source.kind === 'match') {
     const key = layout.format === 'properties' ? matchKey(layout.keys, source.match) : JSON.stringify(source.match)
     return { read: (p) => p.items.get(key), label: key }
