@@ -96,9 +96,26 @@ export const TimestampRule = z.strictObject({
   /** `binary`: the field holding the clock (epoch seconds or milliseconds). */
   bytes: ByteField.optional(),
   match: z.record(z.string().min(1).max(64), DeviceScalar).optional(),
-  /** Epoch seconds, epoch milliseconds, or ISO-8601 text with a zone. */
+  /** Epoch seconds, epoch milliseconds, or ISO-8601 text (with a zone, or local time: see `zone`). */
   unit: TimestampUnit,
+  /**
+   * With `unit: "iso"`: the IANA time zone (`Europe/Berlin`) that local times
+   * without an offset (`2026-11-18T08:00:00`, Tasmota's `Time`) are read in.
+   * Default `UTC`. Text with an offset or `Z` keeps its own.
+   */
+  zone: z.string().min(1).max(64).refine(isTimeZone, 'an IANA time zone such as Europe/Berlin or UTC').optional(),
 })
+
+/** Whether the runtime knows `zone` as an IANA time zone. */
+export function isTimeZone (zone: string): boolean {
+  try {
+    // eslint-disable-next-line no-new
+    new Intl.DateTimeFormat('en', { timeZone: zone })
+    return true
+  } catch {
+    return false
+  }
+}
 export type TimestampRule = z.infer<typeof TimestampRule>
 
 /** `properties` payloads: a list of items, each identified by some keys and holding a value. */
@@ -339,7 +356,7 @@ export interface ValidMapping {
   readonly mapping: Mapping
   readonly layout: PayloadLayout
   readonly readings: readonly ValidRule[]
-  readonly timestamp: { readonly source: ValueSource, readonly unit: TimestampUnit } | null
+  readonly timestamp: { readonly source: ValueSource, readonly unit: TimestampUnit, readonly zone: string } | null
   readonly commands: ValidCommands | null
   /** The device's own topics, checked; null for the canonical tree. */
   readonly topics: ValidTopics | null
@@ -479,7 +496,8 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
       if ((ts.path === undefined) === (ts.match === undefined)) issues.push('timestamp: give either "path" (in the envelope) or "match" (an item of the list)')
       else source = ts.path !== undefined ? { kind: 'path', path: ts.path } : ts.match !== undefined ? { kind: 'match', match: ts.match } : null
     } else source = checkSource('timestamp', ts)
-    timestamp = source && { source, unit: ts.unit }
+    if (ts.zone !== undefined && ts.unit !== 'iso') issues.push('timestamp.zone: only for unit "iso" (epoch time has no zone)')
+    timestamp = source && { source, unit: ts.unit, zone: ts.zone ?? 'UTC' }
   }
 
   let commands: ValidCommands | null = null

@@ -88,14 +88,43 @@ export function timestampReader (valid: ValidMapping): (p: Parsed, now: number) 
   if (!valid.timestamp) return (_p, now) => ({ ok: true, ts: now })
   const { read, label } = readerOf(valid.layout, valid.timestamp.source)
   const unit = valid.timestamp.unit
+  const local = localTimeReader(valid.timestamp.zone)
   return (p, now) => {
     const raw = read(p)
     if (raw === undefined || raw === null) return { ok: true, ts: now }
     try {
-      return { ok: true, ts: toEpochMs(wireTimestamp(raw, unit, label), now) }
+      const wire = wireTimestamp(raw, unit, label)
+      return { ok: true, ts: toEpochMs(typeof wire === 'string' ? local(wire) ?? wire : wire, now) }
     } catch (err) {
       return { ok: false, reason: (err as Error).message }
     }
+  }
+}
+
+/** `2026-11-18T08:00:00[.250]` or with a space, minutes at least, and no zone. */
+const localTime = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?$/
+
+/**
+ * Reads local time without an offset in `zone`, as epoch ms; undefined for
+ * text that carries its own zone (left to the ISO parser). Never the hub's
+ * own time zone: Date.parse would read `2026-11-18T08:00:00` in it.
+ */
+export function localTimeReader (zone: string): (text: string) => number | undefined {
+  const format = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' })
+  /** How far `zone` is ahead of UTC at the instant `ms`. */
+  const offsetAt = (ms: number): number => {
+    const f: Record<string, number> = {}
+    for (const part of format.formatToParts(ms)) if (part.type !== 'literal') f[part.type] = Number(part.value)
+    return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute, f.second) - Math.floor(ms / 1000) * 1000
+  }
+  return (text) => {
+    const m = localTime.exec(text)
+    if (!m) return undefined
+    const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0), Number((m[7] ?? '0').padEnd(3, '0')))
+    if (zone === 'UTC') return wall
+    // The offset at the wall time read as UTC is right but near a change of offset; one more step settles it.
+    const first = wall - offsetAt(wall)
+    return wall - offsetAt(first)
   }
 }
 
