@@ -111,6 +111,12 @@ describe('a Tasmota-style relay on its own topics', () => {
     await dropped
   })
 
+  it('dry-runs a command to its own topic', async () => {
+    const fleet = await seedFleet(api, { model: { ...relay, name: 'tasmo-relay-3' } })
+    const dry = await api.post(`/v1/models/${fleet.modelId}/mapping:test`, { commands: [{ set: { power: true } }] }, fleet.makerToken)
+    expect(dry.body.commands).toEqual([{ ok: true, id: 'c-1', messages: [{ id: 'c-1.1', topic: 'cmnd/{id}/POWER', payload: 'ON', base64: 'T04=', bytes: 2 }] }])
+  })
+
   it('refuses a topic template without the device\'s identity, naming the field', async () => {
     const maker = await api.post('/v1/makers', { name: 'Tasmo' })
     const bad = await api.post('/v1/models', { ...relay, name: 'tasmo-bad', mapping: { ...relay.mapping, topics: { telemetry: [{ topic: 'tele/shared/SENSOR' }] } } }, maker.body.token)

@@ -128,7 +128,7 @@ function dryRunCommand (model: CompiledModel, sample: z.infer<typeof SampleComma
   if (problem) return { ok: false, reason: problem }
   try {
     const messages = encodeMessages(model, { id, ...request })
-    return { ok: true, id, messages: messages.map((m) => ({ id: m.id, topic: topics.commands('{id}'), payload: m.payload.toString('utf8'), base64: m.payload.toString('base64'), bytes: m.payload.length })) }
+    return { ok: true, id, messages: messages.map((m) => ({ id: m.id, topic: model.mapping?.topics?.commandTopic('{id}', m.key) ?? topics.commands('{id}'), payload: m.payload.toString('utf8'), base64: m.payload.toString('base64'), bytes: m.payload.length })) }
   } catch (err) {
     if (err instanceof CommandEncodeError) return { ok: false, reason: err.message }
     throw err
