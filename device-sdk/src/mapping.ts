@@ -231,6 +231,8 @@ export const TopicTemplate = z.string().min(3).max(200)
   .refine((t) => t.split('/').filter((l) => l === '{device}').length === 1, 'a topic template holds {device} once, as a whole level, e.g. "tele/{device}/SENSOR"')
   .refine((t) => !/[+#\u0000]/.test(t) && !t.startsWith('$') && !t.startsWith('devices/'), 'a topic template has no + or #, does not start with $, and stays out of devices/ (the canonical tree)')
   .refine((t) => t.split('/').length <= 8 && t.split('/').every((l) => l.length > 0 && (!/[{}]/.test(l) || l === '{device}' || l === '{key}')), 'a topic template has 1 to 8 non-empty levels; {device} and {key} are whole levels')
+  // A literal level spelling a device id (the hub's are dev-…) could make one device's topic another's.
+  .refine((t) => t.split('/').every((l) => !l.startsWith('dev-')), 'a topic template\'s own levels may not start with dev- (the hub\'s device ids); use {device}')
 export type TopicTemplate = z.infer<typeof TopicTemplate>
 
 /** One topic the device reports on. */
