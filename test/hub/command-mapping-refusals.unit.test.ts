@@ -64,11 +64,31 @@ describe('a command mapping is refused at submission, naming the rule', () => {
     expect(issuesOf({ format: 'template', template: 'POWER ON', set: [{ path: 'P', capability: 'power' }], ack: { id: 'id' } }))
       .toEqual(['commands.template: has no {value}, so a set command could not say its value'])
     expect(issuesOf({ format: 'template', template: '{value}', set: [{ path: 'P', capability: 'power' }] }))
-      .toEqual(['commands.ack.id: required with a template: where the ack carries the command id back'])
+      .toEqual(['commands.ack.id: required with a template: where the ack carries the command id back (or "report": true when the device confirms by reporting its state)'])
   })
 
   it('and accepts the same values each in its own place', () => {
     expect(issuesOf({ id: 'ref', fields: { op: 'write' }, pairs: { list: 'body', key: 'k', value: 'v' }, set: [{ path: 'SET', capability: 'targetTemperature' }, { path: 'PWR', capability: 'power' }] })).toEqual([])
     expect(issuesOf({ id: 'ref', set: [{ path: 'cmd.sp', capability: 'targetTemperature' }, { path: 'cmd.on', capability: 'power' }] })).toEqual([])
+  })
+})
+
+describe('a topic tree is refused at submission', () => {
+  const tree = (topic: string) => {
+    try {
+      parseMapping({ format: 'json', readings, topics: { telemetry: [{ topic }] } }, resolved)
+      return []
+    } catch (err) {
+      return (err as { issues: string[] }).issues
+    }
+  }
+
+  it('when a template lacks the device\'s own level, reaches into devices/, holds a wildcard or spells a device id', () => {
+    expect(tree('tele/all/SENSOR')).toEqual(['topics.telemetry[0].topic: a topic template holds {device} once, as a whole level, e.g. "tele/{device}/SENSOR"'])
+    expect(tree('tele/x{device}/SENSOR')[0]).toMatch(/^topics\.telemetry\[0\]\.topic: a topic template holds \{device\} once/)
+    expect(tree('devices/{device}/x')).toEqual(['topics.telemetry[0].topic: a topic template has no + or #, does not start with $, and stays out of devices/ (the canonical tree)'])
+    expect(tree('tele/{device}/#')[0]).toMatch(/no \+ or #/)
+    expect(tree('dev-abcdefghijkl/{device}')).toEqual(['topics.telemetry[0].topic: a topic template\'s own levels may not start with dev- (the hub\'s device ids); use {device}'])
+    expect(tree('tele/{device}/SENSOR')).toEqual([])
   })
 })
