@@ -4,7 +4,7 @@
  * in-process hub whose broker sends a PUBACK only once the readings are
  * durable. Prints acknowledged reports per second.
  *
- *   WINDOW=20 FLUSH=25 SPOOL=1 npx tsx bench/acked-ingest.ts
+ *   WINDOW=20 FLUSH=25 SPOOL=1 npx tsx --conditions=development bench/acked-ingest.ts
  *
  * WINDOW: unacknowledged reports per device (default 200); FLUSH: the writer's
  * flushIntervalMs (default 25); SPOOL=1: give the hub a data folder (spool).
@@ -15,9 +15,11 @@ import path from 'node:path'
 import { connectDevice } from '@trellis/device-sdk'
 import { buildHub, startInfluxd } from '@trellis/hub'
 import { apiClient, seedFleet } from '../test/support/api.js'
+import { startBenchPostgres } from './lib/stack.js'
 const dir = await mkdtemp(path.join(tmpdir(), 'trellis-ackbench-'))
 const influx = await startInfluxd({ dataDir: path.join(dir, 'influx'), supervise: false })
-const hub = await buildHub({ writer: { flushIntervalMs: Number(process.env.FLUSH ?? 25) }, influxUrl: influx.url, dataDir: process.env.SPOOL ? path.join(dir, 'hub') : undefined })
+const registry = await startBenchPostgres()
+const hub = await buildHub({ sql: registry.sql, writer: { flushIntervalMs: Number(process.env.FLUSH ?? 25) }, influxUrl: influx.url, dataDir: process.env.SPOOL ? path.join(dir, 'hub') : undefined })
 const { httpUrl, mqttUrl } = await hub.listen({ httpPort: 0, mqttPort: 0 })
 const window = Number(process.env.WINDOW ?? 200)
 const fleet = await seedFleet(apiClient(httpUrl), { count: 20 })
@@ -37,4 +39,4 @@ await Promise.all(devices.map(async (device) => {
 const s = (performance.now() - t0) / 1000
 console.log(`window ${window}, spool ${!!process.env.SPOOL}: ${20 * per} acknowledged reports in ${s.toFixed(2)} s = ${Math.round(20 * per / s)} reports/s (${Math.round(40 * per / s)} readings/s)`)
 await Promise.all(devices.map((d) => d.close()))
-await hub.close(); await influx.stop(); await rm(dir, { recursive: true, force: true })
+await hub.close(); await influx.stop(); await registry.dispose(); await rm(dir, { recursive: true, force: true })

@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { BenchChild } from './lib/child.js'
+import { progress } from './lib/progress.js'
 import { defaultProfiles } from './lib/payloads.js'
 import { claimAll, post, provisionFleet, startBenchInflux, startTrellis, type BenchDevice } from './lib/stack.js'
 import { fmtInt, fmtMiB, fmtNum, median, quantile, table } from './lib/stats.js'
@@ -37,6 +38,7 @@ const warmupCommands = 200
 export async function commands (opts: CommandsOptions): Promise<void> {
   const levels = opts.levels.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0)
   if (levels.length === 0) throw new Error(`--levels wants positive integers, got "${opts.levels}"`)
+  progress('commands', 'starting influxd, the hub and the load processes')
   const influx = await startBenchInflux()
   const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_commands' })
   const generator = await BenchChild.start('generator')
@@ -46,6 +48,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
   const ingestNotes: string[] = []
   try {
     // The commanded devices: one maker's settable thermostats, claimed by one owner.
+    progress('commands', 'provisioning the commanded devices')
     const maker = await post(stack.httpUrl, '/v1/makers', { name: 'Bench Thermostats' })
     const model = await post(stack.httpUrl, '/v1/models', { name: 'bench-settable-thermostat', capabilities: ['temperature', 'targetTemperature', 'power'] }, maker.token)
     const provisioned = await post(stack.httpUrl, '/v1/devices', { model: model.id, count: Math.max(...levels) }, maker.token)
@@ -99,6 +102,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
     }
 
     for (const condition of conditions) {
+      progress('commands', `${condition}: warming up, then ${opts.runs} runs of ${levels.join(', ')} in flight, up to ${opts['level-seconds']} s each`)
       let load: Promise<LoadResult> | null = null
       if (condition !== 'idle hub') {
         const budget = (levels.length * opts.runs * opts['level-seconds'] + 30) * 1000

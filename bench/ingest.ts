@@ -7,8 +7,9 @@
 import mqtt from 'mqtt'
 import { topics } from '@trellis/device-sdk'
 import { BenchChild } from './lib/child.js'
+import { progress } from './lib/progress.js'
 import { defaultProfiles, measurementsOf, profileByName } from './lib/payloads.js'
-import { awaitStored, countStored, influxCommand, provisionFleet, startBenchInflux, startTrellis, type BenchDevice, type BenchInflux } from './lib/stack.js'
+import { awaitStored, claimAll, countStored, influxCommand, post, provisionFleet, startBenchInflux, startTrellis, type BenchDevice, type BenchInflux } from './lib/stack.js'
 import { fmtInt, fmtMiB, fmtNum, median, quantile, table } from './lib/stats.js'
 import { machine, UsageWindow, type ProcessUsage } from './lib/system.js'
 import type { OptionSpecs, Options } from './lib/options.js'
@@ -26,6 +27,7 @@ export const ingestOptions = {
   'latency-seconds': { default: 6, help: 'Length of the latency phase at half the QoS 0 capacity.' },
   'skip-baseline': { default: false, help: 'Run Trellis only.' },
   'max-concurrent-writes': { default: 0, help: 'The hub writer\'s write requests in flight; 0 keeps the hub\'s default.' },
+  rules: { default: 0, help: 'Automations loaded before the load, each on one device of the fleet (round-robin) watching a capability it reports, never matching: the cost of the rule index on the ingest path. 0 claims nothing.' },
 } satisfies OptionSpecs
 
 type IngestOptions = Options<typeof ingestOptions>
@@ -60,13 +62,16 @@ export async function ingest (opts: IngestOptions): Promise<void> {
   const profileNames = opts.profiles.split(',').map((s) => s.trim()).filter(Boolean)
   profileNames.forEach(profileByName)
   const measurements = measurementsOf(profileNames)
+  progress('ingest', 'starting influxd, the hub and the load processes')
   const influx = await startBenchInflux()
   const generator = await BenchChild.start('generator')
   const runs: Array<{ trellis: SystemRun, baseline?: SystemRun }> = []
   try {
     for (let r = 0; r < opts.runs; r++) {
+      progress('ingest', `run ${r + 1}/${opts.runs}: Trellis`)
       const trellis = await runTrellis(opts, r, influx, generator, profileNames, measurements, runs)
       let baseline: SystemRun | undefined
+      if (!opts['skip-baseline']) progress('ingest', `run ${r + 1}/${opts.runs}: baseline (bare aedes + naive subscriber)`)
       if (!opts['skip-baseline']) baseline = await runBaseline(opts, r, influx, generator, profileNames, measurements, runs, trellis.devices)
       runs.push({ trellis: trellis.result, baseline })
       console.error(`run ${r + 1}/${opts.runs} done`)
@@ -80,10 +85,17 @@ export async function ingest (opts: IngestOptions): Promise<void> {
 
 async function runTrellis (opts: IngestOptions, r: number, influx: BenchInflux, generator: BenchChild, profileNames: string[], measurements: string[], previous: Array<{ trellis: SystemRun }>): Promise<{ result: SystemRun, devices: BenchDevice[] }> {
   const database = `bench_trellis_${r}`
-  const stack = await startTrellis({ influxUrl: influx.url, database, ...(opts['max-concurrent-writes'] > 0 ? { writer: { maxConcurrentWrites: opts['max-concurrent-writes'] } } : {}) })
+  const stack = await startTrellis({
+    influxUrl: influx.url,
+    database,
+    ...(opts['max-concurrent-writes'] > 0 ? { writer: { maxConcurrentWrites: opts['max-concurrent-writes'] } } : {}),
+    ...(opts.rules > 0 ? { automations: { maxPerOwner: opts.rules } } : {}),
+  })
   try {
+    progress('ingest', `provisioning and connecting ${opts.devices} devices`)
     const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices + 1, profiles: profileNames })
     const probe = fleet.devices.pop()!
+    if (opts.rules > 0) await loadRules(stack.httpUrl, fleet.devices, opts.rules)
     const connected = await generator.call<{ connected: number, failed: number, firstError: string | null }>('connect', { url: stack.mqttUrl, devices: fleet.devices })
     if (connected.failed > 0) throw new Error(`${connected.failed} devices could not connect to Trellis: ${connected.firstError}`)
     const sut: SystemUnderTest = { name: 'trellis', mqttUrl: stack.mqttUrl, database, pids: { system: process.pid, generator: generator.pid, influxd: influx.pid }, close: async () => {} }
@@ -96,6 +108,35 @@ async function runTrellis (opts: IngestOptions, r: number, influx: BenchInflux, 
     await stack.close()
     await influxCommand(influx.url, `DROP DATABASE "${database}"`)
   }
+}
+
+/** The numeric capabilities a rule may watch, first found first. */
+const watchable = ['temperature', 'voltage', 'co2', 'powerDraw', 'humidity']
+
+/**
+ * Claims the fleet for one owner and creates `count` automations, round-robin
+ * over the devices: each watches a capability its device reports and waits
+ * for a value it never reaches, so every reading of a watched capability is
+ * looked up and evaluated, and nothing fires.
+ */
+async function loadRules (httpUrl: string, devices: readonly BenchDevice[], count: number): Promise<void> {
+  const token = await claimAll(httpUrl, devices)
+  const capabilityOf = (d: BenchDevice) => {
+    const declared = profileByName(d.profile).model.capabilities.map((c) => typeof c === 'string' ? c : (c as { name: string }).name)
+    return watchable.find((c) => declared.includes(c)) ?? null
+  }
+  const target = devices.find((d) => profileByName(d.profile).model.capabilities.includes('power'))
+  if (!target) throw new Error('--rules needs a device with a settable power capability in the fleet (the thermostat profile)')
+  const candidates = devices.filter((d) => capabilityOf(d) !== null)
+  for (let i = 0; i < count; i++) {
+    const d = candidates[i % candidates.length]
+    await post(httpUrl, '/v1/automations', {
+      name: `bench rule ${i}`,
+      trigger: { type: 'reading', deviceId: d.id, capability: capabilityOf(d), op: 'above', value: 1e12 },
+      actions: [{ deviceId: target.id, command: { set: { power: false } } }],
+    }, token)
+  }
+  console.error(`  ${count} automations loaded on ${Math.min(count, candidates.length)} devices`)
 }
 
 async function runBaseline (opts: IngestOptions, r: number, influx: BenchInflux, generator: BenchChild, profileNames: string[], measurements: string[], previous: Array<{ baseline?: SystemRun }>, devices: BenchDevice[]): Promise<SystemRun> {
@@ -131,6 +172,7 @@ async function phases (opts: IngestOptions, sut: SystemUnderTest, influx: BenchI
   const base1 = t0 + HOUR * window++
   const usage1 = new UsageWindow(sut.pids)
   const started1 = performance.now()
+  progress('ingest', `${sut.name} QoS 1 closed loop, ${opts['qos1-seconds']} s`)
   const load1 = await generator.call<LoadResult>('load', { qos: 1, mode: 'closed', windowPerDevice: opts.window, durationMs: opts['qos1-seconds'] * 1000, tsBase: base1 })
   const stored1 = await awaitStored(count(base1), load1.readingsSent)
   const usageQos1 = usage1.stop()
@@ -153,6 +195,7 @@ async function phases (opts: IngestOptions, sut: SystemUnderTest, influx: BenchI
     const base = t0 + HOUR * window++
     const usage = new UsageWindow(sut.pids)
     const started = performance.now()
+    progress('ingest', `${sut.name} QoS 0 step ${step + 1}/${opts['max-steps']} at most: ${fmtInt(rate)} msg/s for ${opts['step-seconds']} s`)
     const load = await generator.call<LoadResult>('load', { qos: 0, mode: 'paced', rate, durationMs: opts['step-seconds'] * 1000, tsBase: base })
     const loadEnd = performance.now()
     const stored = await awaitStored(count(base), load.readingsSent, { settleMs: 1500, timeoutMs: 10_000 })
@@ -206,6 +249,7 @@ async function latencyPhase (opts: IngestOptions, stack: Awaited<ReturnType<type
     client.publish(topics.telemetry(probe.id), profile.encode(seq++, ts), { qos: 0 })
   }, 10)
   const usage = new UsageWindow({ system: process.pid, generator: generator.pid, influxd: influx.pid })
+  progress('ingest', `latency probe beside ${fmtInt(rate)} msg/s, ${opts['latency-seconds']} s`)
   const load = await generator.call<LoadResult>('load', { qos: 0, mode: 'paced', rate, durationMs: opts['latency-seconds'] * 1000, tsBase: base })
   clearInterval(timer)
   const stored = await awaitStored(async () => (await countStored(influx.url, database, measurements, base, base + HOUR)).total, load.readingsSent, { settleMs: 1500 })

@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/mappings.ts`: payloads normalized per second on one core,
+ * `npx tsx --conditions=development bench/mappings.ts`: payloads normalized per second on one core,
  * canonical JSON against each built-in dialect's compiled mapping, so a
  * change to the mapping compiler shows its cost on the hot path. Pure CPU:
  * no broker, no storage. Each measurement stops after `--ms` (default 1000).

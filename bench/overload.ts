@@ -5,6 +5,7 @@
  * QoS 0 excess shed, and the throughput once the load drops.
  */
 import { BenchChild } from './lib/child.js'
+import { progress } from './lib/progress.js'
 import { defaultProfiles, measurementsOf } from './lib/payloads.js'
 import { awaitStored, countStored, provisionFleet, startBenchInflux, startTrellis } from './lib/stack.js'
 import { fmtInt, fmtMiB, table } from './lib/stats.js'
@@ -29,6 +30,7 @@ const HOUR = 3_600_000
 
 export async function overload (opts: OverloadOptions): Promise<void> {
   const measurements = measurementsOf(defaultProfiles)
+  progress('overload', 'starting influxd, the hub and the load processes')
   const influx = await startBenchInflux()
   const database = 'bench_overload'
   const stack = await startTrellis({ influxUrl: influx.url, database })
@@ -36,6 +38,7 @@ export async function overload (opts: OverloadOptions): Promise<void> {
   const qos0Gen = await BenchChild.start('generator')
   const timeline: Array<{ t: number, phase: string, storedPerS: number, rss: number, buffered: number, queued: number, hubCpu: number, influxCpu: number }> = []
   try {
+    progress('overload', `provisioning and connecting ${opts.devices} devices`)
     const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices, profiles: defaultProfiles })
     const half = Math.ceil(fleet.devices.length / 2)
     await qos1Gen.call('connect', { url: stack.mqttUrl, devices: fleet.devices.slice(0, half) })
@@ -46,6 +49,7 @@ export async function overload (opts: OverloadOptions): Promise<void> {
     const count = async (base: number) => (await countStored(influx.url, database, measurements, base, base + HOUR)).total
     const countAll = async () => (await countStored(influx.url, database, measurements, t0, t0 + 5 * HOUR)).total
 
+    progress('overload', `capacity: QoS 1 closed loop, ${opts['capacity-seconds']} s`)
     const cap = await Promise.all([
       qos1Gen.call<LoadResult>('load', { qos: 1, mode: 'closed', durationMs: opts['capacity-seconds'] * 1000, tsBase: windows.capacity }),
       qos0Gen.call<LoadResult>('load', { qos: 1, mode: 'closed', durationMs: opts['capacity-seconds'] * 1000, tsBase: windows.capacity }),
@@ -91,16 +95,19 @@ export async function overload (opts: OverloadOptions): Promise<void> {
     })()
 
     const offered = capacity * opts.factor
+    progress('overload', `overload: ${fmtInt(offered)} msg/s offered for ${opts['overload-seconds']} s`)
     const over = await Promise.all([
       qos1Gen.call<LoadResult>('load', { qos: 1, mode: 'paced', rate: offered / 2, maxInflightPerDevice: opts['max-inflight'], durationMs: opts['overload-seconds'] * 1000, tsBase: windows.overload1 }),
       qos0Gen.call<LoadResult>('load', { qos: 0, mode: 'paced', rate: offered / 2, durationMs: opts['overload-seconds'] * 1000, tsBase: windows.overload0 }),
     ])
     phase = 'recovery'
+    progress('overload', `recovery: ${fmtInt(capacity / 2)} msg/s for ${opts['recovery-seconds']} s`)
     const rec = await Promise.all([
       qos1Gen.call<LoadResult>('load', { qos: 1, mode: 'paced', rate: capacity / 4, maxInflightPerDevice: opts['max-inflight'], durationMs: opts['recovery-seconds'] * 1000, tsBase: windows.recovery1 }),
       qos0Gen.call<LoadResult>('load', { qos: 0, mode: 'paced', rate: capacity / 4, durationMs: opts['recovery-seconds'] * 1000, tsBase: windows.recovery0 }),
     ])
     phase = 'drain'
+    progress('overload', 'waiting for every reading to be stored (at most 60 s)')
     await awaitStored(countAll, capStored.stored + [...over, ...rec].reduce((s, l) => s + l.readingsSent, 0), { settleMs: 3000, timeoutMs: 60_000 })
     sampling = false
     await sampler

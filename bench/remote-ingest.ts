@@ -5,7 +5,7 @@
  * readings each), up to 200 unacknowledged at a time. Prints the rate at
  * which readings reached InfluxDB, from the first report to the last point.
  *
- *   PER=2500 FLUSH=25 npx tsx bench/remote-ingest.ts
+ *   PER=2500 FLUSH=25 npx tsx --conditions=development bench/remote-ingest.ts
  *
  * PER: reports per device (default 2500); FLUSH: the writer's flushIntervalMs
  * (default 25). Gives up after 120 s.
@@ -17,6 +17,7 @@ import { authenticateDevicesOverHttp, createBroker } from '@trellis/broker'
 import { connectDevice } from '@trellis/device-sdk'
 import { buildHub, startInfluxd } from '@trellis/hub'
 import { apiClient, seedFleet } from '../test/support/api.js'
+import { startBenchPostgres } from './lib/stack.js'
 
 const service = { username: 'trellis-hub', secret: 'bench-service-secret' }
 const dir = await mkdtemp(path.join(tmpdir(), 'trellis-remotebench-'))
@@ -24,7 +25,8 @@ const influx = await startInfluxd({ dataDir: path.join(dir, 'influx'), supervise
 let hubUrl = ''
 const broker = await createBroker({ service, authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${hubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret) })
 const brokerUrl = `mqtt://127.0.0.1:${(await broker.listen({ port: 0 })).port}`
-const hub = await buildHub({ writer: { flushIntervalMs: Number(process.env.FLUSH ?? 25) }, influxUrl: influx.url, remoteBroker: { url: brokerUrl, ...service } })
+const registry = await startBenchPostgres()
+const hub = await buildHub({ sql: registry.sql, writer: { flushIntervalMs: Number(process.env.FLUSH ?? 25) }, influxUrl: influx.url, remoteBroker: { url: brokerUrl, ...service } })
 hubUrl = (await hub.listen({ httpPort: 0, mqttPort: 0 })).httpUrl
 const fleet = await seedFleet(apiClient(hubUrl), { count: 20 })
 const devices = await Promise.all(fleet.devices.map((d) => connectDevice({ url: brokerUrl, deviceId: d.id, secret: d.secret })))
@@ -51,4 +53,4 @@ while ((done = await stored()) < total && Date.now() < deadline) await new Promi
 const s = (performance.now() - t0) / 1000
 console.log(`${done} of ${total} reports stored through the hub's session in ${s.toFixed(2)} s = ${Math.round(done / s)} reports/s (${Math.round(2 * done / s)} readings/s); hub acknowledged ${hub.remote!.stats.acknowledged} messages to the broker`)
 await Promise.all(devices.map((d) => d.close()))
-await hub.close(); await broker.close(); await influx.stop(); await rm(dir, { recursive: true, force: true })
+await hub.close(); await broker.close(); await influx.stop(); await registry.dispose(); await rm(dir, { recursive: true, force: true })

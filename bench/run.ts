@@ -8,6 +8,11 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describeOptions, parseOptions, type OptionSpecs } from './lib/options.js'
 
+// Benches measure the sources: every process they start resolves @trellis/* to src/, as this one does.
+if (!process.env.NODE_OPTIONS?.includes('--conditions=development')) {
+  process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, '--conditions=development'].filter(Boolean).join(' ')
+}
+
 interface Bench {
   summary: string
   options: OptionSpecs
@@ -23,13 +28,17 @@ async function loadBenches (): Promise<Record<string, Bench>> {
   const { overload, overloadOptions } = await import('./overload.js')
   const { hotpath, hotpathOptions } = await import('./hotpath.js')
   const { commands, commandsOptions } = await import('./commands.js')
+  const { abuse, abuseOptions } = await import('./abuse.js')
+  const { footprint, footprintOptions } = await import('./footprint.js')
   const benches: Record<string, Bench> = {
     ingest: { summary: 'readings stored/s at QoS 0 and 1, publish-to-state latency, against a bare-aedes baseline', options: ingestOptions, run: ingest },
     connections: { summary: 'authenticated idle devices one broker holds: connect rate, RSS per connection', options: connectionsOptions, run: connections },
     api: { summary: 'GET /v1/devices/{id} and /telemetry under load (autocannon): requests/s, p99', options: apiOptions, run: api },
     hotpath: { summary: 'hub CPU per message on the ingest path, in-process (for before/after a hot-path change)', options: hotpathOptions, run: hotpath },
     commands: { summary: 'API → device → ack round trip at 1, 10, 100 in flight, idle and beside ingest at half capacity: p50/p99', options: commandsOptions, run: commands },
+    footprint: { summary: 'idle RSS of the default stack (hub + managed PostgreSQL + managed influxd), summed from /proc, against a 200 MiB budget', options: footprintOptions, run: footprint },
     overload: { summary: 'twice the measured capacity, then half: RSS over time, acked-vs-stored, shed, recovery', options: overloadOptions, run: overload },
+    abuse: { summary: 'hostile tenants (cron bomb, schedule floods, …): a second owner\'s p50/p99 and hub RSS, at rest and under each abuse', options: abuseOptions, run: abuse },
   }
   // Benches written with their features are standalone scripts (they run on import):
   // dispatched as a child process when their file exists, never imported here.

@@ -4,7 +4,7 @@
  * hub is killed or stopped and restarted. At the end it prints readings sent,
  * acknowledged and stored, and the hub's peak memory.
  *
- *   npx tsx bench/soak.ts [--minutes 10] [--devices 20] [--rate 5] [--seed 1]
+ *   npx tsx --conditions=development bench/soak.ts [--minutes 10] [--devices 20] [--rate 5] [--seed 1]
  *
  * Everything binds 127.0.0.1 on ephemeral ports, in temporary folders that are
  * removed at the end.
@@ -37,7 +37,7 @@ let seed = Number(args.seed)
 const random = () => { seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31; return seed / 2 ** 31 }
 const between = (lo: number, hi: number) => lo + random() * (hi - lo)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`)
+const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`)
 
 /** Most reports one device leaves unacknowledged before it skips a beat (a real device's buffer is finite). */
 const maxPendingPerDevice = 2000

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
-import { buildHub, startInfluxd, type Hub, type HubOptions } from '@trellis/hub'
+import { buildHub, openPostgres, startInfluxd, startPostgres, type Hub, type HubOptions, type SqlClient } from '@trellis/hub'
 import { profileByName } from './payloads.js'
 
 export interface BenchInflux {
@@ -25,6 +25,31 @@ export async function startBenchInflux (): Promise<BenchInflux> {
   }
 }
 
+export interface BenchPostgres {
+  /** The registry's database, for `buildHub({ sql })`; the hub closes it. */
+  readonly sql: SqlClient
+  readonly pid: number | undefined
+  dispose (): Promise<void>
+}
+
+/**
+ * A managed PostgreSQL of its own in a temporary folder, as `npm start` runs
+ * it; the folder goes with it, also if the bench dies.
+ */
+export async function startBenchPostgres (): Promise<BenchPostgres> {
+  // An empty folder for initdb; as root, it is handed to the postgres user the server runs as.
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-bench-pg-'))
+  const server = await startPostgres({ dataDir: dir, supervise: false, ephemeral: true })
+  return {
+    sql: openPostgres(server.connection),
+    pid: server.pid,
+    async dispose () {
+      await server.stop()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
 export interface RunningHub {
   hub: Hub
   httpUrl: string
@@ -32,11 +57,15 @@ export interface RunningHub {
   close (): Promise<void>
 }
 
-/** The hub with its in-process broker, as `main.ts` runs it, on ephemeral 127.0.0.1 ports. */
-export async function startTrellis (opts: Omit<HubOptions, 'logger'>): Promise<RunningHub> {
-  const hub = await buildHub({ logger: pino({ level: process.env.LOG_LEVEL ?? 'silent' }), ...opts })
+/**
+ * The hub with its in-process broker, as `main.ts` runs it, on ephemeral
+ * 127.0.0.1 ports; without `sql`, on a managed PostgreSQL of its own.
+ */
+export async function startTrellis (opts: Omit<HubOptions, 'logger' | 'sql'> & { sql?: SqlClient }): Promise<RunningHub> {
+  const postgres = opts.sql ? null : await startBenchPostgres()
+  const hub = await buildHub({ logger: pino({ level: process.env.LOG_LEVEL ?? 'silent' }), ...opts, sql: opts.sql ?? postgres!.sql })
   const { httpUrl, mqttUrl } = await hub.listen({ httpPort: 0, mqttPort: 0, host: '127.0.0.1' })
-  return { hub, httpUrl, mqttUrl, close: () => hub.close() }
+  return { hub, httpUrl, mqttUrl, close: async () => { await hub.close(); await postgres?.dispose() } }
 }
 
 export interface BenchDevice {

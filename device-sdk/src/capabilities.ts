@@ -137,21 +137,23 @@ export function resolveCapabilities (declarations: readonly CapabilityDeclaratio
 /**
  * Checks one value against a model's capability. Returns null when valid, or
  * a message that says what was wrong, naming the model:
- * `temperature 412 is out of range -50..150 for model frostline-f2`.
+ * `temperature 412 is out of range -50..150 for model frostline-f2`
+ * (`… for this device` when the model is not known, as on a device that was not told it).
  */
-export function checkValue (cap: ModelCapability, value: unknown, modelName: string): string | null {
+export function checkValue (cap: ModelCapability, value: unknown, modelName?: string): string | null {
+  const forModel = modelName === undefined ? 'for this device' : `for model ${modelName}`
   switch (cap.kind) {
     case 'boolean':
       return typeof value === 'boolean' ? null : `${cap.name} must be true or false, got ${describe(value)}`
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) return `${cap.name} must be a finite number, got ${describe(value)}`
       if ((cap.min !== undefined && value < cap.min) || (cap.max !== undefined && value > cap.max)) {
-        return `${cap.name} ${value} is out of range ${cap.min ?? '-∞'}..${cap.max ?? '∞'} for model ${modelName}`
+        return `${cap.name} ${value} is out of range ${cap.min ?? '-∞'}..${cap.max ?? '∞'} ${forModel}`
       }
       return null
     case 'enum':
       if (typeof value !== 'string') return `${cap.name} must be one of ${cap.enum!.join(', ')}, got ${describe(value)}`
-      return cap.enum!.includes(value) ? null : `${cap.name} "${truncate(value)}" is not one of ${cap.enum!.join(', ')} for model ${modelName}`
+      return cap.enum!.includes(value) ? null : `${cap.name} "${truncate(value)}" is not one of ${cap.enum!.join(', ')} ${forModel}`
     case 'string':
       if (typeof value !== 'string') return `${cap.name} must be a string, got ${describe(value)}`
       if (value.length > maxStringLength) return `${cap.name} is longer than ${maxStringLength} characters`

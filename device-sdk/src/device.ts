@@ -9,6 +9,8 @@ export interface ConnectDeviceOptions {
   url: string
   deviceId: string
   secret: string
+  /** The device's model name, as its maker declared it: refusals name it (`… for model frostline-f2`). Default: unnamed (`… for this device`). */
+  model?: string
   /**
    * The device's capabilities, as its model declares them. When given, the
    * SDK refuses commands that set anything else (or a value out of range)
@@ -103,6 +105,7 @@ export async function connectDevice (opts: ConnectDeviceOptions): Promise<Device
 
 class SdkDevice extends EventEmitter implements Device {
   readonly id: string
+  private readonly model?: string
   readonly client: MqttClient
   readonly ready: Promise<void>
   private readonly handlers = new Map<string, CommandHandler>()
@@ -114,6 +117,7 @@ class SdkDevice extends EventEmitter implements Device {
   constructor (opts: ConnectDeviceOptions) {
     super()
     this.id = opts.deviceId
+    this.model = opts.model
     for (const [name, handler] of Object.entries(opts.handlers ?? {})) this.handlers.set(name, handler)
     this.baseDelay = opts.reconnectDelayMs ?? 500
     this.maxDelay = opts.maxReconnectDelayMs ?? 30_000
@@ -275,7 +279,7 @@ class SdkDevice extends EventEmitter implements Device {
           const cap = this.capabilities.get(name)
           if (!cap) return fail(`this device has no capability ${name}`)
           if (!cap.settable) return fail(`${name} cannot be set`)
-          const problem = checkValue(cap, value, this.id)
+          const problem = checkValue(cap, value, this.model)
           if (problem) return fail(problem)
         }
         if (!this.handlers.has(name)) return fail(`this device does not handle ${name}`)

@@ -2,6 +2,10 @@ import path from 'node:path'
 import { z } from 'zod'
 
 const Port = z.coerce.number().int().min(0).max(65535)
+/** pino level: fatal, error, warn, info, debug, trace, silent. Default info. */
+const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+/** Log lines: `pretty` (pino-pretty, for people), `json` (one object a line, for collectors), or `auto`: pretty when the log goes to a terminal. Default auto. */
+const LogFormat = z.enum(['auto', 'pretty', 'json']).default('auto')
 
 /** Configuration from the environment, each with its default. */
 export const HubConfig = z.object({
@@ -19,8 +23,8 @@ export const HubConfig = z.object({
   INFLUX_TOKEN: z.string().min(1).optional(),
   /** InfluxDB database. */
   INFLUX_DB: z.string().regex(/^[A-Za-z0-9_]+$/).default('trellis'),
-  /** PostgreSQL registry (not yet supported: the embedded PGlite registry is used). */
-  DATABASE_URL: z.string().optional(),
+  /** The registry's PostgreSQL (`postgresql://user:password@host:5432/db`); unset: start and supervise a managed PostgreSQL under DATA_DIR/postgres. */
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'DATABASE_URL must be a postgresql:// URL').optional(),
   /** Simulated devices started by `npm start`. */
   FLEET_SIZE: z.coerce.number().int().min(0).max(100_000).default(20),
   /** Report interval of each simulated device, in ms. */
@@ -45,26 +49,52 @@ export const HubConfig = z.object({
   CORS_ORIGINS: z.string().optional().transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
   /** Open HTTP connections (event streams and MQTT over WebSocket included). */
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
-  /** pino level: fatal, error, warn, info, debug, trace, silent. */
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: LogLevel,
+  LOG_FORMAT: LogFormat,
 })
 export type HubConfig = z.infer<typeof HubConfig>
 
 export class ConfigError extends Error {}
 
-export function loadConfig (env: NodeJS.ProcessEnv = process.env): HubConfig {
-  const parsed = HubConfig.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')))
+/** Parses the environment against a schema; an empty variable counts as unset. Throws a ConfigError naming every bad variable. */
+export function parseEnv<S extends z.ZodType> (schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')))
   if (!parsed.success) {
     throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
   }
-  if (Boolean(parsed.data.TLS_CERT_FILE) !== Boolean(parsed.data.TLS_KEY_FILE)) {
+  return parsed.data
+}
+
+/** The broker alone (`npm run broker`), for a hub started with BROKER_URL. */
+export const BrokerConfig = z.object({
+  /** MQTT (TCP) port. */
+  MQTT_PORT: Port.default(1883),
+  /** Address the listener binds; 0.0.0.0 to serve other machines. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** The hub's `POST /internal/mqtt/auth`, which checks device secrets against the registry. Required. */
+  HUB_AUTH_URL: z.url(),
+  /** The hub's service principal: the same name and secret as the hub's SERVICE_USERNAME and SERVICE_SECRET. */
+  SERVICE_USERNAME: z.string().regex(/^[^+#/\u0000]{1,64}$/).default('trellis-hub'),
+  /** At least 32 characters. Required. */
+  SERVICE_SECRET: z.string().min(32, 'SERVICE_SECRET needs at least 32 characters'),
+  /** Messages kept for the hub's session while it is away (see docs/durability.md). */
+  MAX_QUEUED_FOR_SERVICE: z.coerce.number().int().min(1).default(100_000),
+  LOG_LEVEL: LogLevel,
+  LOG_FORMAT: LogFormat,
+})
+export type BrokerConfig = z.infer<typeof BrokerConfig>
+
+export function loadBrokerConfig (env: NodeJS.ProcessEnv = process.env): BrokerConfig {
+  return parseEnv(BrokerConfig, env)
+}
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const config = parseEnv(HubConfig, env)
+  if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
     throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither')
   }
-  if (parsed.data.BROKER_URL && !parsed.data.SERVICE_SECRET) {
+  if (config.BROKER_URL && !config.SERVICE_SECRET) {
     throw new ConfigError('BROKER_URL needs SERVICE_SECRET: the hub joins the broker as its service principal')
   }
-  if (parsed.data.DATABASE_URL) {
-    throw new ConfigError('DATABASE_URL (PostgreSQL registry) is not supported yet; unset it to use the embedded registry under DATA_DIR')
-  }
-  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) }
+  return { ...config, DATA_DIR: path.resolve(config.DATA_DIR) }
 }

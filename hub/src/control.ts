@@ -1,6 +1,9 @@
 import type { DeviceBus } from '@trellis/broker'
 import type { RouteDef } from './api/route.js'
 import type { ApiContext } from './api/context.js'
+import { automationRoutes } from './api/routes/automations.js'
+import { AutomationStore } from './automations/automation-store.js'
+import { Automations, type AutomationsOptions } from './automations/automations.js'
 import { commandRoutes, commandView } from './api/routes/commands.js'
 import { presenceRoutes } from './api/routes/presence.js'
 import { scheduleRoutes } from './api/routes/schedules.js'
@@ -22,7 +25,9 @@ export interface ControlOptions {
   /** Live stream heartbeats and limits; defaults in LiveStreamsOptions. */
   stream?: Pick<LiveStreamsOptions, 'heartbeatMs' | 'maxPerOwner' | 'maxBufferedBytes'>
   /** Schedule limits and run history; defaults in SchedulerOptions. */
-  schedules?: Pick<SchedulerOptions, 'maxPerOwner' | 'runsKept'>
+  schedules?: Omit<SchedulerOptions, 'store' | 'commands' | 'directory' | 'log'>
+  /** Automation limits, chains and run history; defaults in AutomationsOptions. */
+  automations?: Pick<AutomationsOptions, 'maxPerOwner' | 'maxRuleBytes' | 'runsKept' | 'maxChainDepth' | 'causalWindowMs'>
 }
 
 /** The hub's parts that control builds on: the API's own, plus SQL and the device bus. */
@@ -31,13 +36,14 @@ export interface ControlDeps extends Pick<ApiContext, 'registry' | 'directory' |
   bus: DeviceBus
 }
 
-/** The way back from owners to devices: commands, presence, the live stream and schedules. */
+/** The way back from owners to devices: commands, presence, the live stream, schedules and automations. */
 export interface Control {
   readonly commands: CommandService
   readonly presence: PresenceMonitor
   readonly streams: LiveStreams
   readonly scheduler: Scheduler
-  /** The API routes of all four. */
+  readonly automations: Automations
+  /** The API routes of all five. */
   routes (api: ApiContext): RouteDef<any, any, any, any>[]
   /** Stops schedules and the sweep and ends live streams: before the HTTP server closes. */
   stopAccepting (): void
@@ -59,15 +65,19 @@ export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}
   // A release or a claim ends what the previous owner queued (the registry emits device-changed for both).
   const onDeviceChanged = (deviceId: string) => {
     commands.ownershipChanged(deviceId).catch((err: Error) => log.error({ err, deviceId }, 'commands could not follow a change of owner'))
+    automations.ownershipChanged(deviceId).catch((err: Error) => log.error({ err, deviceId }, 'automations could not follow a change of owner'))
   }
-  registry.on('device-changed', onDeviceChanged)
   const scheduler = await Scheduler.start({ ...opts.schedules, store: await ScheduleStore.open(sql), commands, directory, log: log.child({ component: 'schedules' }) })
+  const automations = await Automations.start({ ...opts.automations, store: await AutomationStore.open(sql), commands, directory, state, log: log.child({ component: 'automations' }) })
+  registry.on('device-changed', onDeviceChanged)
   return {
     commands,
     presence,
     streams,
     scheduler,
+    automations,
     routes: (api) => [
+      ...automationRoutes(api, automations),
       ...commandRoutes(api, commands),
       ...presenceRoutes(api, presence),
       ...scheduleRoutes(api, scheduler),
@@ -77,6 +87,7 @@ export async function buildControl (deps: ControlDeps, opts: ControlOptions = {}
       registry.off('token-revoked', onTokenRevoked)
       registry.off('device-changed', onDeviceChanged)
       scheduler.close()
+      automations.close()
       presence.close()
       streams.close()
     },

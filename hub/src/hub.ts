@@ -11,7 +11,7 @@ import { HubMetrics } from './metrics.js'
 import { AuditLog, type AuditLogOptions } from './audit/audit-log.js'
 import { DeviceDirectory } from './registry/directory.js'
 import { Registry } from './registry/registry.js'
-import { openPglite, type SqlClient } from './registry/sql.js'
+import type { SqlClient } from './registry/sql.js'
 import { StateStore } from './state/state.js'
 import { TelemetryStore } from './store/telemetry.js'
 import { PointWriter, type PointWriterOptions } from './store/writer.js'
@@ -20,6 +20,7 @@ import { Spool, type SpoolOptions } from './store/spool.js'
 import { seriesOfLine } from './store/points.js'
 import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.js'
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
+import { buildConsent, type ConsentOptions } from './consent/index.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -30,8 +31,8 @@ export interface HubOptions extends ControlOptions {
   influxCa?: string | Buffer
   /** InfluxDB database. Default `trellis`. */
   database?: string
-  /** Registry SQL client. Default: PGlite in memory (pass `openPglite(dir)` to persist). */
-  sql?: SqlClient
+  /** The registry's PostgreSQL database (`openPostgres(url)`); the hub migrates it, and closes it on `close()`. */
+  sql: SqlClient
   logger?: Logger
   /** Broker settings other than authentication, which the hub provides. */
   broker?: Omit<BrokerOptions, 'authenticateDevice' | 'authenticateDeviceFromMemory' | 'logger'>
@@ -69,6 +70,8 @@ export interface HubOptions extends ControlOptions {
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
    */
   tls?: { cert: string | Buffer, key: string | Buffer }
+  /** Grants, the owners' access log and fleet insight (k = 10 by default); see ConsentOptions. */
+  consent?: ConsentOptions
 }
 
 export interface Hub {
@@ -107,7 +110,7 @@ export interface Hub {
 export async function buildHub (opts: HubOptions): Promise<Hub> {
   const log = opts.logger ?? pino({ level: 'silent' })
   const database = opts.database ?? 'trellis'
-  const sql = opts.sql ?? await openPglite()
+  const sql = opts.sql
   const registry = await Registry.open(sql, { makerQuotas: opts.makerQuotas })
   const directory = new DeviceDirectory(registry)
   const metrics = new HubMetrics()
@@ -139,6 +142,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const ingest = await attachIngest({
     onAck: (deviceId, payload) => control.commands.handleAck(deviceId, payload),
     onReport: (deviceId, readings) => control.commands.handleReport(deviceId, readings),
+    onReadings: (deviceId, readings) => control.automations.offerReadings(deviceId, readings),
     bus,
     directory,
     state,
@@ -160,27 +164,36 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       deadLetters.record({ deviceId, modelId: series?.model ?? null, makerId: series?.maker ?? null, topic: topics.telemetry(deviceId), reason }, Buffer.from(line))
     }
   })
+  // Levels are gauges; counts since start are counters named …_total (Prometheus conventions).
   metrics.gauge('trellis_store_buffered_points', 'Points waiting to be written to InfluxDB.', () => writer.stats.buffered)
-  metrics.gauge('trellis_store_written_points', 'Points written to InfluxDB since start.', () => writer.stats.written)
-  metrics.gauge('trellis_store_failed_requests', 'Write requests to InfluxDB that failed and were retried.', () => writer.stats.failedRequests)
-  metrics.gauge('trellis_store_spooled_points', 'Points appended to the spool since start (InfluxDB down or slow).', () => writer.stats.spooled)
-  metrics.gauge('trellis_store_replayed_points', 'Spooled points written to InfluxDB since start.', () => writer.stats.replayed)
+  metrics.counter('trellis_store_written_points_total', 'Points written to InfluxDB since start.', () => writer.stats.written)
+  metrics.counter('trellis_store_failed_requests_total', 'Write requests to InfluxDB that failed and were retried.', () => writer.stats.failedRequests)
+  metrics.counter('trellis_store_spooled_points_total', 'Points appended to the spool since start (InfluxDB down or slow).', () => writer.stats.spooled)
+  metrics.counter('trellis_store_replayed_points_total', 'Spooled points written to InfluxDB since start.', () => writer.stats.replayed)
   metrics.gauge('trellis_spool_depth_points', 'Points in the spool waiting to be replayed.', () => writer.spoolDepth.points)
   metrics.gauge('trellis_spool_depth_bytes', 'Bytes of the spool on disk.', () => writer.spoolDepth.bytes)
   metrics.gauge('trellis_spool_fill_ratio', 'Spool bytes over its limit; at 1 new points wait in memory and devices are slowed.', () => spool ? spool.depth.bytes / spool.maxBytes : 0)
+  writer.on('written', (_points: number, seconds: number, openedAt: number) => {
+    metrics.influxWriteSeconds.observe(seconds)
+    metrics.durableSeconds.observe((Date.now() - openedAt) / 1000)
+  })
+  const devicesOnline = new Set<string>()
+  state.on('presence', (change: { deviceId: string, online: boolean }) => { if (change.online) devicesOnline.add(change.deviceId); else devicesOnline.delete(change.deviceId) })
+  metrics.gauge('trellis_devices_online', 'Devices online now (connected, or silent for less than their heartbeat allowance).', () => devicesOnline.size)
   if (broker) {
     metrics.gauge('trellis_broker_connections', 'MQTT connections.', () => broker!.stats.connections)
-    metrics.gauge('trellis_broker_auth_failures', 'MQTT connections refused for bad credentials.', () => broker!.stats.authFailures)
-    metrics.gauge('trellis_broker_publish_denied', 'Publishes refused by the topic policy.', () => broker!.stats.publishDenied)
-    metrics.gauge('trellis_broker_subscribe_denied', 'Subscriptions refused by the topic policy.', () => broker!.stats.subscribeDenied)
-    metrics.gauge('trellis_broker_auth_throttled', 'MQTT connections refused unchecked after too many failed authentications.', () => broker!.stats.authThrottled)
-    metrics.gauge('trellis_broker_publish_dropped', 'Device publishes dropped by the rate limit.', () => broker!.stats.publishDropped)
-    metrics.gauge('trellis_broker_rate_limit_disconnects', 'Devices disconnected for sustained publishing over the rate limit.', () => broker!.stats.rateLimitDisconnects)
-    metrics.gauge('trellis_broker_oversized_packets', 'MQTT connections cut for declaring a packet over the size limit.', () => broker!.stats.oversizedPackets)
-    metrics.gauge('trellis_broker_queue_dropped', 'Messages not queued for a client whose queue was full.', () => broker!.stats.queueDropped)
+    metrics.counter('trellis_broker_auth_failures_total', 'MQTT connections refused for bad credentials.', () => broker!.stats.authFailures)
+    metrics.counter('trellis_broker_publish_denied_total', 'Publishes refused by the topic policy.', () => broker!.stats.publishDenied)
+    metrics.counter('trellis_broker_subscribe_denied_total', 'Subscriptions refused by the topic policy.', () => broker!.stats.subscribeDenied)
+    metrics.counter('trellis_broker_auth_throttled_total', 'MQTT connections refused unchecked after too many failed authentications.', () => broker!.stats.authThrottled)
+    metrics.counter('trellis_broker_publish_dropped_total', 'Device publishes dropped by the rate limit.', () => broker!.stats.publishDropped)
+    metrics.counter('trellis_broker_rate_limit_disconnects_total', 'Devices disconnected for sustained publishing over the rate limit.', () => broker!.stats.rateLimitDisconnects)
+    metrics.counter('trellis_broker_oversized_packets_total', 'MQTT connections cut for declaring a packet over the size limit.', () => broker!.stats.oversizedPackets)
+    metrics.counter('trellis_broker_queue_dropped_total', 'Messages not queued for a client whose queue was full.', () => broker!.stats.queueDropped)
   }
-  metrics.gauge('trellis_audit_dropped', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
+  metrics.counter('trellis_audit_dropped_total', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
+  const consent = await buildConsent({ sql, store, state, deadLetters, log }, opts.consent)
   const makerNames = new Map<string, string>()
   const apiContext: Omit<ApiContext, 'throttle' | 'tokens'> = {
     registry,
@@ -193,6 +206,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     log,
     commands: control.commands,
     audit,
+    consent,
     defaultHeartbeatSeconds: (opts.presence?.defaultAllowanceMs ?? 600_000) / 1000,
     async makerName (id) {
       let name = makerNames.get(id)
@@ -253,6 +267,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       store.close()
       await state.close()
       await audit.close()
+      await consent.close()
       await registry.close()
     },
   }

@@ -1,21 +1,13 @@
-import { ConfigError, loadConfig } from './config.js'
+import { loadConfig } from './config.js'
+import { createLogger } from './logger.js'
 import { runHub } from './server.js'
-import { InfluxdMissingError } from './store/influxd.js'
+import { runService } from './shutdown.js'
 
-// The hub alone: influxd (managed unless INFLUX_URL), broker and HTTP API. `npm start` adds a demo fleet.
-try {
-  const running = await runHub(loadConfig())
+// The hub alone: influxd (managed unless INFLUX_URL), PostgreSQL (managed unless DATABASE_URL), broker and HTTP API, logging
+// to stdout. `npm start` adds a demo fleet. SIGTERM or SIGINT stops it (runService).
+await runService(async () => {
+  const config = loadConfig()
+  const running = await runHub(config, await createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT }))
   running.log.info({ api: running.httpUrl, mqtt: running.mqttUrl, influx: running.influxUrl }, 'Trellis hub is up')
-  const stop = (signal: string) => {
-    running.log.info({ signal }, 'shutting down')
-    running.shutdown().then(() => process.exit(0), () => process.exit(1))
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
-} catch (err) {
-  if (err instanceof ConfigError || err instanceof InfluxdMissingError) {
-    process.stderr.write(`${err.message}\n`)
-    process.exit(2)
-  }
-  throw err
-}
+  return running
+})

@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util'
 import path from 'node:path'
+import { runService } from '@trellis/hub'
 import { allSimulators } from './catalogue.js'
 import { ensureDemoFleet, fleetOf } from './demo.js'
 import { startFleet } from './fleet.js'
 
 const usage = `Runs a simulated multi-brand fleet against a running Trellis hub.
 
-  npx tsx simulators/src/cli.ts [options]
+  npm run simulate -- [options]
 
   --api URL        hub HTTP API (default http://127.0.0.1:8080)
   --mqtt URL       broker (default mqtt://127.0.0.1:1883)
@@ -40,6 +41,16 @@ if (!Number.isInteger(size) || size < 1) {
   process.stderr.write(`--size must be a whole number above 0, got ${values.size}\n`)
   process.exit(2)
 }
+const interval = Number(values.interval)
+if (!Number.isInteger(interval) || interval < 100) {
+  process.stderr.write(`--interval must be a whole number of ms of at least 100, got ${values.interval}\n`)
+  process.exit(2)
+}
+const duration = values.duration === undefined ? null : Number(values.duration)
+if (duration !== null && !(duration > 0)) {
+  process.stderr.write(`--duration must be a number of seconds above 0, got ${values.duration}\n`)
+  process.exit(2)
+}
 const wantedKinds = values.kinds?.split(',').map((k) => k.trim())
 const unknown = wantedKinds?.filter((k) => !allSimulators.some((s) => s.kind === k)) ?? []
 if (unknown.length > 0) {
@@ -48,22 +59,24 @@ if (unknown.length > 0) {
 }
 const simulators = wantedKinds ? allSimulators.filter((s) => wantedKinds.includes(s.kind)) : allSimulators
 
-const state = await ensureDemoFleet({ apiUrl: values.api, size, simulators, file: values.state, log: (m) => process.stdout.write(`${m}\n`) })
-const fleet = await startFleet({
-  url: values.mqtt,
-  devices: fleetOf(state, size, simulators),
-  simulators,
-  intervalMs: Number(values.interval),
-  onProgress: (n, total) => { if (n === total || n % 100 === 0) process.stdout.write(`connected ${n}/${total}\n`) },
+// The same shutdown path as the hub's: SIGTERM or SIGINT stops the fleet, a second signal at once.
+await runService(async () => {
+  const state = await ensureDemoFleet({ apiUrl: values.api, size, simulators, file: values.state, log: (m) => process.stdout.write(`${m}\n`) })
+  const fleet = await startFleet({
+    url: values.mqtt,
+    devices: fleetOf(state, size, simulators),
+    simulators,
+    intervalMs: interval,
+    onProgress: (n, total) => { if (n === total || n % 100 === 0) process.stdout.write(`connected ${n}/${total}\n`) },
+  })
+  for (const f of fleet.failed) process.stderr.write(`device ${f.deviceId} did not start: ${f.error}\n`)
+  process.stdout.write(`fleet of ${fleet.devices.length} devices running; owner token: ${state.owner.token}\n`)
+  return {
+    async close () {
+      await fleet.stop()
+      process.stdout.write(`stopped after ${fleet.published()} reports\n`)
+    },
+  }
 })
-for (const f of fleet.failed) process.stderr.write(`device ${f.deviceId} did not start: ${f.error}\n`)
-process.stdout.write(`fleet of ${fleet.devices.length} devices running; owner token: ${state.owner.token}\n`)
-
-const stop = async () => {
-  await fleet.stop()
-  process.stdout.write(`stopped after ${fleet.published()} reports\n`)
-  process.exit(0)
-}
-process.once('SIGINT', stop)
-process.once('SIGTERM', stop)
-if (values.duration) setTimeout(stop, Number(values.duration) * 1000)
+// --duration ends the run the way a signal would.
+if (duration !== null) setTimeout(() => process.kill(process.pid, 'SIGTERM'), duration * 1000)

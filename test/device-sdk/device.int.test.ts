@@ -75,3 +75,38 @@ describe('device SDK failures nobody awaits', () => {
     expect(unhandled).toEqual([])
   })
 })
+
+describe('device SDK refusals', () => {
+  async function ackOf (deviceId: string, command: object): Promise<{ id: string, status: string, error?: string }> {
+    const hub = await mqtt.connectAsync(url, { clientId: `hub-acks-${deviceId}` })
+    try {
+      await hub.subscribeAsync(topics.acks(deviceId), { qos: 1 })
+      const ack = nextEvent(hub, 'message')
+      await hub.publishAsync(topics.commands(deviceId), JSON.stringify(command), { qos: 1 })
+      const [, payload] = await ack
+      return JSON.parse(String(payload))
+    } finally {
+      await hub.endAsync()
+    }
+  }
+
+  it('names the model, not the device id, when a command is out of the model\'s range', async () => {
+    const device = await connectDevice({ url, deviceId: 'fridge-7', model: 'frostline-f2', secret: 'x', capabilities: [{ name: 'targetTemperature', min: 1, max: 8 }], handlers: { targetTemperature: () => {} } })
+    try {
+      const ack = await ackOf('fridge-7', { id: 'c-9', set: { targetTemperature: 40 } })
+      expect(ack).toEqual({ id: 'c-9', status: 'error', error: 'targetTemperature 40 is out of range 1..8 for model frostline-f2' })
+    } finally {
+      await device.close()
+    }
+  })
+
+  it('says "this device" when it was not told its model, never the device id', async () => {
+    const device = await connectDevice({ url, deviceId: 'fridge-8', secret: 'x', capabilities: [{ name: 'targetTemperature', min: 1, max: 8 }], handlers: { targetTemperature: () => {} } })
+    try {
+      const ack = await ackOf('fridge-8', { id: 'c-10', set: { targetTemperature: 40 } })
+      expect(ack.error).toBe('targetTemperature 40 is out of range 1..8 for this device')
+    } finally {
+      await device.close()
+    }
+  })
+})

@@ -115,7 +115,8 @@ describe('a maker brings a model of its own', () => {
       'readings[0] (env.air.k → temperature): temperature 626.85 is out of range -50..150 for model verdant-gh2',
       expect.stringMatching(/^payload is not JSON/),
     ])
-    expect(rejections.body.rejections[0]).toMatchObject({ deviceId: d.id, topic: `devices/${d.id}/telemetry`, payload: '{"nothing":"mapped"}' })
+    // The device is claimed: its maker sees the payload's shape, not its values (docs/makers.md, Consent).
+    expect(rejections.body.rejections[0]).toMatchObject({ deviceId: d.id, topic: `devices/${d.id}/telemetry`, payload: '{"nothing":"<string>"}' })
     const metrics = await api.get('/metrics')
     expect(metrics.body).toMatch(/trellis_ingest_rejected_total\{reason="malformed"\} [2-9]/)
     expect(metrics.body).toMatch(/trellis_dead_letters_total [3-9]/)

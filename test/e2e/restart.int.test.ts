@@ -1,38 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { connectDevice, type Device } from '@trellis/device-sdk'
-import { openPglite } from '@trellis/hub'
 import { startTestInflux, type TestInflux } from '../support/influx.js'
 import { startStack, type TestStack } from '../support/stack.js'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 import { openSse } from '../support/sse.js'
 
 let influx: TestInflux
-let dir: string
+let database: TestDatabase
 const stacks: TestStack[] = []
 const devices: Device[] = []
 const thermostat = { name: 'thermo-1', capabilities: ['temperature', 'targetTemperature', 'power'] }
 
 beforeAll(async () => {
   influx = await startTestInflux()
-  dir = await mkdtemp(path.join(tmpdir(), 'trellis-registry-'))
-  // Creating the database folder (initdb) is the slow part; do it here, not inside a test's time.
-  await (await openPglite(dir)).close()
+  database = await freshDatabase()
 })
 
 afterAll(async () => {
   await Promise.all(devices.map((d) => d.close().catch(() => {})))
   for (const s of stacks) await s.close().catch(() => {})
   await influx?.dispose()
-  if (dir) await rm(dir, { recursive: true, force: true })
+  await database?.drop()
 })
 
-/** A hub on the registry folder shared by every hub of this file, as one after another restart. */
+/** A hub on the registry database shared by every hub of this file, as one after another restart. */
 async function startHub (opts: Pick<Parameters<typeof startStack>[0], 'presence' | 'stream' | 'schedules'> = {}) {
-  const stack = await startStack({ influxUrl: influx.url, sql: await openPglite(dir), ...opts })
+  const stack = await startStack({ influxUrl: influx.url, sql: database.open(), ...opts })
   stacks.push(stack)
   return stack
 }

@@ -52,7 +52,9 @@ describe('InfluxDB refuses some points of a batch', () => {
     expect(rejections.body.rejections).toHaveLength(1)
     expect(rejections.body.rejections[0]).toMatchObject({ deviceId: b, topic: `devices/${b}/telemetry` })
     expect(rejections.body.rejections[0].reason).toMatch(/field type conflict.*"temperature".*is type string, already exists as type float/)
-    expect(rejections.body.rejections[0].payload).toContain('value="hot"')
+    // The device is claimed: its maker does not see the line's values (docs/makers.md, Consent); the hub keeps them.
+    expect(rejections.body.rejections[0].payload).toContain('withheld')
+    expect(stack.hub.deadLetters.forModel(fleet.modelId)[0].payload).toContain('value="hot"')
     // A 4xx is final: not retried, not spooled.
     expect(writer.stats.rejected - before.rejected).toBe(1)
     expect(writer.stats.failedRequests).toBe(before.failedRequests)

@@ -1,16 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
-import { AuditLog, openPglite, type SqlClient } from '@trellis/hub'
+import { AuditLog, type SqlClient } from '@trellis/hub'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { Registry } from '../../hub/src/registry/registry.js'
 
-// Real PGlite (the registry's embedded Postgres), in memory.
+// A database of its own on the run's PostgreSQL.
+let database: TestDatabase
 let db: SqlClient
 let registry: Registry
 beforeAll(async () => {
-  db = await openPglite()
+  database = await freshDatabase()
+  db = database.open()
   registry = await Registry.open(db)
 })
-afterAll(async () => { await db?.close() })
+afterAll(async () => { await db?.close(); await database?.drop() })
 
 describe('the audit log keeps its records for a while, not for ever', () => {
   it('deletes the records older than the retention, in chunks, and keeps the rest', async () => {

@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { openPglite, type SqlClient } from '@trellis/hub'
+import type { SqlClient } from '@trellis/hub'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { CommandLog, type CommandRecord } from '../../hub/src/commands/command-log.js'
 import { eventually } from '../support/wait.js'
 
-// Real PGlite (the registry's embedded Postgres), in memory.
+// A database of its own on the run's PostgreSQL.
+let database: TestDatabase
 let db: SqlClient
-beforeAll(async () => { db = await openPglite() })
-afterAll(async () => { await db?.close() })
+beforeAll(async () => { database = await freshDatabase(); db = database.open() })
+afterAll(async () => { await db?.close(); await database?.drop() })
 
 const record = (id: string, over: Partial<CommandRecord> = {}): CommandRecord => ({
   id, deviceId: 'dev-a', ownerId: 'ow-a', origin: 'api', request: { set: { power: true } }, status: 'pending', error: null, state: null,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Registry } from '../../hub/src/registry/registry.js'
-import { openPglite, type SqlClient } from '../../hub/src/registry/sql.js'
+import type { SqlClient } from '../../hub/src/registry/sql.js'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 
 /** A real in-memory database whose token inserts fail, as a full disk or a lost connection would make them. */
 function failingTokenInserts (db: SqlClient): SqlClient {
@@ -15,11 +16,11 @@ function failingTokenInserts (db: SqlClient): SqlClient {
 }
 
 describe('registry accounts', () => {
+  let database: TestDatabase
   let db: SqlClient
   let registry: Registry
-  // PGlite takes seconds to start on a loaded machine: one database for the file.
-  beforeAll(async () => { db = await openPglite(); registry = await Registry.open(failingTokenInserts(db)) }, 60_000)
-  afterAll(async () => { await db?.close() })
+  beforeAll(async () => { database = await freshDatabase(); db = database.open(); registry = await Registry.open(failingTokenInserts(db)) }, 60_000)
+  afterAll(async () => { await db?.close(); await database?.drop() })
 
   it('writes a maker and its first token together, or neither', async () => {
     await expect(registry.createMaker('Acme')).rejects.toThrow('disk full')

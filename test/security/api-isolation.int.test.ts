@@ -98,8 +98,18 @@ function sampleBody (key: string, a: Tenant): unknown {
     'POST /v1/devices/{id}/commands': { set: { power: true } },
     'POST /v1/schedules': { deviceId: a.devices[0].id, cron: '0 23 * * *', timezone: 'Europe/Berlin', command: { set: { power: false } } },
     'PATCH /v1/schedules/{id}': { paused: true },
+    'POST /v1/automations': automationOf(a),
+    'PUT /v1/automations/{id}': automationOf(a),
+    'POST /v1/automations:test': { rule: automationOf(a), days: 1 },
+    'POST /v1/apps': { name: 'walker app' },
+    'POST /v1/grants': { grantee: { kind: 'maker', id: a.makerId }, devices: [a.devices[0].id], capabilities: ['temperature'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() },
   }
   return samples[key] ?? {}
+}
+
+/** A rule on A's devices: a stranger may neither create, replace nor replay it. */
+function automationOf (a: Tenant) {
+  return { name: 'walk', trigger: { type: 'reading', deviceId: a.devices[0].id, capability: 'temperature', op: 'above', value: 30 }, actions: [{ deviceId: a.devices[1].id, command: { set: { power: false } } }] }
 }
 
 interface Tenant {
@@ -107,6 +117,10 @@ interface Tenant {
   devices: Array<{ id: string, secret: string, claimCode: string }>
   tokenIds: string[]
   scheduleId: string
+  automationId: string
+  appId: string
+  appToken: string
+  grantId: string
 }
 
 async function tenant (name: string): Promise<Tenant> {
@@ -114,12 +128,18 @@ async function tenant (name: string): Promise<Tenant> {
   const tokens = await api.get('/v1/tokens', fleet.ownerToken)
   const schedule = await api.post('/v1/schedules', { deviceId: fleet.devices[0].id, cron: '0 3 * * *', command: { set: { power: false } } }, fleet.ownerToken)
   if (schedule.status !== 201) throw new Error(`schedule creation failed: ${JSON.stringify(schedule.body)}`)
-  return { ...fleet, tokenIds: tokens.body.tokens.map((t: { id: string }) => t.id), scheduleId: schedule.body.id }
+  const automation = await api.post('/v1/automations', { name: 'mine', trigger: { type: 'presence', deviceId: fleet.devices[0].id }, actions: [{ deviceId: fleet.devices[1].id, command: { set: { power: true } } }] }, fleet.ownerToken)
+  if (automation.status !== 201) throw new Error(`automation creation failed: ${JSON.stringify(automation.body)}`)
+  // An app of the owner's with a grant on one of the owner's devices: a stranger to every other tenant.
+  const app = await api.post('/v1/apps', { name: `${name} app` }, fleet.ownerToken)
+  const grant = await api.post('/v1/grants', { grantee: { kind: 'app', id: app.body.id }, devices: [fleet.devices[0].id], capabilities: ['temperature'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, fleet.ownerToken)
+  if (grant.status !== 201) throw new Error(`grant failed: ${JSON.stringify(grant.body)}`)
+  return { ...fleet, tokenIds: tokens.body.tokens.map((t: { id: string }) => t.id), scheduleId: schedule.body.id, automationId: automation.body.id, appId: app.body.id, appToken: app.body.token, grantId: grant.body.id }
 }
 
 /** What of A's must never show in a stranger's answer. */
 function secretsOf (a: Tenant): string[] {
-  return [a.makerId, a.modelId, a.ownerId, a.scheduleId, ...a.tokenIds, ...a.devices.flatMap((d) => [d.id, d.secret])]
+  return [a.makerId, a.modelId, a.ownerId, a.scheduleId, a.automationId, a.appId, a.appToken, a.grantId, ...a.tokenIds, ...a.devices.flatMap((d) => [d.id, d.secret])]
 }
 
 function concretePath (path: string, a: Tenant): string {
@@ -127,6 +147,9 @@ function concretePath (path: string, a: Tenant): string {
     if (path.startsWith('/v1/models/')) return a.modelId
     if (path.startsWith('/v1/tokens/')) return a.tokenIds[0]
     if (path.startsWith('/v1/schedules/')) return a.scheduleId
+    if (path.startsWith('/v1/automations/')) return a.automationId
+    if (path.startsWith('/v1/apps/')) return a.appId
+    if (path.startsWith('/v1/grants/')) return a.grantId
     if (name === 'id') return a.devices[0].id
     return `${name}-that-does-not-exist`
   })
@@ -181,10 +204,10 @@ async function walk (a: Tenant, strangers: Array<{ as: string, token: string }>)
 }
 
 describe('API isolation: every route in /docs, walked as strangers', () => {
-  it('answers 401/403/404 to no token, a wrong token, another owner and another maker on every route, and catches a forgotten guard', async () => {
+  it("answers 401/403/404 to no token, a wrong token, another owner, another maker and another owner's app on every route, and catches a forgotten guard", async () => {
     const a = await tenant('Maker A')
     const b = await tenant('Maker B')
-    const { walked, violations } = await walk(a, [{ as: "another owner's token", token: b.ownerToken }, { as: "another maker's token", token: b.makerToken }])
+    const { walked, violations } = await walk(a, [{ as: "another owner's token", token: b.ownerToken }, { as: "another maker's token", token: b.makerToken }, { as: "another owner's app", token: b.appToken }])
     expect(walked.length).toBeGreaterThanOrEqual(20)
     const real = violations.filter((v) => !v.route.includes('/test-only/'))
     expect(real, JSON.stringify(real, null, 1)).toEqual([])

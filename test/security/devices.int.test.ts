@@ -9,7 +9,7 @@ import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
 import { eventually, nextEvent } from '../support/wait.js'
 import { rawConnection, rawPackets, subackCodes } from '../support/mqtt.js'
 
-// Hostile devices against a real hub: real broker over TCP, real influxd, registry in PGlite.
+// Hostile devices against a real hub: real broker over TCP, real influxd, registry on the run's PostgreSQL.
 const ADMIN_TOKEN = 'trellis_admin_devices-test-admin-token-0123456789'
 
 let influx: TestInflux

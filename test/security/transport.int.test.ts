@@ -7,6 +7,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import mqtt from 'mqtt'
 import { buildHub, type Hub } from '@trellis/hub'
+import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
 import { testLogger } from '../support/stack.js'
@@ -14,6 +15,7 @@ import { eventually } from '../support/wait.js'
 import { subackCodes } from '../support/mqtt.js'
 
 // TLS for MQTT and the API, and MQTT over WebSocket, with a self-signed certificate made at run time.
+let database: TestDatabase
 let influx: TestInflux
 let hub: Hub
 let certDir: string
@@ -44,7 +46,8 @@ beforeAll(async () => {
   cert = await readFile(path.join(certDir, 'cert.pem'))
   const key = await readFile(path.join(certDir, 'key.pem'))
   influx = await startTestInflux()
-  hub = await buildHub({ influxUrl: influx.url, logger: testLogger(), tls: { cert, key }, writer: { flushIntervalMs: 20 } })
+  database = await freshDatabase()
+  hub = await buildHub({ influxUrl: influx.url, sql: database.open(), logger: testLogger(), tls: { cert, key }, writer: { flushIntervalMs: 20 } })
   urls = await hub.listen({ httpPort: 0, mqttPort: 0, mqttsPort: 0 })
   const maker = await request('POST', `${urls.httpUrl}/v1/makers`, { name: 'Secure Co' })
   const model = await request('POST', `${urls.httpUrl}/v1/models`, { name: 'tls-1', capabilities: ['temperature'] }, maker.body.token)
@@ -56,6 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(open.splice(0).map(async (c) => { try { await c.close() } catch {} }))
   await hub?.close()
+  await database?.drop()
   await influx?.dispose()
   if (certDir) await rm(certDir, { recursive: true, force: true })
 })

@@ -3,6 +3,9 @@ import { pino } from 'pino'
 import { buildApi, type ApiOptions } from '../../hub/src/api/app.js'
 import type { ApiContext } from '../../hub/src/api/context.js'
 import type { RouteDef } from '../../hub/src/api/route.js'
+import { automationRoutes } from '../../hub/src/api/routes/automations.js'
+import type { Automations } from '../../hub/src/automations/automations.js'
+import type { Automation, AutomationDeclaration } from '../../hub/src/automations/rule.js'
 import { commandRoutes } from '../../hub/src/api/routes/commands.js'
 import { presenceRoutes } from '../../hub/src/api/routes/presence.js'
 import { scheduleRoutes } from '../../hub/src/api/routes/schedules.js'
@@ -15,7 +18,7 @@ import { HubMetrics } from '../../hub/src/metrics.js'
 import type { PresenceMonitor } from '../../hub/src/presence/presence.js'
 import { DeviceDirectory } from '../../hub/src/registry/directory.js'
 import { Registry } from '../../hub/src/registry/registry.js'
-import { openPglite } from '../../hub/src/registry/sql.js'
+import { freshDatabase } from './postgres.js'
 import type { Schedule } from '../../hub/src/schedules/schedule-store.js'
 import type { Scheduler } from '../../hub/src/schedules/scheduler.js'
 import { StateStore } from '../../hub/src/state/state.js'
@@ -78,6 +81,32 @@ function fakeScheduler () {
   }
 }
 
+/** Automations kept in memory, never armed. */
+function fakeAutomations () {
+  const rules: Automation[] = []
+  return {
+    problem: () => null,
+    async create (ownerId: string, _devices: unknown, rule: AutomationDeclaration): Promise<Automation> {
+      const a: Automation = { ...rule, id: `aut-${rules.length + 1}`, ownerId, createdAt: new Date().toISOString() }
+      rules.push(a)
+      return a
+    },
+    async replace (existing: Automation, _devices: unknown, rule: AutomationDeclaration): Promise<Automation> {
+      Object.assign(existing, rule)
+      return existing
+    },
+    async list (ownerId: string) { return rules.filter((a) => a.ownerId === ownerId) },
+    async get (ownerId: string, id: string) { return rules.find((a) => a.ownerId === ownerId && a.id === id) ?? null },
+    async delete (ownerId: string, id: string) {
+      const i = rules.findIndex((a) => a.ownerId === ownerId && a.id === id)
+      if (i >= 0) rules.splice(i, 1)
+      return i >= 0
+    },
+    async runs () { return [] },
+    suspended: () => null,
+  }
+}
+
 export interface FakeHubApi {
   app: FastifyInstance
   routes: RouteDef<any, any, any, any>[]
@@ -123,6 +152,7 @@ export async function fakeHubApi (opts: ApiOptions = {}, shared?: Registry): Pro
         ...commandRoutes(api, commands as unknown as CommandService),
         ...presenceRoutes(api, { history: async () => ({ onlineAtStart: false, changes: [] }) } as unknown as PresenceMonitor),
         ...scheduleRoutes(api, fakeScheduler() as unknown as Scheduler),
+        ...automationRoutes(api, fakeAutomations() as unknown as Automations),
         ...streamRoutes({
           open: (_owner: string, raw: import('node:http').ServerResponse) => {
             raw.writeHead(200, { 'content-type': 'text/event-stream' })
@@ -149,9 +179,9 @@ export async function fakeHubApi (opts: ApiOptions = {}, shared?: Registry): Pro
   }
 }
 
-/** A registry in an in-memory PGlite, to share between the APIs of one test file (opening one takes seconds). */
+/** A registry in a database of its own on the run's PostgreSQL (which goes, with its databases, when the run ends). */
 export async function openFakeRegistry (): Promise<Registry> {
-  return await Registry.open(await openPglite())
+  return await Registry.open((await freshDatabase()).open())
 }
 
 /** A maker with a model and `count` devices, and an owner who claimed the first `claimed` of them. */

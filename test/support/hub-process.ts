@@ -6,15 +6,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
-import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
-import { buildHub, closeOnSignals, openPglite, type HubOptions } from '@trellis/hub'
+import { buildHub, closeOnSignals, openPostgres, type HubOptions } from '@trellis/hub'
+import { databaseForDir } from './postgres.js'
 
 export interface HubProcessOptions {
   influxUrl: string
-  /** Registry (PGlite) in `<dataDir>/registry`, spool in `<dataDir>/spool`. */
+  /** Spool in `<dataDir>/spool`. */
   dataDir: string
+  /** The registry. Default: the database of `dataDir` on the run's PostgreSQL, the same after a restart. */
+  databaseUrl?: string
   /** Default 0: a free port. Pass the previous one to restart where devices expect it. */
   mqttPort?: number
   httpPort?: number
@@ -22,6 +24,8 @@ export interface HubProcessOptions {
   writer?: HubOptions['writer']
   /** A broker apart from the hub (remote mode); default none, the broker runs in the hub process. */
   remoteBroker?: HubOptions['remoteBroker']
+  /** Owner-side limits (JSON only), as buildHub takes them; default none, the hub's own defaults. */
+  limits?: Pick<HubOptions, 'schedules' | 'commands' | 'stream'>
 }
 
 export interface HubProcess {
@@ -60,7 +64,7 @@ export async function restartablePort (): Promise<number> {
 export async function startHubProcess (opts: HubProcessOptions, startTimeoutMs = 30_000): Promise<HubProcess> {
   // The hub is restarted on the same ports, so they must not come from the kernel's ephemeral range:
   // between the kill and the restart any outgoing connection could be handed a freed ephemeral port.
-  opts = { ...opts, mqttPort: opts.mqttPort || await restartablePort(), httpPort: opts.httpPort || await restartablePort() }
+  opts = { ...opts, mqttPort: opts.mqttPort || await restartablePort(), httpPort: opts.httpPort || await restartablePort(), databaseUrl: opts.databaseUrl ?? (await databaseForDir(opts.dataDir)).url }
   // node itself, not the tsx launcher: a signal must reach the process that runs the hub.
   // The IPC channel only tells the hub when this test process is gone, so it never outlives its test.
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', self, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env } })
@@ -107,11 +111,12 @@ async function main (opts: HubProcessOptions): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' }, pino.destination(2))
   const hub = await buildHub({
     influxUrl: opts.influxUrl,
-    sql: await openPglite(path.join(opts.dataDir, 'registry')),
+    sql: openPostgres(opts.databaseUrl!),
     dataDir: opts.dataDir,
     logger,
     writer: { flushIntervalMs: 20, ...opts.writer },
     remoteBroker: opts.remoteBroker,
+    ...opts.limits,
   })
   const urls = await hub.listen({ httpPort: opts.httpPort ?? 0, mqttPort: opts.mqttPort ?? 0 })
   closeOnSignals(() => hub.close(), { logger })

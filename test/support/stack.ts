@@ -1,5 +1,6 @@
 import { pino } from 'pino'
 import { buildHub, type Hub, type HubOptions } from '@trellis/hub'
+import { freshDatabase } from './postgres.js'
 
 export interface TestStack {
   hub: Hub
@@ -11,9 +12,21 @@ export interface TestStack {
 /** Quiet unless LOG_LEVEL is set. */
 export const testLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'silent' })
 
-/** A hub and its broker on ephemeral 127.0.0.1 ports, registry in memory. */
-export async function startStack (opts: Omit<HubOptions, 'logger'> & { logger?: HubOptions['logger'] }): Promise<TestStack> {
-  const hub = await buildHub({ logger: testLogger(), ...opts, writer: { flushIntervalMs: 20, ...opts.writer } })
-  const { httpUrl, mqttUrl } = await hub.listen({ httpPort: 0, mqttPort: 0 })
-  return { hub, httpUrl, mqttUrl, close: () => hub.close() }
+export type TestStackOptions = Omit<HubOptions, 'logger' | 'sql'> & Partial<Pick<HubOptions, 'logger' | 'sql'>>
+
+/**
+ * A hub and its broker on ephemeral 127.0.0.1 ports. Without `sql`, its
+ * registry is a fresh database on the run's PostgreSQL, dropped on close.
+ * Schedules may fire every second here (the hub's default minimum is 60 s), so tests need not wait minutes.
+ */
+export async function startStack (opts: TestStackOptions): Promise<TestStack> {
+  const db = opts.sql ? null : await freshDatabase()
+  try {
+    const hub = await buildHub({ logger: testLogger(), ...opts, sql: opts.sql ?? db!.open(), writer: { flushIntervalMs: 20, ...opts.writer }, schedules: { minIntervalSeconds: 1, ...opts.schedules } })
+    const { httpUrl, mqttUrl } = await hub.listen({ httpPort: 0, mqttPort: 0 })
+    return { hub, httpUrl, mqttUrl, close: async () => { await hub.close(); await db?.drop() } }
+  } catch (err) {
+    await db?.drop()
+    throw err
+  }
 }

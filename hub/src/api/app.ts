@@ -12,6 +12,8 @@ import { modelRoutes } from './routes/models.js'
 import { deviceRoutes } from './routes/devices.js'
 import { credentialRoutes } from './routes/credentials.js'
 import { auditRoutes } from './routes/audit.js'
+import { grantRoutes } from './routes/grants.js'
+import { insightRoutes } from './routes/insight.js'
 import { consoleSessionRoutes, serveConsole } from './console.js'
 import { RequestThrottle, type ApiRateLimits } from './throttle.js'
 import { jsonDepthExceeds } from './json-depth.js'
@@ -105,6 +107,12 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
   api.registry.on('token-revoked', forgetTokens)
   app.addHook('onClose', async () => { api.registry.off('token-revoked', forgetTokens) })
 
+  // Latency by route pattern (bounded: one series per route, method and status), for /metrics.
+  app.addHook('onResponse', (request, reply, done) => {
+    api.metrics.observeHttp({ method: request.method, route: request.routeOptions.url, statusCode: reply.statusCode, seconds: reply.elapsedTime / 1000 })
+    done()
+  })
+
   const corsOrigins = new Set(opts.corsOrigins ?? [])
   if (corsOrigins.size > 0) {
     app.addHook('onRequest', async (request, reply) => {
@@ -164,6 +172,8 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     ...deviceRoutes(api),
     ...credentialRoutes(api),
     ...auditRoutes(api),
+    ...grantRoutes(api),
+    ...insightRoutes(api),
     ...consoleSessionRoutes(api),
     ...(opts.extraRoutes?.(api) ?? []),
   )

@@ -11,7 +11,8 @@ import { visibleDevice, type ApiContext } from './context.js'
 import { csrfTokenFor, readCookies, sessionCookieName, setSessionCookie } from './session-cookie.js'
 
 /** Where `npm run build:console` writes the console (console/build.ts). */
-export const defaultConsoleDir = fileURLToPath(new URL('../../../console/dist/', import.meta.url))
+// From hub/src/api (the sources) or hub/dist/src/api (the build), the repository root holds console/.
+export const defaultConsoleDir = fileURLToPath(new URL(import.meta.url.includes('/hub/dist/') ? '../../../../console/dist/' : '../../../console/dist/', import.meta.url))
 
 const contentTypes: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -90,7 +91,8 @@ export function consoleSessionRoutes (api: ApiContext) {
         } else {
           const grant = await api.registry.resolveToken(body.token)
           // The console gets a token of its own, so signing out leaves the pasted one working.
-          if (grant && grant.scope !== 'admin') session = { scope: grant.scope, subject: grant.subject, token: (await api.registry.issueToken(grant.scope, grant.subject, 'console session', api.tokens)).token }
+          // An app's token is an API client's, not a person's: no console session for it.
+          if (grant && (grant.scope === 'owner' || grant.scope === 'maker')) session = { scope: grant.scope, subject: grant.subject, token: (await api.registry.issueToken(grant.scope, grant.subject, 'console session', api.tokens)).token }
         }
         if (!session) {
           api.throttle.spend('failedLoginPerAddress', [request.ip])

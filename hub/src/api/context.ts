@@ -10,6 +10,8 @@ import type { CommandService } from '../commands/service.js'
 import type { AuditLog } from '../audit/audit-log.js'
 import type { Caller } from './route.js'
 import type { RequestThrottle } from './throttle.js'
+import type { Consent } from '../consent/index.js'
+import { ConsentPolicy, type ReadAccess } from '../consent/policy.js'
 import { errors } from './errors.js'
 
 /** What route handlers work with. */
@@ -33,17 +35,42 @@ export interface ApiContext {
   defaultHeartbeatSeconds?: number
   /** Maker display names by id, cached. */
   makerName (id: string): Promise<string>
+  /** Grants, apps, the access log and fleet insight. Default none: no grant exists, so makers see health data only of claimed devices. */
+  consent?: Consent
+}
+
+const noGrants = new ConsentPolicy(null)
+
+/** Capability → how the caller may read it, for one device it can see. */
+export async function readableCapabilities (api: ApiContext, caller: Caller, ctx: DeviceContext): Promise<Map<string, ReadAccess>> {
+  return await (api.consent?.policy ?? noGrants).readable(caller, ctx)
+}
+
+/** Records, for the owner's access log, the reads of `capabilities` made under grants (reads by right are not logged). */
+export function recordGrantedReads (api: ApiContext, caller: Caller, ctx: DeviceContext, readable: Map<string, ReadAccess>, capabilities: Iterable<string>, kind: 'state' | 'history' | 'list'): void {
+  if (!api.consent || ctx.ownerId === null) return
+  const byGrant = new Map<string, string[]>()
+  for (const c of capabilities) {
+    const grant = readable.get(c)?.grant
+    if (grant) byGrant.set(grant.id, [...(byGrant.get(grant.id) ?? []), c])
+  }
+  for (const [grantId, caps] of byGrant) {
+    api.consent.accessLog.record({ ownerId: ctx.ownerId, actor: actorOf(caller), grantId, deviceId: ctx.id, kind, capabilities: caps.sort() })
+  }
 }
 
 /**
- * The device if the caller may see it: its owner, or its maker. Anyone else
- * gets the same 404 as for a device that does not exist.
+ * The device if the caller may see it: its owner, its maker, or an app that
+ * holds a live grant on it (when `allow` names `app`). Anyone else gets the
+ * same 404 as for a device that does not exist. What of it the caller may
+ * read is `readableCapabilities`'s answer.
  */
-export async function visibleDevice (api: ApiContext, caller: Caller, id: string, allow: Array<'owner' | 'maker'> = ['owner', 'maker']): Promise<DeviceContext> {
+export async function visibleDevice (api: ApiContext, caller: Caller, id: string, allow: Array<'owner' | 'maker' | 'app'> = ['owner', 'maker']): Promise<DeviceContext> {
   const ctx = await api.directory.get(id)
   if (ctx) {
     if (caller.scope === 'owner' && allow.includes('owner') && ctx.ownerId === caller.subject) return ctx
     if (caller.scope === 'maker' && allow.includes('maker') && ctx.makerId === caller.subject) return ctx
+    if (caller.scope === 'app' && allow.includes('app') && api.consent && await api.consent.policy.appMaySee(caller.subject, ctx)) return ctx
   }
   throw errors.notFound('device', id)
 }

@@ -1,4 +1,5 @@
 import { CapabilityDeclarationError, MappingError } from '@trellis/device-sdk'
+import { AutomationRefused } from '../automations/automations.js'
 import { CommandRefused } from '../commands/service.js'
 import { EmailTakenError, ModelNameTakenError } from '../registry/registry.js'
 import { QuotaExceeded } from '../registry/quotas.js'
@@ -29,6 +30,11 @@ export const domainErrors = [
     type: ScheduleRefused,
     codes: ['INVALID_SCHEDULE', 'SCHEDULE_LIMIT'],
     toApi: (err) => err.reason === 'limit' ? errors.scheduleLimit(err.limit!) : errors.invalidSchedule(err.message),
+  }),
+  rule({
+    type: AutomationRefused,
+    codes: ['INVALID_AUTOMATION', 'AUTOMATION_LIMIT'],
+    toApi: (err) => err.reason === 'limit' ? errors.automationLimit(err.limit!) : errors.invalidAutomation(err.message),
   }),
   rule({ type: EmailTakenError, codes: ['EMAIL_TAKEN'], toApi: () => errors.emailTaken() }),
   rule({ type: ModelNameTakenError, codes: ['MODEL_NAME_TAKEN'], toApi: (err) => errors.modelNameTaken(err.message) }),

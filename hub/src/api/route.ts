@@ -6,7 +6,7 @@ import { errors, errorStatus, type ErrorCode } from './errors.js'
 import { cookieToken } from './session-cookie.js'
 
 /** Who may call a route. Every route declares one; there is no default. */
-export type Access = 'public' | 'maker' | 'owner' | 'owner-or-maker' | 'admin' | 'maker-or-admin' | 'authenticated'
+export type Access = 'public' | 'maker' | 'owner' | 'owner-or-maker' | 'owner-or-grantee' | 'admin' | 'maker-or-admin' | 'authenticated'
 
 export interface Caller { scope: Scope, subject: string, tokenId: string }
 
@@ -64,6 +64,7 @@ const accessScopes: Record<Exclude<Access, 'public'>, Scope[]> = {
   maker: ['maker'],
   owner: ['owner'],
   'owner-or-maker': ['owner', 'maker'],
+  'owner-or-grantee': ['owner', 'maker', 'app'],
   admin: ['admin'],
   'maker-or-admin': ['maker', 'admin'],
   authenticated: ['maker', 'owner', 'admin'],
@@ -73,6 +74,7 @@ const accessNames: Record<Exclude<Access, 'public'>, string> = {
   maker: 'makers (a maker token)',
   owner: 'owners (an owner token)',
   'owner-or-maker': 'owners and makers',
+  'owner-or-grantee': 'owners, and makers and apps under their grants',
   admin: 'the platform admin',
   'maker-or-admin': 'makers and the platform admin',
   authenticated: 'any signed-in caller',

@@ -1,9 +1,10 @@
 import type { ReadingValue } from '@trellis/device-sdk'
 import type { SqlClient } from '../registry/sql.js'
+import { migrate } from '../registry/migrate.js'
 import type { CommandRequest } from './validate.js'
 
 export type CommandStatus = 'pending' | 'ok' | 'error' | 'timeout'
-export type CommandOrigin = 'api' | 'schedule'
+export type CommandOrigin = 'api' | 'schedule' | 'automation'
 
 /** One command as the hub keeps it: from request to ack, timeout or expiry. */
 export interface CommandRecord {
@@ -107,7 +108,7 @@ export class CommandLog {
 
   /** `flushIntervalMs`: how long a record may wait to be written. Default 20. */
   static async open (db: SqlClient, opts: { flushIntervalMs?: number } = {}): Promise<CommandLog> {
-    await db.exec(schema)
+    await migrate(db, 'commands', [{ version: 1, name: 'commands', sql: schema }])
     return new CommandLog(db, opts.flushIntervalMs ?? 20)
   }
 

@@ -34,6 +34,8 @@ interface InFlight {
   deadline: NodeJS.Timeout
   /** Forgets the command once a late ack can no longer count. */
   forget?: NodeJS.Timeout
+  /** Counted in `trellis_commands_total` already: a late ack after a timeout changes the record, not the count. */
+  counted?: boolean
 }
 
 /**
@@ -62,7 +64,7 @@ export class CommandService extends EventEmitter {
     this.defaultQueueTtlMs = opts.defaultQueueTtlMs ?? 3_600_000
     this.maxPending = opts.maxPendingPerDevice ?? 100
     this.log = opts.log
-    this.counted = new Counter({ name: 'trellis_commands_total', help: 'Commands by final status (and pending when sent).', labelNames: ['status'] as const, registers: [opts.metrics.registry] })
+    this.counted = new Counter({ name: 'trellis_commands_total', help: 'Commands by final status (ok, error, timeout), each counted once: a late ack after a timeout does not count again.', labelNames: ['status'] as const, registers: [opts.metrics.registry] })
     this.queue = new OfflineQueue({
       commandLog: opts.commandLog,
       sweepMs: opts.queueSweepMs,
@@ -338,7 +340,10 @@ export class CommandService extends EventEmitter {
 
   private settle (flight: InFlight): void {
     const { record } = flight
-    this.counted.labels(record.status).inc()
+    if (!flight.counted) {
+      flight.counted = true
+      this.counted.labels(record.status).inc()
+    }
     const waiters = flight.waiters.splice(0)
     this.opts.commandLog.update(record).then(() => {
       for (const w of waiters) w()

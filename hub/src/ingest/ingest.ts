@@ -69,6 +69,12 @@ export interface IngestOptions {
   onReport?: (deviceId: string, readings: readonly Reading[]) => void
   /** Called with each ack (the commands module listens). */
   onAck?: (deviceId: string, payload: Buffer) => void
+  /**
+   * Called with a device's new readings once its state holds them (the
+   * automations' rule index listens). Runs on the hot path: return at once
+   * when nothing watches the device.
+   */
+  onReadings?: (deviceId: string, readings: readonly Reading[]) => void
   /** Called with each valid device event. */
   onEvent?: (deviceId: string, event: DeviceEvent) => void
 }
@@ -171,6 +177,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       return done()
     }
     state.applyReadings(ctx.id, readings, ts, now)
+    opts.onReadings?.(ctx.id, readings)
     metrics.tally.readings += readings.length
     if (ctx.model.mapping?.acksByReport === true) opts.onReport?.(ctx.id, readings)
     if (packet.qos === 0 && writer.stats.buffered < backpressureQos0Above) {

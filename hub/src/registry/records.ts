@@ -2,7 +2,8 @@ import { resolveCapabilities, type CapabilityDeclaration, type ModelCapability }
 
 // What the registry's aggregates hold, as rows and as the hub sees them.
 
-export type Scope = 'maker' | 'owner' | 'admin'
+/** `app`: a third-party API client an owner registered (hub/src/consent); it reads only under the owner's grants. */
+export type Scope = 'maker' | 'owner' | 'admin' | 'app'
 
 export interface Maker { id: string, name: string, createdAt: string }
 export interface Owner { id: string, email: string, createdAt: string }

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events'
-import { schema, type SqlClient } from './sql.js'
+import type { SqlClient } from './sql.js'
+import { registryMigrations } from './schema.js'
+import { migrate } from './migrate.js'
 import { defaultMakerQuotas, type MakerQuotas } from './quotas.js'
 import { Tokens } from './tokens.js'
 import { Accounts } from './accounts.js'
@@ -48,7 +50,7 @@ export class Registry extends EventEmitter {
   }
 
   static async open (db: SqlClient, opts: RegistryOptions = {}): Promise<Registry> {
-    await db.exec(schema)
+    await migrate(db, 'registry', registryMigrations)
     return new Registry(db, opts)
   }
 

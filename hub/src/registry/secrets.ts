@@ -16,12 +16,12 @@ function randomString (alphabet: string, length: number): string {
 }
 
 /** `prefix-` + 12 random lower-case base32 characters (60 bits). */
-export function newId (prefix: 'mk' | 'md' | 'ow' | 'dev' | 'cmd' | 'sch' | 'tok'): string {
+export function newId (prefix: 'mk' | 'md' | 'ow' | 'dev' | 'cmd' | 'sch' | 'aut' | 'tok'): string {
   return `${prefix}-${randomString(lower32, 12)}`
 }
 
 /** 256-bit bearer token; the scope is visible in the prefix so a leaked token is recognisable. */
-export function newToken (scope: 'maker' | 'owner' | 'admin'): string {
+export function newToken (scope: 'maker' | 'owner' | 'admin' | 'app'): string {
   return `trellis_${scope}_${randomBytes(32).toString('base64url')}`
 }
 

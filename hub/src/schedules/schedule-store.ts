@@ -1,4 +1,5 @@
 import type { SqlClient } from '../registry/sql.js'
+import { migrate } from '../registry/migrate.js'
 import type { CommandRequest } from '../commands/validate.js'
 
 export interface Schedule {
@@ -12,8 +13,13 @@ export interface Schedule {
   createdAt: string
 }
 
-/** What became of one firing: `sent` (the command's own status tells the rest) or why nothing was sent. */
-export type RunOutcome = 'sent' | 'offline' | 'invalid' | 'busy' | 'failed'
+/**
+ * What became of one firing: `sent` (the command's own status tells the rest) or why nothing was sent.
+ * `skipped`: a firing limit held it back; one such run stands for every firing skipped since the last one, its error says how many and why.
+ */
+/** What became of a firing; `skipped`: a run-time quota held it back (its error says which). */
+export const runOutcomes = ['sent', 'offline', 'invalid', 'busy', 'failed', 'skipped'] as const
+export type RunOutcome = typeof runOutcomes[number]
 
 export interface ScheduleRun {
   firedAt: string
@@ -62,7 +68,7 @@ export class ScheduleStore {
   private constructor (private readonly db: SqlClient) {}
 
   static async open (db: SqlClient): Promise<ScheduleStore> {
-    await db.exec(schema)
+    await migrate(db, 'schedules', [{ version: 1, name: 'schedules and their runs', sql: schema }])
     return new ScheduleStore(db)
   }
 
@@ -110,6 +116,17 @@ export class ScheduleStore {
     await this.db.query(
       `DELETE FROM schedule_runs WHERE schedule_id = $1 AND id NOT IN (
          SELECT id FROM schedule_runs WHERE schedule_id = $1 ORDER BY id DESC LIMIT $2)`, [scheduleId, keep])
+  }
+
+  /** Keeps the newest `keep` runs of all schedules together and deletes the rest. */
+  async pruneAllRuns (keep: number): Promise<void> {
+    await this.db.query(
+      'DELETE FROM schedule_runs WHERE id < (SELECT id FROM schedule_runs ORDER BY id DESC OFFSET $1 LIMIT 1)', [Math.max(0, keep - 1)])
+  }
+
+  /** Runs of all schedules together. */
+  async countAllRuns (): Promise<number> {
+    return (await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM schedule_runs'))[0].n
   }
 
   /** A schedule's runs, newest first, each with its command's current status. */

@@ -1,3 +1,6 @@
+// Just over 300 lines: segments, appends, the replay cursor and the crash-torn
+// tail share one file handle and one depth count. The record codec is apart
+// (spool-record.ts).
 import fs from 'node:fs'
 import path from 'node:path'
 import { EventEmitter } from 'node:events'

@@ -90,7 +90,8 @@ export class TelemetryStore {
   }
 
   /**
-   * Runs one InfluxQL read and returns its rows, `time` as a Date. Throws
+   * Runs one InfluxQL read and returns its rows, `time` as a Date and the
+   * tags of a GROUP BY as fields. Throws
    * `QueryRefused` when InfluxDB finds the query wrong (400), and an
    * `InfluxRequestError` (method, path, status, message; no credentials)
    * when it cannot answer.
@@ -100,13 +101,14 @@ export class TelemetryStore {
     const res = await this.http.get(path)
     if (res.status === 400) throw new QueryRefused(`InfluxDB refused the query: ${influxMessage(res.text) ?? 'no reason given'}`)
     if (res.status !== 200) throw this.http.failure('GET', path, res)
-    const body = JSON.parse(res.text) as { results?: Array<{ error?: string, series?: Array<{ columns: string[], values: unknown[][] }> }> }
+    const body = JSON.parse(res.text) as { results?: Array<{ error?: string, series?: Array<{ tags?: Record<string, string>, columns: string[], values: unknown[][] }> }> }
     const result = body.results?.[0]
     if (result?.error) throw new InfluxRequestError(`InfluxDB could not run the query: ${influxMessage(JSON.stringify({ error: result.error }))}`, res.status)
     const rows: Row[] = []
     for (const series of result?.series ?? []) {
       for (const values of series.values) {
-        const row: Record<string, unknown> = {}
+        // A GROUP BY tag's value comes with its series: each row carries it.
+        const row: Record<string, unknown> = { ...series.tags }
         series.columns.forEach((c, i) => { row[c] = c === 'time' ? new Date(values[i] as number) : values[i] })
         rows.push(row as Row)
       }

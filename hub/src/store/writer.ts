@@ -48,7 +48,9 @@ const noDepth: SpoolDepth = { points: 0, bytes: 0, segments: 0 }
  * Events: `rejected` (lines: string[], reason: string); `degraded` (err: Error)
  * when InfluxDB stops taking writes; `unauthorized` (err: Error) when it
  * refuses the credentials; `recovered`; `drained` when the spool has been
- * replayed to the end.
+ * replayed to the end; `written` (points: number, seconds: number, openedAt:
+ * epoch ms) per batch InfluxDB took, with the request's duration and when the
+ * batch's first point came in.
  */
 export class PointWriter extends EventEmitter {
   readonly stats: WriterStats = { written: 0, rejected: 0, failedRequests: 0, buffered: 0, spooled: 0, replayed: 0 }
@@ -259,6 +261,7 @@ export class PointWriter extends EventEmitter {
     this.inFlight.add(batch)
     batch.attempts++
     let outcome: StoreOutcome | Error
+    const startedAt = performance.now()
     try {
       outcome = await this.influx.store(batch.lines)
     } catch (err) {
@@ -270,6 +273,8 @@ export class PointWriter extends EventEmitter {
     this.recovered()
     this.reject(outcome.rejections)
     this.stats.written += outcome.written
+    // For the latency histograms (hub/src/metrics.ts): once per batch, never per point.
+    this.emit('written', outcome.written, (performance.now() - startedAt) / 1000, batch.openedAt)
     this.settle(batch)
     this.afterRequest()
   }

@@ -19,6 +19,7 @@ const allowed: Record<string, Scope[]> = {
   maker: ['maker'],
   owner: ['owner'],
   'owner-or-maker': ['owner', 'maker'],
+  'owner-or-grantee': ['owner', 'maker'],
   admin: ['admin'],
   'maker-or-admin': ['maker', 'admin'],
   authenticated: ['owner', 'maker', 'admin'],
@@ -36,6 +37,9 @@ const bodies: Record<string, unknown> = {
   'POST /v1/devices/{id}/commands': { set: { power: true } },
   'POST /v1/schedules': { deviceId: 'dev-none', cron: '0 3 * * *', command: { set: { power: true } } },
   'PATCH /v1/schedules/{id}': { paused: true },
+  'POST /v1/automations': { name: 'walk', trigger: { type: 'presence', deviceId: 'dev-none' }, actions: [{ deviceId: 'dev-none', command: { set: { power: true } } }] },
+  'PUT /v1/automations/{id}': { name: 'walk', trigger: { type: 'presence', deviceId: 'dev-none' }, actions: [{ deviceId: 'dev-none', command: { set: { power: true } } }] },
+  'POST /v1/automations:test': { rule: { name: 'walk', trigger: { type: 'presence', deviceId: 'dev-none' }, actions: [{ deviceId: 'dev-none', command: { set: { power: true } } }] } },
 }
 
 describe('access rules, through inject', () => {

@@ -83,6 +83,13 @@ describe('the OpenAPI document', () => {
     expect(spareToken).toBe(401)
     const login = await api.post('/v1/owners', { email: `spare-${Date.now()}@example.com`, password: 'correct horse battery' })
     const schedule = await api.post('/v1/schedules', { deviceId: a.devices[0].id, cron: '0 3 * * *', command: { set: { power: false } } }, a.ownerToken)
+    const rule = (deviceId: string) => ({
+      name: 'too warm',
+      trigger: { type: 'reading', deviceId, capability: 'temperature', op: 'above', value: 30, forSeconds: 60 },
+      conditions: [{ type: 'state', deviceId, capability: 'power', op: 'equals', value: true }, { type: 'time', after: '08:00', before: '22:00', days: ['mon'] }],
+      actions: [{ deviceId, command: { set: { power: false } }, delaySeconds: 5 }],
+    })
+    const automation = await api.post('/v1/automations', rule(a.devices[0].id), a.ownerToken)
     const command = await api.call('POST', `/v1/devices/${a.devices[0].id}/commands?queue=true&wait=0`, { token: a.ownerToken, body: { set: { power: true } } })
     expect(command.status).toBe(202)
     const spareSession = (await api.get('/v1/tokens', login.body.token)).body.tokens[0].id as string
@@ -90,6 +97,11 @@ describe('the OpenAPI document', () => {
     const unclaimed = (await api.post('/v1/devices', { model: a.modelId, count: 1 }, a.makerToken)).body.devices[0]
 
     const dev = a.devices[0].id
+    const app = await api.post('/v1/apps', { name: 'conformance app' }, a.ownerToken)
+    const grant = await api.post('/v1/grants', { grantee: { kind: 'maker', id: a.makerId }, devices: [dev], capabilities: ['temperature'], resolution: 'hourly', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, a.ownerToken)
+    expect(grant.status).toBe(201)
+    // A read under the grant, so the access log has a record to show.
+    await api.get(`/v1/devices/${dev}/telemetry?capability=temperature&every=1h&agg=mean`, a.makerToken)
     const samples: Record<string, Sample> = {
       'GET /healthz': {},
       'GET /metrics': {},
@@ -135,6 +147,22 @@ describe('the OpenAPI document', () => {
       'GET /v1/schedules/{id}/runs': { token: a.ownerToken, path: schedule.body.id },
       'DELETE /v1/schedules/{id}': { token: a.ownerToken, path: schedule.body.id },
       'GET /v1/stream': { token: a.ownerToken, stream: true },
+      'POST /v1/automations': { token: a.ownerToken, body: rule(dev) },
+      'GET /v1/automations': { token: a.ownerToken },
+      'GET /v1/automations/{id}': { token: a.ownerToken, path: automation.body.id },
+      'PUT /v1/automations/{id}': { token: a.ownerToken, path: automation.body.id, body: { ...rule(dev), enabled: false } },
+      'GET /v1/automations/{id}/runs': { token: a.ownerToken, path: automation.body.id },
+      'DELETE /v1/automations/{id}': { token: a.ownerToken, path: automation.body.id },
+      'POST /v1/automations:test': { token: a.ownerToken, body: { rule: rule(dev), days: 1 } },
+      'POST /v1/apps': { token: a.ownerToken, body: { name: 'walked app' } },
+      'GET /v1/apps': { token: a.ownerToken },
+      'DELETE /v1/apps/{id}': { token: a.ownerToken, path: app.body.id },
+      'POST /v1/grants': { token: a.ownerToken, body: { grantee: { kind: 'app', id: app.body.id }, devices: [dev], capabilities: ['power'], expiresAt: new Date(Date.now() + 3_600_000).toISOString() } },
+      'GET /v1/grants': { token: a.makerToken },
+      'GET /v1/grants/{id}': { token: a.ownerToken, path: grant.body.id },
+      'DELETE /v1/grants/{id}': { token: a.ownerToken, path: grant.body.id },
+      'GET /v1/me/access-log': { token: a.ownerToken },
+      'GET /v1/models/{id}/insight': { token: a.makerToken, path: a.modelId },
     }
     // The owner's view of a device and list, besides the maker's above.
     const extraCalls: Array<[string, Sample]> = [
@@ -222,10 +250,18 @@ const optionalNotWalked = new Set([
   'GET /healthz .influxProblem',
   // Only the maker's view of a device says whether it is claimed; a claim answers with the owner's.
   'POST /v1/devices/claim .claimed',
+  // No telemetry is stored in the walk, so no capability has a spread to show.
+  ...['.devices', '.mean', '.p10', '.p50', '.p90'].map((f) => `GET /v1/models/{id}/insight .capabilities[].distribution${f}`),
   // A command sets capabilities or invokes an action, never both; the walk sets.
   ...['POST /v1/schedules', 'GET /v1/schedules/{id}', 'PATCH /v1/schedules/{id}'].flatMap((k) => [`${k} .command.action`, `${k} .command.params`]),
   'GET /v1/schedules .schedules[].command.action',
   'GET /v1/schedules .schedules[].command.params',
+  // A trigger and each condition are one of several kinds (test/e2e/automations.int.test.ts walks others); the walk declares a reading trigger with state and time conditions.
+  ...['POST /v1/automations', 'GET /v1/automations/{id}', 'PUT /v1/automations/{id}', 'GET /v1/automations .automations[]'].flatMap((k) => {
+    const [key, prefix] = k.endsWith('[]') ? [k.split(' .')[0], '.automations[]'] : [k, '']
+    return ['.trigger.online', '.trigger.cron', '.trigger.timezone', '.trigger.event', '.trigger.offsetMinutes', '.trigger.location', '.conditions[].is', '.conditions[].location', '.actions[].command.action', '.actions[].command.params']
+      .map((f) => `${key} ${prefix}${f}`)
+  }),
   // No device is connected in the walk, so no command is acknowledged.
   ...['.action', '.params', '.error', '.state', '.ackedAt'].flatMap((f) => [`POST /v1/devices/{id}/commands ${f}`, `GET /v1/devices/{id}/commands/{cid} ${f}`, `GET /v1/devices/{id}/commands .commands[]${f}`]),
 ])

@@ -5,7 +5,7 @@ import { PointWriter } from '@trellis/hub'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { authorizationOf, influxMessage, publicPath } from '../../../hub/src/store/influx-http.js'
-import { redactedPaths } from '../../../hub/src/server.js'
+import { redactedPaths } from '../../../hub/src/logger.js'
 
 // A stand-in for an InfluxDB 2.x/3.x v1-compatible /write: it records what it was sent.
 const seen: Array<{ url: string, authorization: string | undefined }> = []

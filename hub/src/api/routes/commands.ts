@@ -31,7 +31,7 @@ export const CommandView = z.object({
   set: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])).optional(),
   action: z.string().optional(),
   params: z.record(z.string(), z.unknown()).optional(),
-  origin: z.enum(['api', 'schedule']),
+  origin: z.enum(['api', 'schedule', 'automation']),
   error: z.string().optional(),
   state: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])).optional(),
   createdAt: z.string(),

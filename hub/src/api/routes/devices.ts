@@ -4,7 +4,9 @@ import type { DeviceContext } from '../../registry/directory.js'
 import { QueryRefused, type Aggregate } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
-import { actorOf, visibleDevice, type ApiContext } from '../context.js'
+import { actorOf, readableCapabilities, recordGrantedReads, visibleDevice, type ApiContext } from '../context.js'
+import type { Caller } from '../route.js'
+import { isHealthCapability } from '../../consent/health.js'
 import { IdParams } from '../params.js'
 import { durationUnits, parseDuration } from '../../time/duration.js'
 
@@ -76,15 +78,30 @@ export const DeviceView = z.object({
 })
 
 export function deviceRoutes (api: ApiContext) {
-  const view = async (ctx: DeviceContext, forMaker: boolean) => {
+  /**
+   * The device as the caller may see it: usage values only where it is the
+   * owner, the maker of an unclaimed device, or holds a raw grant (logged for
+   * the owner); a maker always sees health values.
+   */
+  const view = async (ctx: DeviceContext, caller: Caller, kind: 'state' | 'list' = 'state') => {
+    const forMaker = caller.scope === 'maker'
+    const readable = await readableCapabilities(api, caller, ctx)
+    const raw = (cap: string) => readable.get(cap)?.resolution === 'raw'
     const s = api.state.get(ctx.id)
     const state: Record<string, { value: unknown, ts: string | null, desired?: { value: unknown, command: string, since: string } }> = {}
-    // An owner never sees what the device reported for its previous owner.
-    const since = forMaker ? null : ctx.releasedAt
-    if (s) for (const [cap, v] of s.readings) if (since === null || v.ts > since) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
+    // What the device reported for its previous owner is no one's to read now, but health is the maker's.
+    const since = (cap: string) => forMaker && isHealthCapability(cap) ? null : ctx.releasedAt
+    if (s) {
+      for (const [cap, v] of s.readings) {
+        const after = since(cap)
+        if (raw(cap) && (after === null || v.ts > after)) state[cap] = { value: v.value, ts: new Date(v.ts).toISOString() }
+      }
+    }
     for (const [cap, d] of api.commands.desired(ctx.id)) {
+      if (!raw(cap)) continue
       state[cap] = { ...(state[cap] ?? { value: null, ts: null }), desired: { value: d.value, command: d.command, since: new Date(d.since).toISOString() } }
     }
+    recordGrantedReads(api, caller, ctx, readable, Object.keys(state), kind)
     return {
       id: ctx.id,
       model: ctx.model.id,
@@ -140,7 +157,7 @@ export function deviceRoutes (api: ApiContext) {
         }
         api.log.info({ ownerId: caller.subject, deviceId: device.id }, 'device claimed')
         api.audit.record({ actor: actorOf(caller), action: 'device-claimed', deviceId: device.id, address: request.ip, detail: 'claimed with its claim code' })
-        return await view((await api.directory.get(device.id))!, false)
+        return await view((await api.directory.get(device.id))!, caller)
       },
     }),
     route({
@@ -156,7 +173,7 @@ export function deviceRoutes (api: ApiContext) {
         const filter = caller.scope === 'owner' ? { ownerId: caller.subject } : { makerId: caller.subject }
         const entries = await api.registry.listDevices(filter, { limit: query.limit, after: query.after })
         const devices = []
-        for (const ctx of await api.directory.fromListing(entries)) devices.push(await view(ctx, caller.scope === 'maker'))
+        for (const ctx of await api.directory.fromListing(entries)) devices.push(await view(ctx, caller, 'list'))
         return { devices, next: entries.length === query.limit ? entries[entries.length - 1].record.id : null }
       },
     }),
@@ -164,31 +181,37 @@ export function deviceRoutes (api: ApiContext) {
       method: 'GET',
       path: '/v1/devices/{id}',
       operationId: 'getDevice',
-      summary: 'A device: model, brand, presence and latest state per capability',
+      summary: "A device: model, brand, presence and latest state per capability (a maker sees a claimed device's health capabilities, and usage only under the owner's grants; an app only what its grants name)",
       tags: ['devices'],
-      access: 'owner-or-maker',
+      access: 'owner-or-grantee',
       params: IdParams,
       response: DeviceView,
       errors: ['NOT_FOUND'],
-      handler: async ({ params, caller }) => await view(await visibleDevice(api, caller, params.id), caller.scope === 'maker'),
+      handler: async ({ params, caller }) => await view(await visibleDevice(api, caller, params.id, ['owner', 'maker', 'app']), caller),
     }),
     route({
       method: 'GET',
       path: '/v1/devices/{id}/telemetry',
       operationId: 'getTelemetry',
-      summary: "A capability's history, raw or aggregated per interval",
+      summary: "A capability's history, raw or aggregated per interval; for makers and apps what the owner's grants allow (hourly-only grants: every=1h)",
       tags: ['devices'],
-      access: 'owner',
+      access: 'owner-or-grantee',
       params: IdParams,
       query: TelemetryQuery,
       response: TelemetryAnswer,
-      errors: ['NOT_FOUND', 'BAD_REQUEST', 'UNKNOWN_CAPABILITY', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE'],
+      errors: ['NOT_FOUND', 'BAD_REQUEST', 'UNKNOWN_CAPABILITY', 'NO_GRANT', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE'],
       handler: async ({ params, query, caller }) => {
-        const ctx = await visibleDevice(api, caller, params.id, ['owner'])
+        const ctx = await visibleDevice(api, caller, params.id, ['owner', 'maker', 'app'])
         api.throttle.take('history', [caller.tokenId])
         if (!isCapabilityName(query.capability)) throw errors.badRequest(`${query.capability} is not a capability; see the catalogue in /docs`)
         const cap = ctx.model.capabilities.get(query.capability)
         if (!cap) throw errors.unknownCapability(query.capability, ctx.model.name)
+        const readable = await readableCapabilities(api, caller, ctx)
+        const access = readable.get(cap.name)
+        if (!access) throw errors.noGrant(`no grant of this device's owner lets you read ${cap.name} of ${ctx.id}; the owner can give one (POST /v1/grants)`)
+        if (access.resolution === 'hourly' && (query.every !== '1h' || query.agg === undefined)) {
+          throw errors.noGrant(`your grant for ${cap.name} of ${ctx.id} gives hourly aggregates only: ask with every=1h&agg=mean (or min, max, last)`)
+        }
         const to = query.to ? new Date(query.to) : new Date()
         let from = query.from ? new Date(query.from) : new Date(to.getTime() - 3_600_000)
         if (from > to) throw errors.badRequest('from is after to')
@@ -222,6 +245,7 @@ export function deviceRoutes (api: ApiContext) {
           throw errors.storageUnavailable('the telemetry store did not answer; try again shortly')
         }
         const truncated = points.length > query.limit
+        recordGrantedReads(api, caller, ctx, readable, [cap.name], 'history')
         return {
           device: ctx.id,
           capability: cap.name,

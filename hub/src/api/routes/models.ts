@@ -4,6 +4,7 @@ import type { Model } from '../../registry/registry.js'
 import { compileModel, type CompiledModel } from '../../normalize/model.js'
 import { CommandEncodeError, decodeAck, encodeMessages } from '../../normalize/commands.js'
 import { CommandRequest, commandProblem } from '../../commands/validate.js'
+import { redactPayload } from '../../consent/redact.js'
 import { mappingQuotaProblem } from '../../registry/quotas.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
 import { errors } from '../errors.js'
@@ -272,7 +273,7 @@ export function modelRoutes (api: ApiContext) {
       method: 'GET',
       path: '/v1/models/{id}/rejections',
       operationId: 'listRejections',
-      summary: 'The most recent payloads of this model that were rejected, newest first, with the reason',
+      summary: 'The most recent payloads of this model that were rejected, newest first, with the reason (a claimed device\'s payload shows its shape, not its values)',
       tags: ['models'],
       access: 'maker',
       params: IdParams,
@@ -284,7 +285,13 @@ export function modelRoutes (api: ApiContext) {
       errors: ['NOT_FOUND'],
       handler: async ({ params, query, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
-        return { model: model.id, rejections: api.deadLetters.forModel(model.id, query.limit, model.makerId) }
+        const rejections = []
+        for (const letter of api.deadLetters.forModel(model.id, query.limit, model.makerId)) {
+          // A refused payload of a claimed device still holds the owner's other readings: its shape is the maker's, its values are not.
+          const claimed = (await api.directory.get(letter.deviceId))?.ownerId != null
+          rejections.push(claimed ? { ...letter, payload: redactPayload(letter.payload) } : letter)
+        }
+        return { model: model.id, rejections }
       },
     }),
   ]

@@ -1,7 +1,8 @@
 import { z } from 'zod'
 import { CommandRequest } from '../../commands/validate.js'
 import type { Scheduler } from '../../schedules/scheduler.js'
-import type { Schedule } from '../../schedules/schedule-store.js'
+import { runOutcomes, type Schedule } from '../../schedules/schedule-store.js'
+import { maxCronLength } from '../../schedules/cron-expression.js'
 import { errors } from '../errors.js'
 import { route } from '../route.js'
 import { visibleDevice, type ApiContext } from '../context.js'
@@ -9,8 +10,12 @@ import { IdParams } from '../params.js'
 
 export const ScheduleDeclaration = z.strictObject({
   deviceId: z.string().min(1).max(64),
-  /** node-cron: five fields, or six with seconds first. */
-  cron: z.string().trim().min(9).max(120),
+  /**
+   * Five fields, or six with seconds first; parsed and bounded by
+   * schedules/cron-expression.ts before node-cron sees it, and firing at most
+   * once every SchedulerOptions.minIntervalSeconds (default 60 s).
+   */
+  cron: z.string().trim().min(6).max(maxCronLength),
   /** IANA time zone the expression is read in. Default UTC. */
   timezone: z.string().min(1).max(64).default('UTC'),
   command: CommandRequest,
@@ -31,7 +36,7 @@ const ScheduleView = z.object({
 
 const ScheduleRunView = z.object({
   firedAt: z.string(),
-  outcome: z.enum(['sent', 'offline', 'invalid', 'busy', 'failed']),
+  outcome: z.enum(runOutcomes),
   commandId: z.string().nullable(),
   status: z.string(),
   error: z.string().nullable(),
@@ -59,7 +64,7 @@ export function scheduleRoutes (api: ApiContext, scheduler: Scheduler) {
       method: 'POST',
       path: '/v1/schedules',
       operationId: 'createSchedule',
-      summary: 'Schedule a command on a cron expression in a time zone',
+      summary: 'Schedule a command on a cron expression in a time zone (at most once a minute by default)',
       tags: ['schedules'],
       access: 'owner',
       body: ScheduleDeclaration,

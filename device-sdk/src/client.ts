@@ -1,0 +1,2 @@
+// The device client (`connectDevice`) over mqtt.js: `@trellis/device-sdk/client`.
+export * from './device.js'
