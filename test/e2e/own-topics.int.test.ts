@@ -80,7 +80,7 @@ describe('a Tasmota-style relay on its own topics', () => {
 
     const off = await api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { power: false } }, fleet.ownerToken)
     expect(off.status).toBe(200)
-    expect(off.body).toMatchObject({ status: 'ok' })
+    expect(off.body).toMatchObject({ status: 'ok', state: { power: false } })
     expect(received).toEqual([{ topic: `cmnd/${d.id}/POWER`, payload: 'OFF' }])
     expect((await api.get(`/v1/devices/${d.id}`, fleet.ownerToken)).body.state.power.value).toBe(false)
 

@@ -189,7 +189,10 @@ export class CommandService extends EventEmitter {
       if (!flight || flight.record.ackedAt !== null || flight.record.deviceId !== deviceId) continue
       for (const id of [...flight.awaiting]) {
         const sets = flight.sets.get(id)
-        if (sets && Object.entries(sets).every(([cap, value]) => readings.some((r) => r.capability === cap && r.value === value))) flight.awaiting.delete(id)
+        if (!sets || !Object.entries(sets).every(([cap, value]) => readings.some((r) => r.capability === cap && r.value === value))) continue
+        flight.awaiting.delete(id)
+        // The report is the device's answer: its values are the state the command left.
+        flight.record.state = { ...flight.record.state, ...sets }
       }
       if (flight.awaiting.size === 0) this.acknowledged(flight, 'ok', null, now)
     }
