@@ -73,7 +73,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       // A publish from the broker itself (a will) has a client; one from the hub in-process does not.
       if (!client) return done(null)
       const principal = client.principal
-      const denial = principal ? publishDenial(principal, packet.topic, packet.retain) : 'not-own-topic'
+      const denial = principal ? publishDenial(principal, packet.topic, packet.retain, opts.ownTopics) : 'not-own-topic'
       if (denial) {
         stats.publishDenied++
         const topic = printable(packet.topic)
@@ -86,7 +86,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     },
     authorizeSubscribe: (client, sub, done) => {
       const principal = client.principal
-      const denial = principal ? subscribeDenial(principal, sub.topic) : 'not-own-topic'
+      const denial = principal ? subscribeDenial(principal, sub.topic, opts.ownTopics) : 'not-own-topic'
       if (denial) {
         refusals.refused(client, sub.topic, denial)
         // A null subscription answers SUBACK 0x80 for this filter and keeps the connection.
@@ -96,7 +96,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     },
     authorizeForward: (client, packet) => {
       const principal = client.principal
-      return principal && canReceive(principal, packet.topic) ? packet : undefined
+      return principal && canReceive(principal, packet.topic, opts.ownTopics) ? packet : undefined
     },
   }
   const aedes = await Aedes.createBroker(aedesOpts)

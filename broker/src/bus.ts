@@ -20,7 +20,8 @@ export interface DeviceBus {
    */
   onDelivery (channel: OutboundChannel, handler: DeliveryHandler | null): void
   /** Publishes a command to a device at QoS 1; `done` once the transport has it. */
-  publishCommand (deviceId: string, payload: Buffer, done: (err?: Error) => void): void
+  /** `topic`: the device's own command topic, when its mapping declares one. Default `devices/{id}/commands`. */
+  publishCommand (deviceId: string, payload: Buffer, done: (err?: Error) => void, topic?: string): void
   /**
    * True when a command published now reaches the device: it is connected and
    * subscribed to its commands (remotely: its last presence said online, and
@@ -99,7 +100,8 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
     if (channel === 'telemetry') {
       // The topic policy has already let only the device's own outbound channels through.
       this.broker.beforeAck = handler && ((deviceId, packet, done) => {
-        if (!hasChannel(packet.topic, 'telemetry')) return done(null)
+        // A device's own topics (outside devices/, let through by its mapping's tree) are read as telemetry too.
+        if (!hasChannel(packet.topic, 'telemetry') && packet.topic.startsWith('devices/')) return done(null)
         handler(deviceId, packet as AedesPublishPacket & DevicePacket, done)
       })
       return
@@ -126,8 +128,8 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
     this.aedes.subscribe(topics.all(channel), deliver as never, () => {})
   }
 
-  publishCommand (deviceId: string, payload: Buffer, done: (err?: Error) => void): void {
-    this.aedes.publish({ cmd: 'publish', topic: topics.commands(deviceId), payload, qos: 1, retain: false, dup: false }, done)
+  publishCommand (deviceId: string, payload: Buffer, done: (err?: Error) => void, topic?: string): void {
+    this.aedes.publish({ cmd: 'publish', topic: topic ?? topics.commands(deviceId), payload, qos: 1, retain: false, dup: false }, done)
   }
 
   canReceiveCommands (deviceId: string): boolean {

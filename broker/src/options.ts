@@ -1,3 +1,4 @@
+import type { OwnTopicsOf } from './policy.js'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Aedes, PublishPacket } from 'aedes'
@@ -37,6 +38,13 @@ export interface BrokerOptions {
    * Default none: such ids are checked with `authenticateDevice`.
    */
   authenticateDeviceFromMemory?: (deviceId: string, secret: string) => boolean | undefined
+  /**
+   * The device's own topic tree, when its model's mapping declares one: the
+   * ACL then lets the device publish on its telemetry topics and receive its
+   * command topics, each holding its id. Asked only for topics outside
+   * `devices/…`. Default none: the canonical tree only.
+   */
+  ownTopics?: OwnTopicsOf
   /**
    * Credentials of the hub's own connection when it runs apart from the broker.
    * Default: none, so no service connection is possible.

@@ -14,6 +14,20 @@ export const MAX_TOPIC_LENGTH = 256
 /** Deepest topic accepted anywhere, in levels. */
 export const MAX_TOPIC_LEVELS = 8
 
+/**
+ * A device's own topic tree, when its model's mapping declares one (firmware
+ * that publishes `tele/<id>/SENSOR` and takes `cmnd/<id>/POWER`). Every topic
+ * in it holds the device's id, so a device still reaches only its own.
+ */
+export interface OwnTopics {
+  publishes (deviceId: string, topic: string): boolean
+  receives (deviceId: string, topic: string): boolean
+  subscribes (deviceId: string, filter: string): boolean
+}
+
+/** The topic tree of a device's model, or null for the canonical tree only. */
+export type OwnTopicsOf = (deviceId: string) => OwnTopics | null
+
 export type Denial = 'topic-malformed' | 'not-own-topic' | 'wrong-direction' | 'retain-not-allowed' | 'wildcard' | 'system-topic'
 
 function malformed (topic: string): boolean {
@@ -24,11 +38,16 @@ function malformed (topic: string): boolean {
 }
 
 /** Why `principal` may not publish `topic` (with `retain`), or null when it may. */
-export function publishDenial (principal: Principal, topic: string, retain = false): Denial | null {
+export function publishDenial (principal: Principal, topic: string, retain = false, ownTopics?: OwnTopicsOf): Denial | null {
   if (malformed(topic)) return 'topic-malformed'
   if (topic.startsWith('$')) return 'system-topic'
   const parsed = parseTopic(topic)
-  if (!parsed) return principal.kind === 'device' ? 'not-own-topic' : 'wrong-direction'
+  if (!parsed) {
+    if (principal.kind !== 'device') return 'wrong-direction'
+    // Looked up only off the canonical tree: canonical topics cost what they did.
+    if (!ownTopics?.(principal.deviceId)?.publishes(principal.deviceId, topic)) return 'not-own-topic'
+    return retain ? 'retain-not-allowed' : null
+  }
   if (principal.kind === 'service') {
     if (parsed.channel !== 'commands') return 'wrong-direction'
     return retain ? 'retain-not-allowed' : null
@@ -40,7 +59,7 @@ export function publishDenial (principal: Principal, topic: string, retain = fal
 }
 
 /** Why `principal` may not subscribe to `filter`, or null when it may. */
-export function subscribeDenial (principal: Principal, filter: string): Denial | null {
+export function subscribeDenial (principal: Principal, filter: string, ownTopics?: OwnTopicsOf): Denial | null {
   if (malformed(filter)) return 'topic-malformed'
   if (filter.startsWith('$')) return 'system-topic'
   if (principal.kind === 'service') {
@@ -48,26 +67,28 @@ export function subscribeDenial (principal: Principal, filter: string): Denial |
     const channel = parseAllDevicesFilter(filter)
     return channel !== null && deviceOutbound.has(channel) ? null : 'wrong-direction'
   }
+  if (!filter.startsWith('devices/') && ownTopics?.(principal.deviceId)?.subscribes(principal.deviceId, filter)) return null
   if (filter.includes('#') || filter.includes('+')) return 'wildcard'
   const parsed = parseTopic(filter)
   if (!parsed || parsed.deviceId !== principal.deviceId) return 'not-own-topic'
   return deviceInbound.has(parsed.channel) ? null : 'wrong-direction'
 }
 
-export function canPublish (principal: Principal, topic: string, retain = false): boolean {
-  return publishDenial(principal, topic, retain) === null
+export function canPublish (principal: Principal, topic: string, retain = false, ownTopics?: OwnTopicsOf): boolean {
+  return publishDenial(principal, topic, retain, ownTopics) === null
 }
 
-export function canSubscribe (principal: Principal, filter: string): boolean {
-  return subscribeDenial(principal, filter) === null
+export function canSubscribe (principal: Principal, filter: string, ownTopics?: OwnTopicsOf): boolean {
+  return subscribeDenial(principal, filter, ownTopics) === null
 }
 
 /**
  * Second line of defence at delivery: a device only ever receives its own
  * commands, whatever it managed to subscribe to.
  */
-export function canReceive (principal: Principal, topic: string): boolean {
+export function canReceive (principal: Principal, topic: string, ownTopics?: OwnTopicsOf): boolean {
   if (principal.kind === 'service') return !topic.startsWith('$')
   const parsed = parseTopic(topic)
-  return parsed !== null && parsed.deviceId === principal.deviceId && deviceInbound.has(parsed.channel)
+  if (parsed === null) return ownTopics?.(principal.deviceId)?.receives(principal.deviceId, topic) === true
+  return parsed.deviceId === principal.deviceId && deviceInbound.has(parsed.channel)
 }

@@ -149,6 +149,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     logger: log,
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
+    ownTopics: (id) => directory.peek(id)?.model.mapping?.topics ?? null,
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   const inProcessBus = broker && new InProcessBus(broker, { clustered })
@@ -174,6 +175,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
   const ingest = await attachIngest({
     onAck: (deviceId, payload, remote) => control.commands.handleAck(deviceId, payload, { clustered, remote }),
+    onReport: (deviceId, readings) => control.commands.handleReport(deviceId, readings),
     onReadings: (deviceId, readings) => control.automations.offerReadings(deviceId, readings),
     bus,
     directory,

@@ -122,6 +122,6 @@ describe('a mapping that is wrong says which field and what to do', () => {
     expect(mapping.mapping.commands!.ack).toEqual({})
     expect(mapping.mapping.keyValue).toBeUndefined()
     expect(mapping.layout).toEqual({ format: 'keyvalue', separator: ';', assign: '=' })
-    expect(mapping.commands!.ack).toEqual({ id: 'ID', status: null, error: null, state: false })
+    expect(mapping.commands!.ack).toEqual({ layout: { format: 'keyvalue', separator: ';', assign: '=' }, id: 'ID', status: null, error: null, state: false, report: false })
   })
 })

@@ -81,6 +81,8 @@ describe('a maker brings a model of its own', () => {
         { ok: false, reason: expect.stringMatching(/^payload is not JSON/) },
         { ok: false, reason: 'timestamp 1970-01-01T00:00:05.000Z is before 2000; send epoch milliseconds or ISO-8601' },
       ],
+      commands: [],
+      acks: [],
     })
     // A dry run stores nothing and rejects nothing.
     expect(await influxQuery(influx.url, 'SELECT count("value") FROM "battery"')).toEqual([])
@@ -162,8 +164,8 @@ describe('a maker brings a model of its own', () => {
     expect(doc.status).toBe(200)
     const put = doc.body.paths['/v1/models/{id}/mapping'].put
     expect(put['x-access']).toBe('maker')
-    expect(put.requestBody.content['application/json'].schema.properties.format.enum).toEqual(['json', 'properties', 'keyvalue'])
-    expect(doc.body.paths['/v1/models/{id}/mapping:test'].post.requestBody.content['application/json'].schema.required).toEqual(['payloads'])
+    expect(put.requestBody.content['application/json'].schema.properties.format.enum).toEqual(['json', 'properties', 'keyvalue', 'binary'])
+    expect(Object.keys(doc.body.paths['/v1/models/{id}/mapping:test'].post.requestBody.content['application/json'].schema.properties)).toEqual(['payloads', 'commands', 'acks', 'mapping'])
     expect(doc.body.paths['/v1/models'].post.requestBody.content['application/json'].schema.properties.mapping.properties.readings.type).toBe('array')
   })
 })

@@ -6,7 +6,7 @@ import { startStack, type TestStack } from '../support/stack.js'
 import { apiClient, type ApiClient } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 import { compileDeclaration } from '../support/dialects.js'
-import { decodeAck, encodeCommand } from '../../hub/src/normalize/commands.js'
+import { decodeAck, encodeMessages } from '../../hub/src/normalize/commands.js'
 
 /**
  * Runs the examples of docs/makers.md against a real hub, broker and
@@ -72,7 +72,8 @@ describe("the maker's guide", () => {
         const res = answer = await send()
         if (method === 'POST' && path === '/v1/makers') vars.MAKER_TOKEN = res.body.token
         if (method === 'POST' && path === '/v1/models') vars.MODEL_ID = res.body.id
-        if (method === 'POST' && path === '/v1/devices') Object.assign(vars, { DEVICE_ID: res.body.devices[0].id, DEVICE_SECRET: res.body.devices[0].secret })
+        if (method === 'POST' && path === '/v1/devices') Object.assign(vars, { DEVICE_ID: res.body.devices[0].id, DEVICE_SECRET: res.body.devices[0].secret, CLAIM_CODE: res.body.devices[0].claimCode })
+        if (method === 'POST' && path === '/v1/owners') vars.OWNER_TOKEN = res.body.token
       } else if (block.lang === 'json' && block.tag === 'response') {
         const expected = JSON.parse(fill(block.text))
         // Reads of state and rejections follow MQTT traffic: poll them; what a write answered is final.
@@ -104,11 +105,20 @@ describe("the maker's guide", () => {
 
   it.each(tagged('command').map((e, i) => [i, e] as const))('command example %i sends and reads what it shows', (_i, example) => {
     const model = compileDeclaration({ name: 'guide-command', capabilities: example.capabilities, mapping: example.mapping })
-    const sent = encodeCommand(model, example.command).toString('utf8')
-    if (typeof example.sends === 'string') expect(sent).toBe(example.sends)
-    else expect(JSON.parse(sent)).toEqual(example.sends)
-    const ack = typeof example.ack === 'string' ? example.ack : JSON.stringify(example.ack)
-    expect(decodeAck(model, Buffer.from(ack))).toEqual({ ok: true, ack: example.decoded })
+    // A command sent as several messages shows them as a list, with an ack (and its reading) for each.
+    const sent = encodeMessages(model, example.command).map((m) => m.payload.toString('utf8'))
+    const sends: unknown[] = Array.isArray(example.sends) ? example.sends : [example.sends]
+    expect(sent).toHaveLength(sends.length)
+    sends.forEach((expected, i) => {
+      if (typeof expected === 'string') expect(sent[i]).toBe(expected)
+      else expect(JSON.parse(sent[i])).toEqual(expected)
+    })
+    const acks: unknown[] = Array.isArray(example.ack) ? example.ack : [example.ack]
+    const decoded: unknown[] = Array.isArray(example.decoded) ? example.decoded : [example.decoded]
+    expect(acks).toHaveLength(decoded.length)
+    acks.forEach((ack, i) => {
+      expect(decodeAck(model, Buffer.from(typeof ack === 'string' ? ack : JSON.stringify(ack)))).toEqual({ ok: true, ack: decoded[i] })
+    })
   })
 
   it.each(tagged('invalid').map((e, i) => [i, e] as const))('invalid mapping example %i is refused with the message shown', async (i, example) => {

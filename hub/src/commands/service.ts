@@ -6,9 +6,10 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { Counter } from 'prom-client'
 import { topics } from '@trellis/device-sdk/topics'
-import type { Command } from '@trellis/device-sdk'
+import type { Command, ReadingValue } from '@trellis/device-sdk'
 import type { DeviceContext } from '../registry/directory.js'
-import { decodeAck, encodeCommand } from '../normalize/commands.js'
+import type { Reading } from '../normalize/index.js'
+import { decodeAck, encodeMessages, type DeviceMessage } from '../normalize/commands.js'
 import { CommandEncodeError } from '../normalize/mapping.js'
 import { newId } from '../registry/secrets.js'
 import type { CommandRecord } from './command-log.js'
@@ -24,6 +25,12 @@ interface InFlight {
   record: CommandRecord
   ctx: DeviceContext
   waiters: Array<() => void>
+  /** The ids of the command's device messages not acknowledged yet; `ok` once it is empty. */
+  awaiting: Set<string>
+  /** The keys the flight is found by in `inFlight`: the command id and each message's id. */
+  keys: string[]
+  /** The canonical values each message sets: what a state report must show to acknowledge it (`ack.report`). */
+  sets: Map<string, Readonly<Record<string, ReadingValue>>>
   deadline: NodeJS.Timeout
   /** Forgets the command once a late ack can no longer count. */
   forget?: NodeJS.Timeout
@@ -95,7 +102,7 @@ export class CommandService extends EventEmitter {
     if (problem) throw new CommandRefused('invalid', problem)
     const id = newId('cmd')
     // A dialect's mapping may be unable to say what the catalogue allows: refuse before anything is recorded.
-    const payload = this.encode(ctx, { id, ...request })
+    const messages = this.encode(ctx, { id, ...request })
     const now = Date.now()
     const record: CommandRecord = {
       id,
@@ -131,7 +138,7 @@ export class CommandService extends EventEmitter {
     const waitMs = opts.waitMs ?? this.defaultWaitMs
     record.sentAt = now
     await this.opts.commandLog.insert(record)
-    const settled = this.dispatch(record, ctx, waitMs > 0 ? waitMs : this.defaultWaitMs, payload)
+    const settled = this.dispatch(record, ctx, waitMs > 0 ? waitMs : this.defaultWaitMs, messages)
     if (waitMs === 0) return record
     await settled
     return record
@@ -156,25 +163,59 @@ export class CommandService extends EventEmitter {
       return this.refuseAck(ctx, payload, `ack for command ${ack.id}, which this device has not been sent or which expired`)
     }
     const { record } = flight
-    if (record.ackedAt !== null) return // a duplicate
+    if (record.ackedAt !== null) return // a duplicate, or a part acked after another failed
+    if (!flight.awaiting.has(ack.id)) {
+      // A duplicate of a part, or the whole command's id for a command sent as several messages.
+      if (ack.id === record.id) this.refuseAck(ctx, payload, `ack for command ${ack.id}, which was sent as ${flight.keys.length - 1} messages; ack each by its own id (${flight.keys.slice(1).join(', ')})`)
+      return
+    }
+    flight.awaiting.delete(ack.id)
     const now = Date.now()
-    record.status = ack.status
-    record.error = ack.status === 'error' ? (ack.error ?? 'the device reported an error without a reason') : null
-    record.ackedAt = now
     if (ack.state) {
       const { readings, problems } = ackStateReadings(ctx.model, ack.state)
       if (problems.length > 0) this.refuseAck(ctx, payload, `ack state: ${problems.join('; ')}`)
       if (readings.length > 0) {
-        record.state = Object.fromEntries(readings.map((r) => [r.capability, r.value]))
+        record.state = { ...record.state, ...Object.fromEntries(readings.map((r) => [r.capability, r.value])) } as Record<string, ReadingValue>
         this.opts.state.applyReadings(deviceId, readings, now, now)
         this.opts.writer.writeValues(ctx.series, readings, now)
       }
     }
+    // A command sent as several messages is ok once every one is; the first failure is its answer.
+    if (ack.status === 'ok' && flight.awaiting.size > 0) return
+    this.acknowledged(flight, ack.status, ack.status === 'error' ? (ack.error ?? 'the device reported an error without a reason') : null, now)
+  }
+
+  /**
+   * Readings of a device that confirms commands by reporting its state
+   * (`ack.report`): each message in flight whose values they all show is
+   * acknowledged, and a command is ok once all its messages are.
+   */
+  handleReport (deviceId: string, readings: readonly Reading[]): void {
+    const now = Date.now()
+    for (const pending of this.pending.of(deviceId)) {
+      const flight = this.inFlight.get(pending.id)
+      if (!flight || flight.record.ackedAt !== null || flight.record.deviceId !== deviceId) continue
+      for (const id of [...flight.awaiting]) {
+        const sets = flight.sets.get(id)
+        if (!sets || !Object.entries(sets).every(([cap, value]) => readings.some((r) => r.capability === cap && r.value === value))) continue
+        flight.awaiting.delete(id)
+        // The report is the device's answer: its values are the state the command left.
+        flight.record.state = { ...flight.record.state, ...sets }
+      }
+      if (flight.awaiting.size === 0) this.acknowledged(flight, 'ok', null, now)
+    }
+  }
+
+  /** Settles a command its device answered. */
+  private acknowledged (flight: InFlight, status: 'ok' | 'error', error: string | null, now: number): void {
+    const { record } = flight
+    record.status = status
+    record.error = error
+    record.ackedAt = now
     clearTimeout(flight.deadline)
     if (flight.forget) clearTimeout(flight.forget)
     // Kept a while so a QoS 1 duplicate of this ack is recognised, not dead-lettered.
-    flight.forget = setTimeout(() => this.inFlight.delete(record.id), this.lateAckWindowMs)
-    flight.forget.unref()
+    this.forgetLater(flight)
     this.pending.untrack(record)
     this.settle(flight)
   }
@@ -235,10 +276,10 @@ export class CommandService extends EventEmitter {
 
   // --- sending and settling ---------------------------------------------------
 
-  /** The command in the model's dialect; a CommandRefused when the mapping cannot express it. */
-  private encode (ctx: DeviceContext, command: Command): Buffer {
+  /** The command in the model's dialect, as its device messages; a CommandRefused when the mapping cannot express it. */
+  private encode (ctx: DeviceContext, command: Command): DeviceMessage[] {
     try {
-      return encodeCommand(ctx.model, command)
+      return encodeMessages(ctx.model, command)
     } catch (err) {
       if (err instanceof CommandEncodeError) throw new CommandRefused('invalid', err.message)
       throw err
@@ -246,11 +287,11 @@ export class CommandService extends EventEmitter {
   }
 
   /** Publishes a record that has `sentAt` set; resolves when it settles or times out. */
-  private dispatch (record: CommandRecord, ctx: DeviceContext, timeoutMs: number, encoded?: Buffer): Promise<void> {
-    let payload = encoded
-    if (!payload) {
+  private dispatch (record: CommandRecord, ctx: DeviceContext, timeoutMs: number, encoded?: DeviceMessage[]): Promise<void> {
+    let messages = encoded
+    if (!messages) {
       try {
-        payload = this.encode(ctx, { id: record.id, ...record.request })
+        messages = this.encode(ctx, { id: record.id, ...record.request })
       } catch (err) {
         // The model's mapping changed while the command waited in the queue.
         record.status = 'error'
@@ -261,24 +302,34 @@ export class CommandService extends EventEmitter {
         return Promise.resolve()
       }
     }
+    const ids = messages.map((m) => m.id)
     const settled = new Promise<void>((resolve) => {
       const flight: InFlight = {
         record,
         ctx,
         waiters: [resolve],
-        deadline: setTimeout(() => this.timeOut(flight, `no ack from device ${ctx.id} within ${timeoutMs} ms`), timeoutMs),
+        awaiting: new Set(ids),
+        sets: new Map(messages.map((m) => [m.id, m.sets])),
+        keys: [record.id, ...ids.filter((id) => id !== record.id)],
+        deadline: setTimeout(() => {
+          const missing = flight.awaiting.size < ids.length ? ` for ${[...flight.awaiting].join(', ')} (${ids.length - flight.awaiting.size} of ${ids.length} messages acknowledged)` : ''
+          this.timeOut(flight, `no ack from device ${ctx.id} within ${timeoutMs} ms${missing}`)
+        }, timeoutMs),
       }
       flight.deadline.unref()
-      this.inFlight.set(record.id, flight)
+      for (const key of flight.keys) this.inFlight.set(key, flight)
     })
     this.pending.track(record)
     this.changed(record)
-    this.opts.bus.publishCommand(ctx.id, payload, (err?: Error) => {
-      if (!err) return
-      this.log.error({ err, deviceId: ctx.id, commandId: record.id }, 'command could not be published')
-      const flight = this.inFlight.get(record.id)
-      if (flight) this.timeOut(flight, `the broker could not publish the command: ${err.message}`)
-    })
+    const own = ctx.model.mapping?.topics
+    for (const message of messages) {
+      this.opts.bus.publishCommand(ctx.id, message.payload, (err?: Error) => {
+        if (!err) return
+        this.log.error({ err, deviceId: ctx.id, commandId: record.id, messageId: message.id }, 'command could not be published')
+        const flight = this.inFlight.get(record.id)
+        if (flight) this.timeOut(flight, `the broker could not publish the command: ${err.message}`)
+      }, own?.commandTopic(ctx.id, message.key))
+    }
     return settled
   }
 
@@ -289,9 +340,13 @@ export class CommandService extends EventEmitter {
     record.error = reason
     this.pending.untrack(record)
     // A late ack still tells the truth about what the device did.
-    flight.forget = setTimeout(() => this.inFlight.delete(record.id), this.lateAckWindowMs)
-    flight.forget.unref()
+    this.forgetLater(flight)
     this.settle(flight)
+  }
+
+  private forgetLater (flight: InFlight): void {
+    flight.forget = setTimeout(() => { for (const key of flight.keys) this.inFlight.delete(key) }, this.lateAckWindowMs)
+    flight.forget.unref()
   }
 
   private settle (flight: InFlight): void {

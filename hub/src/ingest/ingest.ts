@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { DeliveryHandler, DeviceBus, DevicePacket } from '@trellis/broker'
-import { DeviceEvent, Presence, type OutboundChannel } from '@trellis/device-sdk'
+import { DeviceEvent, Presence, hasChannel, type OutboundChannel } from '@trellis/device-sdk'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
 import { normalizeTelemetry, type Reading } from '../normalize/index.js'
 import type { StateStore } from '../state/state.js'
@@ -65,6 +65,8 @@ export interface IngestOptions {
    * it kept.
    */
   maxReadingAgeMs?: number
+  /** Called with the readings of devices that confirm commands by reporting their state (`ack.report`), once applied. */
+  onReport?: (deviceId: string, readings: readonly Reading[]) => void
   /** Called with each ack (the commands module listens). */
   /** `remote`: another node of the cluster received it (see `DevicePacket.remote`). */
   onAck?: (deviceId: string, payload: Buffer, remote: boolean) => void
@@ -155,7 +157,10 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       return done()
     }
     const now = Date.now()
-    const result = normalizeTelemetry(payload, ctx.model, now)
+    // A topic outside devices/ is one of the device's own (its mapping's tree; the broker let no other through).
+    const result = hasChannel(packet.topic, 'telemetry')
+      ? normalizeTelemetry(payload, ctx.model, now)
+      : ctx.model.mapping?.topics?.decode(ctx.id, packet.topic, payload, now) ?? { ok: false as const, reason: `topic ${packet.topic} is not in the mapping of model ${ctx.model.name}` }
     if (!result.ok) {
       reject(ctx, ctx.id, packet.topic, payload, result.reason, 'malformed')
       state.touch(ctx.id, now)
@@ -175,6 +180,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     state.applyReadings(ctx.id, readings, ts, now)
     opts.onReadings?.(ctx.id, readings)
     metrics.tally.readings += readings.length
+    if (ctx.model.mapping?.acksByReport === true) opts.onReport?.(ctx.id, readings)
     if (packet.qos === 0 && writer.stats.buffered < backpressureQos0Above) {
       // QoS 0 promises no delivery, so while InfluxDB keeps up nothing waits for these
       // points to be durable: the device's next packets are read at once, not in a burst

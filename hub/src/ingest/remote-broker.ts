@@ -109,7 +109,9 @@ export class RemoteBroker extends EventEmitter implements DeviceBus {
   }
 
   /** Publishes a command at QoS 1; `done` is called once the broker has it (its PUBACK). */
-  publishCommand (deviceId: string, payload: Buffer, done: (err?: Error) => void): void {
+  publishCommand (deviceId: string, payload: Buffer, done: (err?: Error) => void, topic?: string): void {
+    // The broker apart grants the service the canonical tree only (broker/src/policy.ts).
+    if (topic !== undefined && topic !== topics.commands(deviceId)) return done(new Error(`a broker apart carries only devices/{id}/… topics, not ${topic}; run the broker in the hub for mappings with their own topics`))
     this.client.publish(topics.commands(deviceId), payload, { qos: 1, retain: false }, (err) => done(err ?? undefined))
   }
 

@@ -1,7 +1,9 @@
 import { Ack, type Command } from '@trellis/device-sdk'
 import type { CompiledModel } from './model.js'
 
-export { CommandEncodeError } from './command-mapping.js'
+import { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
+
+export { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
 
 /**
  * The way back: a canonical command as the payload this model's devices
@@ -9,9 +11,16 @@ export { CommandEncodeError } from './command-mapping.js'
  * models get their dialect. Throws a CommandEncodeError (a 4xx for the
  * caller) when the model's mapping cannot express the command.
  */
-export function encodeCommand (model: CompiledModel, command: Command): Buffer {
+export function encodeMessages (model: CompiledModel, command: Command): DeviceMessage[] {
   if (model.mapping) return model.mapping.encodeCommand(command)
-  return Buffer.from(JSON.stringify(command))
+  return [{ id: command.id, payload: Buffer.from(JSON.stringify(command)), sets: command.set ?? {} }]
+}
+
+/** The one message a command becomes; a CommandEncodeError when the mapping sends it as several (see encodeMessages). */
+export function encodeCommand (model: CompiledModel, command: Command): Buffer {
+  const messages = encodeMessages(model, command)
+  if (messages.length !== 1) throw new CommandEncodeError(`model ${model.name} sends this command as ${messages.length} messages`)
+  return messages[0].payload
 }
 
 export type DecodedAck = { ok: true, ack: Ack } | { ok: false, reason: string }

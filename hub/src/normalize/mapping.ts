@@ -1,13 +1,13 @@
 import {
-  checkValue, findConversion, toEpochMs,
+  checkValue, findConversion, toEpochMs, topicMatches, topicParts, topics,
   type Ack, type Command, type ReadingValue, type TimestampUnit, type ValidMapping, type ValidRule,
 } from '@trellis/device-sdk'
 import type { NormalizeResult, Reading } from './result.js'
-import { ackDecoder, CommandEncodeError, commandEncoder } from './command-mapping.js'
+import { ackDecoder, CommandEncodeError, commandEncoder, type DeviceMessage } from './command-mapping.js'
 import { chain, ConversionError, describeValue, scaleOffset, toBoolean, toNumber, toText, unitToCanonical, valueMap, type Converter } from './converters.js'
-import { payloadParser, readerOf, type Parsed, type ParsedPayload, type Reader } from './payload.js'
+import { payloadParser, readerOf, textParser, type Parsed, type ParsedPayload, type Reader } from './payload.js'
 
-export { CommandEncodeError } from './command-mapping.js'
+export { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
 
 /**
  * A mapping compiled once per model: paths split, conversions looked up and
@@ -17,9 +17,27 @@ export interface CompiledMapping {
   /** The mapping it was compiled from; null when the stored mapping no longer parses. */
   readonly source: ValidMapping['mapping'] | null
   decodeTelemetry (payload: Buffer, now: number): NormalizeResult
-  /** Throws a CommandEncodeError naming what the mapping cannot express. */
-  encodeCommand (command: Command): Buffer
+  /** The messages a command becomes, in order; throws a CommandEncodeError naming what the mapping cannot express. */
+  encodeCommand (command: Command): DeviceMessage[]
   decodeAck (payload: Buffer): { ok: true, ack: Ack } | { ok: false, reason: string }
+  /** The device's own topics, when the mapping declares them; null for the canonical tree. */
+  readonly topics: MappedTopics | null
+  /** True when its devices confirm commands by reporting the new state instead of acking (`ack.report`). */
+  readonly acksByReport: boolean
+}
+
+/** A mapping's topic tree, matched against a device's id without building its topics. */
+export interface MappedTopics {
+  /** Whether the device may publish on `topic` (one of its telemetry topics). */
+  publishes (deviceId: string, topic: string): boolean
+  /** Whether `topic` is one of the device's command topics. */
+  receives (deviceId: string, topic: string): boolean
+  /** Whether the device may subscribe to `filter`: a command topic, or a wildcard under its own command level (`cmnd/{device}/#`). */
+  subscribes (deviceId: string, filter: string): boolean
+  /** The topic a command message goes to; `key` fills `{key}`. */
+  commandTopic (deviceId: string, key: string | undefined): string
+  /** The readings of a message on one of the device's telemetry topics; null when the topic is not one. */
+  decode (deviceId: string, topic: string, payload: Buffer, now: number): NormalizeResult | null
 }
 
 type Converted = { ok: true, value: ReadingValue } | { ok: false, problem: string }
@@ -70,14 +88,43 @@ export function timestampReader (valid: ValidMapping): (p: Parsed, now: number) 
   if (!valid.timestamp) return (_p, now) => ({ ok: true, ts: now })
   const { read, label } = readerOf(valid.layout, valid.timestamp.source)
   const unit = valid.timestamp.unit
+  const local = localTimeReader(valid.timestamp.zone)
   return (p, now) => {
     const raw = read(p)
     if (raw === undefined || raw === null) return { ok: true, ts: now }
     try {
-      return { ok: true, ts: toEpochMs(wireTimestamp(raw, unit, label), now) }
+      const wire = wireTimestamp(raw, unit, label)
+      return { ok: true, ts: toEpochMs(typeof wire === 'string' ? local(wire) ?? wire : wire, now) }
     } catch (err) {
       return { ok: false, reason: (err as Error).message }
     }
+  }
+}
+
+/** `2026-11-18T08:00:00[.250]` or with a space, minutes at least, and no zone. */
+const localTime = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?$/
+
+/**
+ * Reads local time without an offset in `zone`, as epoch ms; undefined for
+ * text that carries its own zone (left to the ISO parser). Never the hub's
+ * own time zone: Date.parse would read `2026-11-18T08:00:00` in it.
+ */
+export function localTimeReader (zone: string): (text: string) => number | undefined {
+  const format = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' })
+  /** How far `zone` is ahead of UTC at the instant `ms`. */
+  const offsetAt = (ms: number): number => {
+    const f: Record<string, number> = {}
+    for (const part of format.formatToParts(ms)) if (part.type !== 'literal') f[part.type] = Number(part.value)
+    return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute, f.second) - Math.floor(ms / 1000) * 1000
+  }
+  return (text) => {
+    const m = localTime.exec(text)
+    if (!m) return undefined
+    const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0), Number((m[7] ?? '0').padEnd(3, '0')))
+    if (zone === 'UTC') return wall
+    // The offset at the wall time read as UTC is right but near a change of offset; one more step settles it.
+    const first = wall - offsetAt(wall)
+    return wall - offsetAt(first)
   }
 }
 
@@ -128,15 +175,52 @@ function ackState (parse: (payload: Buffer) => ParsedPayload, rules: readonly Re
   }
 }
 
+/** The topic tree of a mapping, compiled: each telemetry topic with its decoder, and the commands' topic. */
+function mappedTopics (valid: ValidMapping, decodeTelemetry: CompiledMapping['decodeTelemetry'], modelName: string): MappedTopics | null {
+  const tree = valid.topics
+  if (!tree) return null
+  const telemetry = tree.telemetry.map(({ parts, rule }) => {
+    if (!rule) return { parts, decode: decodeTelemetry }
+    const { read, label } = readerOf(valid.layout, rule.source)
+    return { parts, decode: telemetryDecoder(textParser, (_p, now) => ({ ok: true, ts: now }), [{ capability: rule.capability.name, read, label, where: `${rule.where} (${label} → ${rule.capability.name})`, convert: readingConverter(rule, modelName) }]) }
+  })
+  const commands = tree.commands ?? null
+  // The levels before {device} and {device} itself: what a wildcard subscription must start with.
+  const commandParts = commands === null ? null : topicParts(commands)
+  const keyed = commands !== null && commands.includes('{key}')
+  const commandKeys = valid.commands?.set.map((r) => r.source.kind === 'path' ? r.source.path : '') ?? []
+  const commandTopic = (deviceId: string, key: string | undefined) => commands === null
+    ? topics.commands(deviceId)
+    : commands.replace('{device}', deviceId).replace('{key}', key ?? '')
+  return {
+    publishes: (deviceId, topic) => telemetry.some((t) => topicMatches(t.parts, deviceId, topic)),
+    receives: (deviceId, topic) => commands !== null && (keyed ? commandKeys.some((k) => topic === commandTopic(deviceId, k)) : topicMatches(commandParts!, deviceId, topic)),
+    subscribes (deviceId, filter) {
+      if (commandParts === null) return false
+      if (this.receives(deviceId, filter)) return true
+      const own = `${commandParts.prefix}${deviceId}/`
+      return filter === `${own}#` || (keyed && filter === `${own}+` && commandParts.suffix === '/{key}')
+    },
+    commandTopic,
+    decode (deviceId, topic, payload, now) {
+      for (const t of telemetry) if (topicMatches(t.parts, deviceId, topic)) return t.decode(payload, now)
+      return null
+    },
+  }
+}
+
 /** Compiles a mapping that parseMapping checked against the model: telemetry in, commands out, acks in. */
 export function compileMapping (valid: ValidMapping, modelName: string): CompiledMapping {
   const parse = payloadParser(valid.layout)
   const readings = readingSteps(valid, modelName)
+  const decodeTelemetry = telemetryDecoder(parse, timestampReader(valid), readings)
   return {
     source: valid.mapping,
-    decodeTelemetry: telemetryDecoder(parse, timestampReader(valid), readings),
+    topics: mappedTopics(valid, decodeTelemetry, modelName),
+    acksByReport: valid.commands?.ack.report ?? false,
+    decodeTelemetry,
     encodeCommand: commandEncoder(valid, modelName),
-    decodeAck: ackDecoder(valid, parse, ackState(parse, readings), modelName),
+    decodeAck: ackDecoder(valid, ackState(parse, readings), modelName),
   }
 }
 
@@ -152,5 +236,7 @@ export function invalidMapping (modelId: string, modelName: string, problem: str
     decodeTelemetry: () => ({ ok: false, reason }),
     encodeCommand: () => { throw new CommandEncodeError(reason) },
     decodeAck: () => ({ ok: false, reason }),
+    topics: null,
+    acksByReport: false,
   }
 }

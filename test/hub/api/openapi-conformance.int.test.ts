@@ -116,7 +116,7 @@ describe('the OpenAPI document', () => {
       'GET /v1/models/{id}': { token: a.makerToken, path: a.modelId },
       'PUT /v1/models/{id}/mapping': { token: a.makerToken, path: model2.body.id, body: { format: 'json', readings: [{ path: 'temp', capability: 'temperature' }] } },
       'DELETE /v1/models/{id}/mapping': { token: a.makerToken, path: model2.body.id },
-      'POST /v1/models/{id}/mapping:test': { token: a.makerToken, path: a.modelId, body: { payloads: [{ readings: { temperature: 21.5 } }, 'not json'] } },
+      'POST /v1/models/{id}/mapping:test': { token: a.makerToken, path: a.modelId, body: { payloads: [{ readings: { temperature: 21.5 } }, 'not json'], commands: [{ set: { power: true } }, { set: { temperature: 1 } }], acks: ['{"id":"c-1","status":"error","error":"busy","state":{"power":true}}', 'not json'] } },
       // ↑ one sample maps, one is refused: both kinds of result are seen.
       'GET /v1/models/{id}/rejections': { token: a.makerToken, path: a.modelId },
       'POST /v1/devices': { token: a.makerToken, body: { model: a.modelId, count: 1 } },

@@ -1,7 +1,9 @@
 import { z } from 'zod'
-import { CapabilityDeclaration, Mapping, parseMapping, resolveCapabilities, type ModelCapability } from '@trellis/device-sdk'
+import { CapabilityDeclaration, CommandId, Mapping, parseMapping, resolveCapabilities, topics, type ModelCapability } from '@trellis/device-sdk'
 import type { Model } from '../../registry/registry.js'
-import { compileModel } from '../../normalize/model.js'
+import { compileModel, type CompiledModel } from '../../normalize/model.js'
+import { CommandEncodeError, decodeAck, encodeMessages } from '../../normalize/commands.js'
+import { CommandRequest, commandProblem } from '../../commands/validate.js'
 import { redactPayload } from '../../consent/redact.js'
 import { mappingQuotaProblem } from '../../registry/quotas.js'
 import { normalizeTelemetry } from '../../normalize/index.js'
@@ -73,17 +75,66 @@ export async function ownModel (api: ApiContext, makerId: string, id: string): P
 /** A sample payload: text is sent as it is (key=value, or JSON text), anything else as its JSON. */
 const SamplePayload = z.union([z.string().max(16_384), z.record(z.string(), z.unknown()), z.array(z.unknown())])
 
+/** A canonical command to dry-run: an owner's body, with the id the device would see. */
+const SampleCommand = CommandRequest.extend({
+  /** The command id placed in the device's messages. Default `c-<n>`, n from 1 in the order given. */
+  id: CommandId.optional(),
+})
+
 export const MappingTestRequest = z.strictObject({
-  payloads: z.array(SamplePayload).min(1).max(100),
+  /** Telemetry samples. Default none. */
+  payloads: z.array(SamplePayload).max(100).default([]),
+  /** Canonical commands (`{"set": {...}}` or `{"action", "params"}`): answered with the exact device messages. Default none. */
+  commands: z.array(SampleCommand).max(20).default([]),
+  /** Raw device acks: answered with the status each would give. Default none. */
+  acks: z.array(SamplePayload).max(100).default([]),
   /** A candidate mapping to try instead of the stored one, before PUT. Default: the model's stored mapping. */
   mapping: MappingDocument.optional(),
-})
+}).refine((b) => b.payloads.length + b.commands.length + b.acks.length > 0, 'give "payloads", "commands" or "acks" to try')
 export type MappingTestRequest = z.infer<typeof MappingTestRequest>
 
 const MappingTestResult = z.union([
   z.object({ ok: z.literal(true), ts: z.string(), readings: z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])), problems: z.array(z.string()) }),
   z.object({ ok: z.literal(false), reason: z.string() }),
 ])
+
+const CommandTestResult = z.union([
+  z.object({
+    ok: z.literal(true),
+    id: z.string(),
+    /** The messages the device would receive, in order. */
+    messages: z.array(z.object({
+      /** The id its ack must carry. */
+      id: z.string(),
+      topic: z.string(),
+      /** The bytes as UTF-8 text. */
+      payload: z.string(),
+      /** The exact bytes, base64. */
+      base64: z.string(),
+      bytes: z.number(),
+    })),
+  }),
+  z.object({ ok: z.literal(false), reason: z.string() }),
+])
+
+const AckTestResult = z.union([
+  z.object({ ok: z.literal(true), id: z.string(), status: z.enum(['ok', 'error']), error: z.string().optional(), state: z.record(z.string(), z.union([z.number(), z.boolean(), z.string(), z.null()])).optional() }),
+  z.object({ ok: z.literal(false), reason: z.string() }),
+])
+
+/** The command as the device would receive it, or why the hub would refuse it. */
+function dryRunCommand (model: CompiledModel, sample: z.infer<typeof SampleCommand>, n: number): z.infer<typeof CommandTestResult> {
+  const { id = `c-${n}`, ...request } = sample
+  const problem = commandProblem(model, request)
+  if (problem) return { ok: false, reason: problem }
+  try {
+    const messages = encodeMessages(model, { id, ...request })
+    return { ok: true, id, messages: messages.map((m) => ({ id: m.id, topic: model.mapping?.topics?.commandTopic('{id}', m.key) ?? topics.commands('{id}'), payload: m.payload.toString('utf8'), base64: m.payload.toString('base64'), bytes: m.payload.length })) }
+  } catch (err) {
+    if (err instanceof CommandEncodeError) return { ok: false, reason: err.message }
+    throw err
+  }
+}
 
 /** Checks a mapping against the model's capabilities; a MappingError becomes 422 naming the field. */
 function validMapping (api: ApiContext, input: unknown, capabilities: readonly ModelCapability[]): void {
@@ -181,12 +232,21 @@ export function modelRoutes (api: ApiContext) {
       method: 'POST',
       path: '/v1/models/{id}/mapping:test',
       operationId: 'testMapping',
-      summary: 'Dry-runs the stored (or a candidate) mapping on sample payloads: the canonical readings or the reasons, nothing stored',
+      summary: 'Dry-runs the stored (or a candidate) mapping: telemetry samples as canonical readings, canonical commands as the exact device messages, device acks as the status each gives; nothing stored or sent',
       tags: ['models'],
       access: 'maker',
       params: IdParams,
       body: MappingTestRequest,
-      response: z.object({ model: z.string(), mapping: z.enum(['stored', 'candidate', 'canonical']), results: z.array(MappingTestResult) }),
+      response: z.object({
+        model: z.string(),
+        mapping: z.enum(['stored', 'candidate', 'canonical']),
+        /** One per telemetry sample, in order. */
+        results: z.array(MappingTestResult),
+        /** One per command, in order. */
+        commands: z.array(CommandTestResult),
+        /** One per ack, in order. */
+        acks: z.array(AckTestResult),
+      }),
       errors: ['NOT_FOUND', 'INVALID_MAPPING'],
       handler: async ({ params, body, caller }) => {
         const model = await ownModel(api, caller.subject, params.id)
@@ -201,7 +261,12 @@ export function modelRoutes (api: ApiContext) {
           const { ts, readings, problems } = result.value
           return { ok: true as const, ts: new Date(ts).toISOString(), readings: Object.fromEntries(readings.map((r) => [r.capability, r.value])), problems }
         })
-        return { model: model.id, mapping: candidate ? 'candidate' : compiled.mapping ? 'stored' : 'canonical', results }
+        const commands = body.commands.map((sample, i) => dryRunCommand(compiled, sample, i + 1))
+        const acks = body.acks.map((sample) => {
+          const decoded = decodeAck(compiled, Buffer.from(typeof sample === 'string' ? sample : JSON.stringify(sample)))
+          return decoded.ok ? { ok: true as const, ...decoded.ack } : decoded
+        })
+        return { model: model.id, mapping: candidate ? 'candidate' : compiled.mapping ? 'stored' : 'canonical', results, commands, acks }
       },
     }),
     route({
