@@ -27,7 +27,7 @@ export interface ControlOptions {
   /** Schedule limits and run history; defaults in SchedulerOptions. */
   schedules?: Omit<SchedulerOptions, 'store' | 'commands' | 'directory' | 'log'>
   /** Automation limits, chains and run history; defaults in AutomationsOptions. */
-  automations?: Pick<AutomationsOptions, 'maxPerOwner' | 'maxRuleBytes' | 'runsKept' | 'maxChainDepth' | 'causalWindowMs'>
+  automations?: Omit<AutomationsOptions, 'store' | 'commands' | 'directory' | 'state' | 'log'>
 }
 
 /** The hub's parts that control builds on: the API's own, plus SQL and the device bus. */

@@ -160,14 +160,17 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, stateSync
     ? {
         ...opts,
-        // Every node arms every schedule; only the leader fires them.
-        schedules: { ...opts.schedules, shouldFire: () => leader!.isLeader, onChange: () => stateSync.announceSchedules() },
+        // Every node arms every schedule and automation; only the leader fires
+        // time-driven ones, and a presence change fires rules on the node that holds the device.
+        schedules: { ...opts.schedules, shouldFire: () => leader!.isLeader, onChange: () => stateSync.announceRules('schedules') },
+        automations: { ...opts.automations, firesTimers: () => leader!.isLeader, judgesPresence: (id) => inProcessBus!.isConnectedHere(id), onChange: () => stateSync.announceRules('automations') },
         presence: { ...opts.presence, judges: (id) => inProcessBus!.isConnectedHere(id) },
       }
     : opts)
   if (stateSync) {
-    stateSync.onSchedulesChanged = () => {
-      control.scheduler.reload().catch((err: Error) => log.error({ err }, 'schedules changed on another node could not be read'))
+    stateSync.onRulesChanged = (kind) => {
+      const reload = kind === 'schedules' ? control.scheduler.reload() : control.automations.reload()
+      reload.catch((err: Error) => log.error({ err, kind }, 'rules changed on another node could not be read'))
     }
     leader!.start()
   }

@@ -126,6 +126,54 @@ describe('a cluster of three nodes on one Redis and PostgreSQL', () => {
   })
 })
 
+describe('automations in the cluster', () => {
+  it('fires a rule created on node C once for a reading ingested on node A, and once for a presence change every node hears', async () => {
+    const [a, b, c] = nodes
+    const fleet = await seedFleet(apiClient(c.httpUrl), { model: thermostat, count: 2 })
+    const [sensor, heater] = fleet.devices
+    const sensorDevice = await connectThermostat(a, sensor)
+    const heaterDevice = await connectThermostat(b, heater)
+    const powerCommands: boolean[] = []
+    heaterDevice.onCommand('power', (on: boolean) => { powerCommands.push(on) })
+    for (const node of nodes) await eventually(() => node.hub.state.get(heater.id)?.online, (online) => online === true, { what: 'the heater online on every node' })
+
+    const api = apiClient(c.httpUrl)
+    const hot = await api.post('/v1/automations', {
+      name: 'heater off when it is warm',
+      trigger: { type: 'reading', deviceId: sensor.id, capability: 'temperature', op: 'above', value: 25 },
+      actions: [{ deviceId: heater.id, command: { set: { power: false } } }],
+      cooldownSeconds: 0,
+    }, fleet.ownerToken)
+    expect(hot.status).toBe(201)
+    const gone = await api.post('/v1/automations', {
+      name: 'heater on when the sensor drops off',
+      trigger: { type: 'presence', deviceId: sensor.id, online: false },
+      actions: [{ deviceId: heater.id, command: { set: { power: true } } }],
+      cooldownSeconds: 0,
+    }, fleet.ownerToken)
+    expect(gone.status).toBe(201)
+    const runsOf = async (id: string) => (await apiClient(b.httpUrl).get(`/v1/automations/${id}/runs`, fleet.ownerToken)).body.runs as Array<{ outcome: string }>
+
+    // Node A, where the sensor's reading is ingested, learns of the rule made on node C.
+    await eventually(async () => {
+      await sensorDevice.report({ temperature: 20 })
+      await sensorDevice.report({ temperature: 30 })
+      return await runsOf(hot.body.id)
+    }, (runs) => runs.length >= 1, { what: 'the reading rule fired', timeoutMs: 10_000 })
+    await eventually(() => powerCommands.filter((on) => !on).length, (n) => n >= 1, { what: 'the heater switched off' })
+
+    await sensorDevice.close()
+    const presenceRuns = await eventually(() => runsOf(gone.body.id), (runs) => runs.length >= 1, { what: 'the presence rule fired' })
+    await eventually(() => powerCommands.filter((on) => on).length, (n) => n >= 1, { what: 'the heater switched on' })
+    // Every node heard the sensor go offline; one fired. Let the other nodes' would-be runs land before counting.
+    for (const node of nodes) await eventually(() => node.hub.state.get(sensor.id)?.online, (online) => online === false)
+    await eventually(() => runsOf(hot.body.id), () => true)
+    expect(presenceRuns.filter((r) => r.outcome === 'fired')).toHaveLength(1)
+    expect((await runsOf(gone.body.id)).filter((r) => r.outcome === 'fired')).toHaveLength(1)
+    expect(powerCommands.filter((on) => on)).toHaveLength(1)
+  })
+})
+
 describe('queued commands in the cluster', () => {
   it('delivers a command queued through node B when the device comes back on node A', async () => {
     const [a, b] = nodes

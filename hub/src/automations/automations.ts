@@ -43,6 +43,19 @@ export interface AutomationsOptions {
    * caused by that rule (the ack's state, the report that follows). Default 10000 ms.
    */
   causalWindowMs?: number
+  /**
+   * Whether this process fires time and sun triggers now. A cluster arms every
+   * rule on every node and lets only its leader fire them. Default: always.
+   */
+  firesTimers?: () => boolean
+  /**
+   * Whether a presence change of this device fires rules here. A cluster
+   * shares presence with every node and lets the node that holds the device's
+   * connection fire. Default: every change.
+   */
+  judgesPresence?: (deviceId: string) => boolean
+  /** Called after an automation is created, replaced or deleted here: a cluster tells the other nodes to `reload()`. Default none. */
+  onChange?: () => void
 }
 
 /** A rule the hub refuses, with the reason. */
@@ -71,9 +84,10 @@ interface Running {
  * firing, and every refusal (cooldown, loop, conditions, ownership), is
  * recorded as a run.
  *
- * Single node: each event reaches this one process once, so a rule fires once
- * per event. In a cluster, firing must stay once per event: see
- * docs/architecture.md, Automations.
+ * Once per event, on one node or many: a reading reaches the one node that
+ * ingests it; a presence change fires where `judgesPresence` says (the node
+ * holding the device); time and sun triggers fire where `firesTimers` says
+ * (the cluster's leader). See docs/architecture.md, Automations.
  */
 export class Automations {
   readonly index = new RuleIndex()
@@ -144,6 +158,7 @@ export class Automations {
     const automation: Automation = { ...rule, id: newId('aut'), ownerId, createdAt: new Date().toISOString() }
     await this.opts.store.insert(automation)
     await this.arm(automation)
+    this.opts.onChange?.()
     return automation
   }
 
@@ -154,6 +169,7 @@ export class Automations {
     if (!await this.opts.store.update(automation)) return automation
     this.disarm(existing.id)
     await this.arm(automation)
+    this.opts.onChange?.()
     return automation
   }
 
@@ -166,8 +182,22 @@ export class Automations {
     if (deleted) {
       this.disarm(id)
       this.sincePruned.delete(id)
+      this.opts.onChange?.()
     }
     return deleted
+  }
+
+  /** Reads every automation again (another node of a cluster changed some): arms new and changed ones, disarms what is gone. */
+  async reload (): Promise<void> {
+    const all = await this.opts.store.all()
+    const present = new Set(all.map((a) => a.id))
+    for (const id of [...this.running.keys()]) if (!present.has(id)) this.disarm(id)
+    for (const a of all) {
+      const current = this.running.get(a.id)?.armed.rule
+      if (current !== undefined && JSON.stringify(current) === JSON.stringify(a)) continue
+      this.disarm(a.id)
+      await this.arm(a)
+    }
   }
 
   async runs (id: string, limit: number): Promise<AutomationRun[]> { return await this.opts.store.runs(id, limit) }
@@ -230,7 +260,7 @@ export class Automations {
     }
     const t = rule.trigger
     if (t.type === 'time') {
-      running.timer = cron.schedule(t.cron, () => { void this.fire(armed, { type: 'time' }, []) }, { timezone: t.timezone, name: `automation-${rule.id}`, noOverlap: true })
+      running.timer = cron.schedule(t.cron, () => { if (this.firesTimers()) void this.fire(armed, { type: 'time' }, []) }, { timezone: t.timezone, name: `automation-${rule.id}`, noOverlap: true })
     } else if (t.type === 'sun') this.armSun(running)
     else this.index.add(armed)
   }
@@ -243,7 +273,7 @@ export class Automations {
     // setTimeout holds at most 2^31-1 ms (24.8 days); a later event waits in steps.
     const wait = Math.min(next.getTime() - Date.now(), 2 ** 31 - 1)
     running.timer = setTimeout(() => {
-      if (Date.now() >= next.getTime() - 1000) void this.fire(running.armed, { type: 'sun' }, [])
+      if (Date.now() >= next.getTime() - 1000 && this.firesTimers()) void this.fire(running.armed, { type: 'sun' }, [])
       this.armSun(running)
     }, Math.max(0, wait))
     running.timer.unref()
@@ -297,9 +327,12 @@ export class Automations {
     }
   }
 
+  private readonly firesTimers = (): boolean => this.opts.firesTimers?.() ?? true
+
   private readonly onPresence = (change: PresenceChange): void => {
     const rules = this.index.onPresence(change.deviceId)
     if (rules === undefined) return
+    if (this.opts.judgesPresence && !this.opts.judgesPresence(change.deviceId)) return
     for (const armed of rules) {
       const t = armed.rule.trigger
       if (t.type !== 'presence' || (t.online !== undefined && t.online !== change.online)) continue

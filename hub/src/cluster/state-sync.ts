@@ -8,8 +8,11 @@ import type { PresenceChange, ReadingsChange, StateStore } from '../state/state.
 export const STATE_CHANNEL = 'trellis:state'
 /** The Redis channel a node tells the others what it spent of the API's rate limits on (logins, claims, sign-ups). */
 export const THROTTLE_CHANNEL = 'trellis:throttle'
-/** The Redis channel a node announces a change of schedules on: the others read them again. */
-export const SCHEDULES_CHANNEL = 'trellis:schedules'
+/** The Redis channel a node announces a change of owners' rules on (`<node> <what>`): the others read them again. */
+export const RULES_CHANNEL = 'trellis:rules'
+
+/** Owners' rules that every node arms: a change on one node is read again by the others. */
+export type RuleKind = 'schedules' | 'automations'
 
 interface StateMessage { node: string, change: ReadingsChange | PresenceChange }
 
@@ -26,8 +29,8 @@ export class StateSync {
   /** Set while a change from another node is applied: it is not published again. */
   private applying = false
   private closed = false
-  /** Called when another node changed schedules. */
-  onSchedulesChanged: (() => void) | null = null
+  /** Called when another node changed schedules or automations. */
+  onRulesChanged: ((kind: RuleKind) => void) | null = null
   /** Called with what another node spent of a rate limit. */
   onSpent: ((kind: string, keys: string[]) => void) | null = null
 
@@ -42,7 +45,7 @@ export class StateSync {
   static async start (redisUrl: string, state: StateStore, connectedHere: (deviceId: string) => boolean, log: Logger): Promise<StateSync> {
     const sync = new StateSync(redisUrl, state, connectedHere, log)
     sync.sub.on('message', sync.onMessage)
-    await sync.sub.subscribe(STATE_CHANNEL, SCHEDULES_CHANNEL, THROTTLE_CHANNEL)
+    await sync.sub.subscribe(STATE_CHANNEL, RULES_CHANNEL, THROTTLE_CHANNEL)
     state.on('readings', sync.onLocal)
     state.on('presence', sync.onLocal)
     return sync
@@ -61,10 +64,10 @@ export class StateSync {
   /** Devices another node last said were online. */
   private readonly heldElsewhere = new Set<string>()
 
-  /** Tells the other nodes that schedules changed here. */
-  announceSchedules (): void {
+  /** Tells the other nodes that schedules or automations changed here. */
+  announceRules (kind: RuleKind): void {
     if (this.closed) return
-    this.pub.publish(SCHEDULES_CHANNEL, this.node).catch((err: Error) => this.log.warn({ err }, 'schedule change not announced'))
+    this.pub.publish(RULES_CHANNEL, `${this.node} ${kind}`).catch((err: Error) => this.log.warn({ err, kind }, 'rule change not announced'))
   }
 
   /** Tells the other nodes what this one spent of a rate limit: a budget is then one across the cluster. */
@@ -74,8 +77,9 @@ export class StateSync {
   }
 
   private readonly onMessage = (channel: string, raw: string) => {
-    if (channel === SCHEDULES_CHANNEL) {
-      if (raw !== this.node) this.onSchedulesChanged?.()
+    if (channel === RULES_CHANNEL) {
+      const [node, kind] = raw.split(' ')
+      if (node !== this.node && (kind === 'schedules' || kind === 'automations')) this.onRulesChanged?.(kind)
       return
     }
     if (channel === THROTTLE_CHANNEL) {
