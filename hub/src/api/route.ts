@@ -86,6 +86,7 @@ export function errorCodesOf (def: RouteDef<any, any, any, any>): ErrorCode[] {
   if (def.body) for (const c of ['INVALID_BODY', 'BAD_REQUEST', 'BODY_TOO_DEEP', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'] as const) codes.add(c)
   if (def.access !== 'public') {
     codes.add('UNAUTHORIZED')
+    codes.add('RATE_LIMITED')
     if (def.access !== 'authenticated') codes.add('FORBIDDEN')
   }
   return [...codes]
