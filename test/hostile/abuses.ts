@@ -47,6 +47,8 @@ export interface Scale {
   /** Accounts flooding requests back to back, and requests each sends. */
   floodAccounts: number
   floodRequests: number
+  /** Requests each flooding account keeps in flight. */
+  floodInFlight: number
 }
 
 export const testScale: Scale = {
@@ -64,8 +66,9 @@ export const testScale: Scale = {
   logins: 60,
   badQueries: 40,
   connections: 300,
-  floodAccounts: 4,
-  floodRequests: 300,
+  floodAccounts: 2,
+  floodRequests: 900,
+  floodInFlight: 3,
 }
 
 export const benchScale: Scale = {
@@ -85,6 +88,7 @@ export const benchScale: Scale = {
   connections: 3000,
   floodAccounts: 19,
   floodRequests: 5000,
+  floodInFlight: 1,
 }
 
 export interface HostileContext {
@@ -457,7 +461,7 @@ hostileAbuses.push({
 hostileAbuses.push({
   name: 'request floods from many accounts',
   finding: 5,
-  summary: 'several owners post schedules back to back (all refused at the 60 s minimum), then list their devices back to back; the per-account request limit answers 429',
+  summary: 'several owners each post schedules back to back (all refused at the 60 s minimum), then list their devices back to back; the per-account request limit answers 429',
   rssBoundMiB: 64,
   async prepare (ctx) {
     const api = apiClient(ctx.httpUrl)
@@ -467,8 +471,9 @@ hostileAbuses.push({
     const api = apiClient(ctx.httpUrl)
     const statuses: number[] = []
     let retryAfter = ''
-    await Promise.all(fleets.map(async (f) => {
-      for (let i = 0; i < ctx.scale.floodRequests && live(ctx); i++) {
+    const senders = fleets.flatMap((f) => Array.from({ length: ctx.scale.floodInFlight }, () => f))
+    await Promise.all(senders.map(async (f) => {
+      for (let i = 0; i < ctx.scale.floodRequests / ctx.scale.floodInFlight && live(ctx); i++) {
         const res = await (i % 2 === 0
           ? api.post('/v1/schedules', { deviceId: f.devices[0].id, cron: '* * * * * *', command: { set: { power: true } } }, f.ownerToken)
           : api.get('/v1/devices', f.ownerToken)).catch(() => null)
