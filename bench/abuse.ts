@@ -21,6 +21,7 @@ import type { OptionSpecs, Options } from './lib/options.js'
 import { startHubProcess, type HubProcessOptions } from '../test/support/hub-process.js'
 import { apiClient, seedFleet } from '../test/support/api.js'
 import { bystanderAtRest, hostileBudget, hubTarget, seatBystander, withBystander } from '../test/support/hostile.js'
+import { benchScale, hostileAbuses } from '../test/hostile/abuses.js'
 
 export const abuseOptions = {
   only: { default: '', help: 'Run only the abuses whose names contain this (comma-separated).' },
@@ -113,19 +114,16 @@ async function letThemFire (ctx: AbuseContext, seconds: number): Promise<void> {
   while (Date.now() < until) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, Math.max(0, until - Date.now()))))
 }
 
-registerAbuse({
-  name: 'cron bomb',
-  summary: 'one owner posts cron ranges of 2^32, 10^7 and huge steps, again and again',
-  async run (ctx) {
-    const [fleet] = await signUpOwners(ctx.httpUrl, 1, ctx.progress)
-    const bombs = ['0-4294967295 * * * *', '0-10000000 * * * *', '* * 1-99999999 * *', '*/4294967295 * * * * *', '0 0 * * 0-9999999999']
-    const statuses: number[] = []
-    for (let i = 0; i < 2000 && Date.now() < ctx.deadline; i++) {
-      statuses.push(await postSchedule(ctx.httpUrl, fleet.ownerToken, { deviceId: fleet.devices[0].id, cron: bombs[i % bombs.length], command: { set: { power: true } } }))
-    }
-    return tally(statuses)
-  },
-})
+// Every finding's abuse of the hostile-tenant suite (test/hostile/abuses.ts), at bench scale.
+for (const h of hostileAbuses) {
+  const scaled = (ctx: AbuseContext) => ({ ...ctx, scale: benchScale })
+  registerAbuse({
+    name: h.name,
+    summary: `finding ${h.finding}: ${h.summary}`,
+    prepare: h.prepare && (async (ctx) => ({ state: await h.prepare!(scaled(ctx)), note: '' })),
+    run: async (ctx, state) => await h.run(scaled(ctx), state),
+  })
+}
 
 // The floods create their schedules unmeasured (prepare), then measure while they fire (run): creating them is a
 // request flood, which per-account request limits bound, not the scheduler.

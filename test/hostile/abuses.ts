@@ -150,6 +150,17 @@ async function status (p: Promise<ApiResponse>): Promise<number> {
   return await p.then((r) => r.status, () => 0)
 }
 
+/** The call again after Retry-After while the hub answers RATE_LIMITED, until the deadline: an abuser that paces itself. */
+async function politely (ctx: HostileContext, call: () => Promise<ApiResponse>): Promise<ApiResponse> {
+  for (;;) {
+    const res = await call()
+    // A full command queue is 429 too (DEVICE_BUSY), and waiting does not empty it.
+    if (res.body?.error?.code !== 'RATE_LIMITED' || !live(ctx)) return res
+    const wait = Number(res.headers.get('retry-after') ?? 1) * 1000
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(wait, ctx.deadline - Date.now()))))
+  }
+}
+
 export const hostileAbuses: Array<HostileAbuse<any>> = []
 
 hostileAbuses.push({
@@ -170,17 +181,17 @@ hostileAbuses.push({
       const next = owners[(cycles + 1) % 2]
       // Up to the per-device cap of pending commands (100); the queue refuses the rest with 429.
       for (let i = 0; i < 100; i++) {
-        const q = await api.post(`/v1/devices/${id}/commands?queue=true&ttl=10m`, { set: { lock: false } }, holder)
+        const q = await politely(ctx, () => api.post(`/v1/devices/${id}/commands?queue=true&ttl=10m`, { set: { lock: false } }, holder))
         if (q.status !== 202) break
         queued++
       }
-      const released = await api.post(`/v1/devices/${id}/release`, {}, holder)
+      const released = await politely(ctx, () => api.post(`/v1/devices/${id}/release`, {}, holder))
       if (released.status !== 200) throw new Error(`release: ${released.status}`)
-      const claimed = await api.post('/v1/devices/claim', { claimCode: released.body.claimCode }, next)
+      const claimed = await politely(ctx, () => api.post('/v1/devices/claim', { claimCode: released.body.claimCode }, next))
       if (claimed.status !== 200) throw new Error(`claim: ${claimed.status}`)
-      const seen = await api.get(`/v1/devices/${id}/commands`, next)
+      const seen = await politely(ctx, () => api.get(`/v1/devices/${id}/commands`, next))
       if (seen.body.commands?.length !== 0) throw new Error(`the new owner sees ${seen.body.commands?.length} of the former owner's commands`)
-      const first = await api.post(`/v1/devices/${id}/commands?queue=true&ttl=10m`, { set: { lock: true } }, next)
+      const first = await politely(ctx, () => api.post(`/v1/devices/${id}/commands?queue=true&ttl=10m`, { set: { lock: true } }, next))
       if (first.status !== 202) throw new Error(`the new owner's first command: ${first.status} ${JSON.stringify(first.body)}`)
     }
     return `${cycles} cycles, ${queued} unlocks queued; each new owner saw none and its own command was queued`
@@ -215,9 +226,10 @@ hostileAbuses.push({
     const maker = await newMaker(api)
     const clients: MqttClient[] = []
     for (let m = 0; m < ctx.scale.rejectionModels && live(ctx); m++) {
-      const model = await api.post('/v1/models', { name: `reject-${m}`, capabilities: ['temperature'] }, maker)
+      const model = await politely(ctx, () => api.post('/v1/models', { name: `reject-${m}`, capabilities: ['temperature'] }, maker))
       if (model.status !== 201) break
-      const d = await api.post('/v1/devices', { model: model.body.id, count: 1 }, maker)
+      const d = await politely(ctx, () => api.post('/v1/devices', { model: model.body.id, count: 1 }, maker))
+      if (d.status !== 201) break
       clients.push(await device(ctx, d.body.devices[0]))
     }
     return clients
@@ -353,7 +365,7 @@ hostileAbuses.push({
     const maker = await newMaker(api)
     const model = await api.post('/v1/models', { name: 'fleet-h', capabilities: ['power'] }, maker)
     for (let made = 0; made < ctx.scale.fleet && live(ctx); made += 1000) {
-      const res = await api.post('/v1/devices', { model: model.body.id, count: Math.min(1000, ctx.scale.fleet - made) }, maker)
+      const res = await politely(ctx, () => api.post('/v1/devices', { model: model.body.id, count: Math.min(1000, ctx.scale.fleet - made) }, maker))
       if (res.status !== 201) throw new Error(`provisioning: ${res.status} ${JSON.stringify(res.body)}`)
     }
     return maker
