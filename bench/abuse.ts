@@ -22,6 +22,7 @@ import { startHubProcess, type HubProcessOptions } from '../test/support/hub-pro
 import { apiClient, seedFleet } from '../test/support/api.js'
 import { bystanderAtRest, hostileBudget, hubTarget, seatBystander, withBystander } from '../test/support/hostile.js'
 import { benchScale, hostileAbuses } from '../test/hostile/abuses.js'
+import startTestPostgres from '../test/support/postgres.js'
 
 export const abuseOptions = {
   only: { default: '', help: 'Run only the abuses whose names contain this (comma-separated).' },
@@ -183,6 +184,8 @@ export async function abuse (opts: AbuseOptions): Promise<void> {
   const chosen = abuses.filter((a) => wanted.length === 0 || wanted.some((w) => a.name.toLowerCase().includes(w)))
   console.error(`abuse bench on ${machine()}: ${chosen.map((a) => a.name).join('; ')}`)
   const influx = await startBenchInflux()
+  // The tests' managed PostgreSQL: each hub process gets a database of its own on it (startHubProcess).
+  const stopPostgres = await startTestPostgres()
   const rows: string[][] = []
   try {
     for (const a of chosen) {
@@ -222,6 +225,7 @@ export async function abuse (opts: AbuseOptions): Promise<void> {
       }
     }
   } finally {
+    await stopPostgres()
     await influx.dispose()
   }
   console.log(table(['abuse', 'rest p50 ms', 'rest p99 ms', 'p50 ms', 'p99 ms', 'failed reads', 'hub RSS before', 'hub RSS peak', `p99 ≤ ${hostileBudget.strictP99Ms} ms`, 'what the abuser got'], rows))
