@@ -207,7 +207,8 @@ export async function abuse (opts: AbuseOptions): Promise<void> {
         const context = (seconds: number): AbuseContext => ({ httpUrl: hub.httpUrl, mqttUrl: hub.mqttUrl, opts, deadline: Date.now() + seconds * 1000, progress })
         // Preparing is bounded like the abuse, with room for sign-ups on a slow machine.
         const prepared = a.prepare ? await a.prepare(context(opts.seconds * 4)) : { state: null, note: '' }
-        const under = await withBystander(target, bystander, async () => await a.run(context(opts.seconds), prepared.state))
+        // An abuse that throws (the hub gave the abuser what it must not) is a row saying so, not the end of the run.
+        const under = await withBystander(target, bystander, async () => await a.run(context(opts.seconds), prepared.state).catch((err: Error) => `FAILED: ${err.message.split('\n')[0]}`))
         if (prepared.note) under.result = `${prepared.note}; ${under.result}`
         progress(`under abuse: p50 ${fmtNum(under.p50)} ms, p99 ${fmtNum(under.p99)} ms, ${under.failures} failed reads, RSS ${fmtMiB(under.rssBefore)} → peak ${fmtMiB(under.rssPeak)}`)
         const alive = hub.child.exitCode === null && hub.child.signalCode === null
@@ -216,9 +217,12 @@ export async function abuse (opts: AbuseOptions): Promise<void> {
           fmtNum(rest.p50), fmtNum(rest.p99),
           fmtNum(under.p50), fmtNum(under.p99), String(under.failures),
           fmtMiB(under.rssBefore), fmtMiB(under.rssPeak),
-          under.p99 <= hostileBudget.strictP99Ms && under.failures === 0 && alive ? 'yes' : 'NO',
+          under.p99 <= hostileBudget.strictP99Ms && under.failures === 0 && alive && !under.result.includes('FAILED') ? 'yes' : 'NO',
           alive ? under.result : `hub died (${hub.child.exitCode ?? hub.child.signalCode}); ${under.result}`,
         ])
+      } catch (err) {
+        progress(`not measured: ${(err as Error).message}`)
+        rows.push([a.name, '-', '-', '-', '-', '-', '-', '-', 'NO', `not measured: ${(err as Error).message.split('\n')[0]}`])
       } finally {
         await hub.kill('SIGKILL')
         await rm(dataDir, { recursive: true, force: true })

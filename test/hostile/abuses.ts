@@ -107,6 +107,8 @@ export interface HostileAbuse<P = unknown> {
   summary: string
   /** How much the hub's RSS may grow while it runs, in the test (MiB). */
   rssBoundMiB: number
+  /** What the test variant's note must show (e.g. that the abuser was limited); default nothing. */
+  testExpects?: RegExp
   /** Set-up, not measured. */
   prepare? (ctx: HostileContext): Promise<P>
   run (ctx: HostileContext, state: P): Promise<string>
@@ -475,6 +477,7 @@ hostileAbuses.push({
   finding: 5,
   summary: 'several owners each post schedules back to back (all refused at the 60 s minimum), then list their devices back to back; the per-account request limit answers 429',
   rssBoundMiB: 64,
+  testExpects: /\d+× 429.*Retry-After \d+ s/,
   async prepare (ctx) {
     const api = apiClient(ctx.httpUrl)
     return await Promise.all(Array.from({ length: ctx.scale.floodAccounts }, async () => await seedFleet(api)))
@@ -493,8 +496,8 @@ hostileAbuses.push({
         if (res?.status === 429) retryAfter = res.headers.get('retry-after') ?? 'none'
       }
     }))
-    if (!statuses.includes(429)) throw new Error(`never limited: ${tally(statuses)}`)
-    if (!/^\d+$/.test(retryAfter)) throw new Error(`429 without Retry-After (${retryAfter})`)
-    return `${noServerErrors(`${fleets.length} accounts`, statuses)}; Retry-After ${retryAfter} s`
+    if (statuses.includes(429) && !/^\d+$/.test(retryAfter)) throw new Error(`429 without Retry-After (${retryAfter})`)
+    // Whether an account is limited depends on how fast the machine answers it; the test's scale sends fast enough.
+    return `${noServerErrors(`${fleets.length} accounts`, statuses)}${retryAfter ? `; Retry-After ${retryAfter} s` : ''}`
   },
 })

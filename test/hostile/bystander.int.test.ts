@@ -39,6 +39,7 @@ describe('a hostile tenant costs a bystander little', () => {
       const figures = `${report.result}; bystander p50 ${report.p50.toFixed(1)} ms, p99 ${report.p99.toFixed(1)} ms over ${report.samples} reads; RSS +${(report.rssDelta / MiB).toFixed(1)} MiB`
       if (process.env.HOSTILE_REPORT) console.log(`${abuse.name}: ${figures}`)
       expect(hub.child.exitCode, figures).toBeNull()
+      if (abuse.testExpects) expect(report.result).toMatch(abuse.testExpects)
       expect(report.failures, figures).toBe(0)
       expect(report.p99, figures).toBeLessThan(hostileBudget.p99Ms)
       expect(report.rssDelta, figures).toBeLessThan(abuse.rssBoundMiB * MiB)
