@@ -49,7 +49,7 @@ export interface RouteDef<B = unknown, Q = unknown, P = unknown, A extends Acces
   produces?: MediaType | MediaType[]
   /**
    * Codes from the error catalogue the handler answers with. Those the
-   * wrapper gives (invalid input, 401/403, body limits, 500) are added.
+   * wrapper gives (invalid input, 401/403, 429 for the account's request limit, body limits, 500) are added.
    */
   errors?: readonly ErrorCode[]
   handler: (ctx: RouteContext<B, Q, P, A>) => Promise<unknown>
