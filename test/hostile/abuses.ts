@@ -279,19 +279,23 @@ hostileAbuses.push({
   finding: 5,
   summary: 'one maker declares models with mappings near the 64 KiB quota until refused, provisions 1000 devices at a time, and pages its models',
   rssBoundMiB: 96,
+  testExpects: /^models: \d+× 201.*over 64 KiB: 422 INVALID_MAPPING; provisioning ×1000: \d+× 201.*1001 at once: 422/,
   async run (ctx) {
     const api = apiClient(ctx.httpUrl)
     const maker = await newMaker(api)
-    // ~60 KB of mapping: one rule whose value map has many entries.
-    const map = Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [`v${i}`, i % 2 === 0]))
+    // Near the 64 KiB quota within the others: a rule per boolean capability, each value map 250 entries (the most is 256) of 64-character keys.
+    const booleans = ['power', 'contact', 'motion', 'waterLeak', 'lock']
+    const rules = (count: number) => booleans.slice(0, count).map((capability) => ({ path: capability, capability, map: Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`device-value-${i}-`.padEnd(64, 'x'), i % 2 === 0])) }))
     const statuses: number[] = []
     let model = ''
+    let refusal = ''
     for (let i = 0; i < ctx.scale.models + 1 && live(ctx); i++) {
-      const res = await api.post('/v1/models', { name: `flood-${i}`, capabilities: ['power'], mapping: { format: 'json', readings: [{ path: 'p', capability: 'power', map }] } }, maker)
+      const res = await api.post('/v1/models', { name: `flood-${i}`, capabilities: booleans, mapping: { format: 'json', readings: rules(3) } }, maker)
       statuses.push(res.status)
       if (res.status === 201) model = res.body.id
+      else refusal ||= res.body?.error?.message ?? ''
     }
-    const oversize = await api.post('/v1/models', { name: 'oversize', capabilities: ['power'], mapping: { format: 'json', readings: [{ path: 'p', capability: 'power', map: { ...map, ...Object.fromEntries(Array.from({ length: 2500 }, (_, i) => [`w${i}`, true])) } }] } }, maker)
+    const oversize = await api.post('/v1/models', { name: 'oversize', capabilities: booleans, mapping: { format: 'json', readings: rules(5) } }, maker)
     const provisioned: number[] = []
     for (let i = 0; i < 5 && model && live(ctx); i++) provisioned.push(await status(api.post('/v1/devices', { model, count: 1000 }, maker)))
     const tooMany = await status(api.post('/v1/devices', { model, count: 1001 }, maker))
@@ -303,7 +307,7 @@ hostileAbuses.push({
       after = page.body.next
       pages++
     } while (after && pages < 10 && live(ctx))
-    return `${noServerErrors('models', statuses)}; 128 KB mapping: ${oversize.status}; ${noServerErrors('provisioning ×1000', provisioned)}; 1001 at once: ${tooMany}; ${pages} model pages`
+    return `${noServerErrors('models', statuses)}${refusal ? ` (first refusal: ${refusal})` : ''}; a mapping over 64 KiB: ${oversize.status} ${oversize.body?.error?.code ?? ''}; ${noServerErrors('provisioning ×1000', provisioned)}; 1001 at once: ${tooMany}; ${pages} model pages`
   },
 })
 
