@@ -25,7 +25,7 @@ export async function api (opts: ApiOptions): Promise<void> {
   const influx = await startBenchInflux()
   // One owner token loads /telemetry at full speed: lift its per-token history limit, which would
   // otherwise answer 429 after 20 requests and leave this bench measuring refusals.
-  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_api', api: { rateLimits: { history: { perSecond: 1e9, burst: 1e9 } } } })
+  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_api', api: { rateLimits: { history: { perSecond: 1e9, burst: 1e9 }, request: { perSecond: 1e9, burst: 1e9 } } } })
   const loader = await BenchChild.start('http-load')
   const results: Record<string, Array<HttpResult & { usage: Record<string, ProcessUsage> }>> = {}
   try {

@@ -40,7 +40,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
   if (levels.length === 0) throw new Error(`--levels wants positive integers, got "${opts.levels}"`)
   progress('commands', 'starting influxd, the hub and the load processes')
   const influx = await startBenchInflux()
-  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_commands' })
+  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_commands', api: { rateLimits: { request: { perSecond: 1e9, burst: 1e9 } } } })
   const generator = await BenchChild.start('generator')
   const commander = await BenchChild.start('commander')
   const conditions = opts['ingest-rate'] > 0 ? ['idle hub', `ingest at ${fmtInt(opts['ingest-rate'])} msg/s`] : ['idle hub']

@@ -32,7 +32,7 @@ export interface ApiOptions {
   adminToken?: string
   /** PEM certificate and key: serve HTTPS. Default: plain HTTP. */
   https?: { cert: string | Buffer, key: string | Buffer }
-  /** Rate limits on sign-up, login, claim and history. Defaults in `ApiRateLimits`. */
+  /** Rate limits on sign-up, login, claim, history and each account's requests. Defaults in `ApiRateLimits`. */
   rateLimits?: ApiRateLimits
   /** The throttle itself, when it is shared (a cluster's spends every node's); default a new one from `rateLimits`. */
   throttle?: RequestThrottle
@@ -179,7 +179,12 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     ...consoleSessionRoutes(api),
     ...(opts.extraRoutes?.(api) ?? []),
   )
-  registerRoutes(app, routes, authenticate)
+  // Every authenticated request spends from its account's budget, before its body is parsed or its handler runs.
+  registerRoutes(app, routes, async (token) => {
+    const caller = await authenticate(token)
+    if (caller && caller.scope !== 'admin') api.throttle.take('request', [`${caller.scope}:${caller.subject}`])
+    return caller
+  })
   serveConsole(app)
   return { app, routes }
 }

@@ -49,7 +49,7 @@ export interface RouteDef<B = unknown, Q = unknown, P = unknown, A extends Acces
   produces?: MediaType | MediaType[]
   /**
    * Codes from the error catalogue the handler answers with. Those the
-   * wrapper gives (invalid input, 401/403, body limits, 500) are added.
+   * wrapper gives (invalid input, 401/403, 429 for the account's request limit, body limits, 500) are added.
    */
   errors?: readonly ErrorCode[]
   handler: (ctx: RouteContext<B, Q, P, A>) => Promise<unknown>
@@ -88,6 +88,7 @@ export function errorCodesOf (def: RouteDef<any, any, any, any>): ErrorCode[] {
   if (def.body) for (const c of ['INVALID_BODY', 'BAD_REQUEST', 'BODY_TOO_DEEP', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'] as const) codes.add(c)
   if (def.access !== 'public') {
     codes.add('UNAUTHORIZED')
+    codes.add('RATE_LIMITED')
     if (def.access !== 'authenticated') codes.add('FORBIDDEN')
   }
   return [...codes]

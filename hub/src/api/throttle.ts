@@ -21,6 +21,12 @@ export interface ApiRateLimits {
   failedClaim?: Rate
   /** History queries (telemetry, presence) per token: each one loads InfluxDB. Default 5/s, burst 20. */
   history?: Rate
+  /**
+   * Authenticated requests per account (maker or owner), whatever the route:
+   * one account cannot keep the hub busy for everyone else, however cheap
+   * each request (the platform admin is not counted). Default 50/s, burst 200.
+   */
+  request?: Rate
 }
 
 type Kind = keyof ApiRateLimits
@@ -32,6 +38,7 @@ const what: Record<Kind, string> = {
   failedLoginPerAddress: 'failed logins from this address',
   failedClaim: 'failed claims',
   history: 'history queries with this token',
+  request: 'requests from this account',
 }
 const defaults: Record<Kind, Rate> = {
   signup: { perSecond: 1, burst: 100 },
@@ -40,6 +47,7 @@ const defaults: Record<Kind, Rate> = {
   failedLoginPerAddress: { perSecond: 0.2, burst: 30 },
   failedClaim: { perSecond: 0.1, burst: 10 },
   history: { perSecond: 5, burst: 20 },
+  request: { perSecond: 50, burst: 200 },
 }
 
 /** Token buckets keyed by address, account or token; once one is empty, the action is refused unchecked. */
