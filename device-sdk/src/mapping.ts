@@ -261,6 +261,23 @@ export const TopicTree = z.strictObject({
 })
 export type TopicTree = z.infer<typeof TopicTree>
 
+/**
+ * A radio gateway's message: many devices' readings, each entry naming its
+ * device. Each child's payload is read by the child's own model mapping, and
+ * the gateway speaks only for children provisioned under it.
+ */
+export const GatewayRule = z.strictObject({
+  /** Path of the list of entries in the gateway's JSON payload, e.g. `rx`. */
+  list: MappingPath,
+  /** Path, inside an entry, of the child's device id (as provisioned), e.g. `node`. */
+  child: MappingPath,
+  /** Path, inside an entry, of the child's payload: text (hex, base64, key/value) or a JSON value, read by the child's model. */
+  payload: MappingPath,
+})
+export type GatewayRule = z.infer<typeof GatewayRule>
+/** The most child entries one gateway message may carry; past it the rest are refused with a reason. */
+export const maxGatewayEntries = 256
+
 export const PayloadFormat = z.enum(['json', 'properties', 'keyvalue', 'binary'])
 export type PayloadFormat = z.infer<typeof PayloadFormat>
 
@@ -278,7 +295,10 @@ export const Mapping = z.strictObject({
   timestamp: TimestampRule.optional(),
   /** The device's own topics instead of `devices/{id}/telemetry` and `…/commands`. Default: the canonical tree. */
   topics: TopicTree.optional(),
-  readings: z.array(MappingRule).min(1).max(128),
+  /** A gateway's mapping: where its message lists its children's payloads (format `json` only). Default: none. */
+  gateway: GatewayRule.optional(),
+  /** At least one, unless the mapping has a `gateway` section (its own readings may then be none). */
+  readings: z.array(MappingRule).max(128),
   commands: CommandMapping.optional(),
 })
 export type Mapping = z.infer<typeof Mapping>
@@ -362,6 +382,8 @@ export interface ValidMapping {
   readonly commands: ValidCommands | null
   /** The device's own topics, checked; null for the canonical tree. */
   readonly topics: ValidTopics | null
+  /** A gateway's entries: where they are, and where each names its child and holds its payload; null for any other device. */
+  readonly gateway: GatewayRule | null
 }
 
 /** A topic template split around `{device}`: a topic matches when it is prefix + the device id + suffix. */
@@ -530,9 +552,17 @@ export function parseMapping (input: unknown, capabilities: readonly ModelCapabi
     topics = { telemetry, commands: t.commands ?? null }
   }
 
+  const gateway = mapping.gateway ?? null
+  if (mapping.readings.length === 0 && !gateway) issues.push('readings: at least one rule (only a gateway\'s mapping may have none, its children\'s models reading their values)')
+  if (gateway) {
+    if (mapping.format !== 'json') issues.push(`gateway: a gateway's message is JSON; use format "json", not "${mapping.format}"`)
+    if (overlaps(gateway.child, gateway.payload)) issues.push(`gateway.payload: ${gateway.payload} and gateway.child ${gateway.child} are one place in an entry; give the child's id and its payload their own paths`)
+    if (mapping.commands) issues.push('gateway: a gateway\'s mapping takes no "commands" (commands to its children are not supported yet); drop "commands"')
+  }
+
   const layout = layoutOf(mapping)
   if (issues.length > 0 || !layout) throw new MappingError(issues)
-  return { mapping, layout, readings, timestamp, commands, topics }
+  return { mapping, layout, readings, timestamp, commands, topics, gateway }
 }
 
 function validOnly (rules: Array<ValidRule | null>): ValidRule[] {

@@ -2,7 +2,8 @@ import type { Logger } from 'pino'
 import type { DeliveryHandler, DeviceBus, DevicePacket } from '@trellis/broker'
 import { DeviceEvent, Presence, hasChannel, type OutboundChannel } from '@trellis/device-sdk'
 import type { DeviceContext, DeviceDirectory } from '../registry/directory.js'
-import { normalizeTelemetry, type Reading } from '../normalize/index.js'
+import { normalizeTelemetry, type NormalizeResult, type Reading } from '../normalize/index.js'
+import type { GatewayEntries, GatewayEntry } from '../normalize/gateway.js'
 import type { StateStore } from '../state/state.js'
 import type { PointWriter } from '../store/writer.js'
 import type { HubMetrics } from '../metrics.js'
@@ -157,22 +158,29 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       return done()
     }
     const now = Date.now()
+    const gateway = ctx.model.mapping?.gateway
+    if (gateway) return onGatewayMessage(ctx, packet, gateway, now, done)
     // A topic outside devices/ is one of the device's own (its mapping's tree; the broker let no other through).
     const result = hasChannel(packet.topic, 'telemetry')
       ? normalizeTelemetry(payload, ctx.model, now)
       : ctx.model.mapping?.topics?.decode(ctx.id, packet.topic, payload, now) ?? { ok: false as const, reason: `topic ${packet.topic} is not in the mapping of model ${ctx.model.name}` }
+    accept(ctx, packet.qos, packet.topic, payload, result, now, done)
+  })
+
+  /** Stores a device's decoded readings (or dead-letters why not); `done` once durable, or at once for QoS 0 while the writer keeps up. */
+  const accept = (ctx: DeviceContext, qos: number, topic: string, payload: Buffer, result: NormalizeResult, now: number, done: (err?: Error) => void) => {
     if (!result.ok) {
-      reject(ctx, ctx.id, packet.topic, payload, result.reason, 'malformed')
+      reject(ctx, ctx.id, topic, payload, result.reason, 'malformed')
       state.touch(ctx.id, now)
       return done()
     }
     const { ts, readings, problems } = result.value
     if (ts > now + maxAheadMs || ts < now - maxAgeMs) {
-      reject(ctx, ctx.id, packet.topic, payload, timeProblem(ts, now, maxAheadMs, maxAgeMs), ts > now ? 'timestamp-ahead' : 'timestamp-too-old')
+      reject(ctx, ctx.id, topic, payload, timeProblem(ts, now, maxAheadMs, maxAgeMs), ts > now ? 'timestamp-ahead' : 'timestamp-too-old')
       state.touch(ctx.id, now)
       return done()
     }
-    if (problems.length > 0) reject(ctx, ctx.id, packet.topic, payload, problems.join('; '), 'invalid-reading')
+    if (problems.length > 0) reject(ctx, ctx.id, topic, payload, problems.join('; '), 'invalid-reading')
     if (readings.length === 0) {
       state.touch(ctx.id, now)
       return done()
@@ -181,7 +189,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     opts.onReadings?.(ctx.id, readings)
     metrics.tally.readings += readings.length
     if (ctx.model.mapping?.acksByReport === true) opts.onReport?.(ctx.id, readings)
-    if (packet.qos === 0 && writer.stats.buffered < backpressureQos0Above) {
+    if (qos === 0 && writer.stats.buffered < backpressureQos0Above) {
       // QoS 0 promises no delivery, so while InfluxDB keeps up nothing waits for these
       // points to be durable: the device's next packets are read at once, not in a burst
       // when InfluxDB answers (which held every socket in the hub for tens of ms), and the
@@ -199,7 +207,66 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       flushScheduled = true
       setImmediate(flushAfterBurst)
     }
-  })
+  }
+
+  /**
+   * A gateway's message: each entry's payload is read by its child's own model
+   * and stored as the child's readings. The gateway speaks only for children
+   * provisioned under it; an entry naming any other device is refused with the
+   * reason in the gateway model's rejections, and the other entries still
+   * count. The delivery completes once every child's readings are durable.
+   */
+  const onGatewayMessage = (ctx: DeviceContext, packet: DevicePacket, read: (payload: Buffer) => GatewayEntries, now: number, done: (err?: Error) => void) => {
+    const { topic, payload, qos } = packet
+    state.touch(ctx.id, now)
+    const split = read(payload)
+    if (!split.ok) {
+      reject(ctx, ctx.id, topic, payload, split.reason, 'malformed')
+      return done()
+    }
+    let waiting = 1
+    let failed: Error | undefined
+    const settle = (err?: Error) => {
+      if (err) failed ??= err
+      if (--waiting === 0) done(failed)
+    }
+    // The gateway's own values (its signal, its battery), when its mapping reads any.
+    if (ctx.model.mapping?.ownReadings === true) {
+      const own = normalizeTelemetry(payload, ctx.model, now)
+      if (own.ok) {
+        waiting++
+        accept(ctx, qos, topic, payload, own, now, settle)
+      }
+    }
+    const forChild = (entry: Extract<GatewayEntry, { ok: true }>, child: DeviceContext | null) => {
+      if (!child || child.gatewayId !== ctx.id) {
+        reject(ctx, ctx.id, topic, entry.payload, `${entry.where}: device ${entry.child} is not provisioned under gateway ${ctx.id}; provision it with POST /v1/devices and "gateway": "${ctx.id}"`, 'not-a-child')
+        return settle()
+      }
+      if (child.disabled) {
+        reject(ctx, ctx.id, topic, entry.payload, `${entry.where}: device ${entry.child} is disabled; its readings are refused until it is enabled again`, 'not-a-child')
+        return settle()
+      }
+      const result = normalizeTelemetry(entry.payload, child.model, now)
+      accept(child, qos, topic, entry.payload, result.ok ? result : { ok: false, reason: `${entry.where} from gateway ${ctx.id}: ${result.reason}` }, now, settle)
+    }
+    for (const entry of split.entries) {
+      if (!entry.ok) {
+        reject(ctx, ctx.id, topic, payload, entry.reason, 'malformed')
+        continue
+      }
+      waiting++
+      const cached = directory.peek(entry.child)
+      if (cached) forChild(entry, cached)
+      else {
+        directory.get(entry.child).then((child) => forChild(entry, child), (err: Error) => {
+          log.error({ err, deviceId: entry.child, gatewayId: ctx.id }, 'child device lookup failed')
+          settle(err)
+        })
+      }
+    }
+    settle()
+  }
 
   const onPresence = withDevice('presence', (ctx, packet, done) => {
     const parsed = Presence.safeParse(packet.payload.toString('utf8'))

@@ -5,6 +5,7 @@ import {
 import type { NormalizeResult, Reading } from './result.js'
 import { ackDecoder, CommandEncodeError, commandEncoder, type DeviceMessage } from './command-mapping.js'
 import { chain, ConversionError, describeValue, scaleOffset, toBoolean, toNumber, toText, unitToCanonical, valueMap, type Converter } from './converters.js'
+import { gatewayReader, type GatewayEntries } from './gateway.js'
 import { payloadParser, readerOf, textParser, type Parsed, type ParsedPayload, type Reader } from './payload.js'
 
 export { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
@@ -24,6 +25,10 @@ export interface CompiledMapping {
   readonly topics: MappedTopics | null
   /** True when its devices confirm commands by reporting the new state instead of acking (`ack.report`). */
   readonly acksByReport: boolean
+  /** A gateway's message split into its children's entries; null for a device that is no gateway. */
+  readonly gateway: ((payload: Buffer) => GatewayEntries) | null
+  /** Whether the mapping reads readings of its own device (a gateway's may read none). */
+  readonly ownReadings: boolean
 }
 
 /** A mapping's topic tree, matched against a device's id without building its topics. */
@@ -218,6 +223,8 @@ export function compileMapping (valid: ValidMapping, modelName: string): Compile
     source: valid.mapping,
     topics: mappedTopics(valid, decodeTelemetry, modelName),
     acksByReport: valid.commands?.ack.report ?? false,
+    gateway: valid.gateway ? gatewayReader(valid.gateway) : null,
+    ownReadings: valid.readings.length > 0,
     decodeTelemetry,
     encodeCommand: commandEncoder(valid, modelName),
     decodeAck: ackDecoder(valid, ackState(parse, readings), modelName),
@@ -238,5 +245,7 @@ export function invalidMapping (modelId: string, modelName: string, problem: str
     decodeAck: () => ({ ok: false, reason }),
     topics: null,
     acksByReport: false,
+    gateway: null,
+    ownReadings: true,
   }
 }

@@ -8,8 +8,12 @@ import { toDevice, type DeviceCredentials, type DeviceEntry, type DeviceRecord, 
 export class Devices {
   constructor (private readonly db: SqlClient, private readonly events: EventEmitter, private readonly quotas: Readonly<MakerQuotas>) {}
 
-  /** Throws QuotaExceeded when `count` is over the batch cap or would take the maker over its device quota. */
-  async provisionDevices (model: Model, count: number): Promise<ProvisionedDevice[]> {
+  /**
+   * Throws QuotaExceeded when `count` is over the batch cap or would take the
+   * maker over its device quota. `gatewayId`: the gateway the devices are
+   * children of (the caller checked it is the maker's); default none.
+   */
+  async provisionDevices (model: Model, count: number, gatewayId: string | null = null): Promise<ProvisionedDevice[]> {
     if (count > this.quotas.provisionBatch) throw new QuotaExceeded(`a provisioning request makes at most ${this.quotas.provisionBatch} devices; send several`)
     const devices: ProvisionedDevice[] = []
     const ids: string[] = []
@@ -28,9 +32,9 @@ export class Devices {
       const limit = this.quotas.devicesPerMaker
       if (held + count > limit) throw new QuotaExceeded(`you have ${held} devices and the limit per maker is ${limit}; provision at most ${Math.max(0, limit - held)} more`)
       await tx.query(
-        `INSERT INTO devices (id, model_id, maker_id, secret_hash, claim_hash)
-         SELECT id, $1, $2, secret_hash, claim_hash FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
-        [model.id, model.makerId, ids, secrets, claims])
+        `INSERT INTO devices (id, model_id, maker_id, secret_hash, claim_hash, gateway_id)
+         SELECT id, $1, $2, secret_hash, claim_hash, $6 FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
+        [model.id, model.makerId, ids, secrets, claims, gatewayId])
     })
     return devices
   }

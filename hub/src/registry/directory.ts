@@ -16,6 +16,8 @@ export interface DeviceContext {
   readonly disabled: boolean
   /** Epoch ms of its last release by an owner; an owner sees nothing from before it. */
   readonly releasedAt: number | null
+  /** The gateway it was provisioned under: only that gateway may report its readings. Null or absent for a device that connects itself. */
+  readonly gatewayId?: string | null
   /** Its tags in InfluxDB, made once here so that ingest builds none per message. */
   readonly series: Series
 }
@@ -146,6 +148,7 @@ function contextOf (device: DeviceRecord, credentials: DeviceCredentials, model:
     secretHash: credentials.secretHash,
     disabled: device.disabled,
     releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
+    gatewayId: device.gatewayId,
     series: { device: device.id, model: model.id, maker: device.makerId },
   }
 }

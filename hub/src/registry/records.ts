@@ -45,6 +45,8 @@ export interface DeviceRecord {
   claimedAt: string | null
   /** When its last owner released it: what it reported before is not its next owner's. */
   releasedAt: string | null
+  /** The gateway it was provisioned under, which alone may report its readings; null for a device that connects itself. */
+  gatewayId: string | null
 }
 
 export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, expiresAt: string | null, revokedAt: string | null }
@@ -79,7 +81,7 @@ export interface StoredState {
 }
 
 export interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, heartbeat_seconds: number | null, created_at: Date, updated_at: Date }
-export interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null, secret_hash: string }
+export interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null, secret_hash: string, gateway_id: string | null }
 
 export const iso = (d: Date | string | null): string | null => d === null ? null : new Date(d).toISOString()
 
@@ -107,5 +109,6 @@ export function toDevice (r: DeviceRow): DeviceRecord {
     createdAt: iso(r.created_at)!,
     claimedAt: iso(r.claimed_at),
     releasedAt: iso(r.released_at),
+    gatewayId: r.gateway_id ?? null,
   }
 }

@@ -69,4 +69,7 @@ CREATE TABLE device_state (
 export const registryMigrations: Migration[] = [
   { version: 1, name: 'makers, owners, tokens, models, devices, audit log, device state', sql: registrySchema },
   { version: 2, name: 'tokens: an expiry', sql: 'ALTER TABLE tokens ADD COLUMN expires_at timestamptz' },
+  { version: 3, name: 'devices: the gateway a child is provisioned under', sql: `
+      ALTER TABLE devices ADD COLUMN gateway_id text REFERENCES devices (id);
+      CREATE INDEX devices_gateway ON devices (gateway_id) WHERE gateway_id IS NOT NULL;` },
 ]

@@ -14,6 +14,12 @@ export const ProvisionRequest = z.strictObject({
   model: z.string().min(1).max(64),
   /** How many devices to provision at once. Default 1; at most the hub's provisioning batch cap (default 1000). */
   count: z.number().int().min(1).max(100_000).default(1),
+  /**
+   * A gateway of yours (a device whose model's mapping has a `gateway`
+   * section): the devices are its children, never connect themselves, and
+   * their readings come only through it. Default none.
+   */
+  gateway: z.string().min(1).max(64).optional(),
 })
 export type ProvisionRequest = z.infer<typeof ProvisionRequest>
 
@@ -127,12 +133,16 @@ export function deviceRoutes (api: ApiContext) {
       body: ProvisionRequest,
       status: 201,
       response: z.object({ model: z.string(), devices: z.array(z.object({ id: z.string(), secret: z.string(), claimCode: z.string() })) }),
-      errors: ['UNKNOWN_MODEL', 'QUOTA_EXCEEDED'],
+      errors: ['UNKNOWN_MODEL', 'UNKNOWN_GATEWAY', 'QUOTA_EXCEEDED'],
       handler: async ({ body, caller }) => {
         const model = await api.registry.getModel(body.model)
         if (!model || model.makerId !== caller.subject) throw errors.unknownModel(body.model)
-        const devices = await api.registry.provisionDevices(model, body.count)
-        api.log.info({ makerId: caller.subject, modelId: model.id, count: devices.length }, 'devices provisioned')
+        if (body.gateway !== undefined) {
+          const gateway = await api.directory.get(body.gateway)
+          if (!gateway || gateway.makerId !== caller.subject || !gateway.model.mapping?.gateway) throw errors.unknownGateway(body.gateway)
+        }
+        const devices = await api.registry.provisionDevices(model, body.count, body.gateway ?? null)
+        api.log.info({ makerId: caller.subject, modelId: model.id, count: devices.length, gatewayId: body.gateway }, 'devices provisioned')
         return { model: model.id, devices }
       },
     }),
