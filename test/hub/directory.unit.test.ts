@@ -59,3 +59,30 @@ describe('the device directory', () => {
     expect(pathOf(directory.peek('dev-1')!)).toBe('new')
   })
 })
+
+describe("a gateway's children", () => {
+  class ChildRegistry extends EventEmitter {
+    childQueries = 0
+    ids = ['dev-a', 'dev-b']
+    async childIds (gatewayId: string): Promise<string[]> {
+      this.childQueries++
+      return gatewayId === 'gw-1' ? [...this.ids] : []
+    }
+  }
+
+  it('are read with one query per gateway, so entries naming strangers cost no lookup, until more are provisioned under it', async () => {
+    const registry = new ChildRegistry()
+    const directory = new DeviceDirectory(registry as unknown as Registry)
+    const [first, second] = await Promise.all([directory.childrenOf('gw-1'), directory.childrenOf('gw-1')])
+    expect([...first]).toEqual(['dev-a', 'dev-b'])
+    expect(second).toBe(first)
+    for (let i = 0; i < 1000; i++) expect(directory.knownChildren('gw-1')?.has(`dev-stranger-${i}`)).toBe(false)
+    expect(registry.childQueries).toBe(1)
+
+    registry.ids.push('dev-c')
+    registry.emit('gateway-changed', 'gw-1')
+    expect(directory.knownChildren('gw-1')).toBeUndefined()
+    expect((await directory.childrenOf('gw-1')).has('dev-c')).toBe(true)
+    expect(registry.childQueries).toBe(2)
+  })
+})

@@ -250,22 +250,33 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
       const result = normalizeTelemetry(entry.payload, child.model, now)
       accept(child, qos, topic, entry.payload, result.ok ? result : { ok: false, reason: `${entry.where} from gateway ${ctx.id}: ${result.reason}` }, now, settle)
     }
-    for (const entry of split.entries) {
-      if (!entry.ok) {
-        reject(ctx, ctx.id, topic, payload, entry.reason, 'malformed')
-        continue
-      }
-      waiting++
+    const lookUp = (entry: Extract<GatewayEntry, { ok: true }>) => {
       const cached = directory.peek(entry.child)
-      if (cached) forChild(entry, cached)
-      else {
-        directory.get(entry.child).then((child) => forChild(entry, child), (err: Error) => {
-          log.error({ err, deviceId: entry.child, gatewayId: ctx.id }, 'child device lookup failed')
-          settle(err)
-        })
-      }
+      if (cached) return forChild(entry, cached)
+      directory.get(entry.child).then((child) => forChild(entry, child), (err: Error) => {
+        log.error({ err, deviceId: entry.child, gatewayId: ctx.id }, 'child device lookup failed')
+        settle(err)
+      })
     }
-    settle()
+    const entries = (children: ReadonlySet<string>) => {
+      for (const entry of split.entries) {
+        if (!entry.ok) {
+          reject(ctx, ctx.id, topic, payload, entry.reason, 'malformed')
+          continue
+        }
+        waiting++
+        // A stranger's id is refused from memory: a gateway cannot make the hub look devices up.
+        if (!children.has(entry.child)) forChild(entry, null)
+        else lookUp(entry)
+      }
+      settle()
+    }
+    const known = directory.knownChildren(ctx.id)
+    if (known) return entries(known)
+    directory.childrenOf(ctx.id).then(entries, (err: Error) => {
+      log.error({ err, gatewayId: ctx.id }, "a gateway's children could not be read")
+      settle(err)
+    })
   }
 
   const onPresence = withDevice('presence', (ctx, packet, done) => {

@@ -4,7 +4,7 @@ import { newClaimCode, newDeviceSecret, newId, normalizeClaimCode, sha256Hex } f
 import { lockMaker, QuotaExceeded, type MakerQuotas } from './quotas.js'
 import { toDevice, type DeviceCredentials, type DeviceEntry, type DeviceRecord, type DeviceRow, type Model, type ProvisionedDevice } from './records.js'
 
-/** Devices: provisioning within the maker's quotas, claim and release, credentials; emits `device-changed` and `credentials-changed` on the registry. */
+/** Devices: provisioning within the maker's quotas, claim and release, credentials; emits `device-changed`, `credentials-changed` and `gateway-changed` (devices were provisioned under it) on the registry. */
 export class Devices {
   constructor (private readonly db: SqlClient, private readonly events: EventEmitter, private readonly quotas: Readonly<MakerQuotas>) {}
 
@@ -36,7 +36,14 @@ export class Devices {
          SELECT id, $1, $2, secret_hash, claim_hash, $6 FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
         [model.id, model.makerId, ids, secrets, claims, gatewayId])
     })
+    if (gatewayId !== null) this.events.emit('gateway-changed', gatewayId)
     return devices
+  }
+
+  /** The ids of the devices provisioned under a gateway. */
+  async childIds (gatewayId: string): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>('SELECT id FROM devices WHERE gateway_id = $1', [gatewayId])
+    return rows.map((r) => r.id)
   }
 
   async getDevice (id: string): Promise<DeviceRecord | null> {

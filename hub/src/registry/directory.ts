@@ -37,7 +37,15 @@ export class DeviceDirectory {
    */
   private generation = 0
 
+  /** Each gateway's children, read once: an entry naming any other device is refused from memory. */
+  private readonly children = new Map<string, Promise<ReadonlySet<string>>>()
+  private readonly childrenLoaded = new Map<string, ReadonlySet<string>>()
+
   constructor (private readonly registry: Registry, private readonly compile: ModelCompiler = compileModel) {
+    registry.on('gateway-changed', (gatewayId: string) => {
+      this.children.delete(gatewayId)
+      this.childrenLoaded.delete(gatewayId)
+    })
     registry.on('device-changed', (id: string) => {
       this.generation++
       this.devices.delete(id)
@@ -49,6 +57,28 @@ export class DeviceDirectory {
       for (const [deviceId, ctx] of this.devices) if (ctx.model.id === id) this.devices.delete(deviceId)
       this.loading.clear()
     })
+  }
+
+  /** The ids of the devices provisioned under a gateway, with one query per gateway until more are provisioned under it. */
+  async childrenOf (gatewayId: string): Promise<ReadonlySet<string>> {
+    let pending = this.children.get(gatewayId)
+    if (!pending) {
+      const loading = this.registry.childIds(gatewayId).then((ids) => {
+        const set = new Set(ids)
+        if (this.children.get(gatewayId) === loading) this.childrenLoaded.set(gatewayId, set)
+        return set
+      }, (err: unknown) => {
+        if (this.children.get(gatewayId) === loading) this.children.delete(gatewayId)
+        throw err
+      })
+      this.children.set(gatewayId, pending = loading)
+    }
+    return await pending
+  }
+
+  /** A gateway's children when already read, for the hot path. */
+  knownChildren (gatewayId: string): ReadonlySet<string> | undefined {
+    return this.childrenLoaded.get(gatewayId)
   }
 
   /** The cached context, if loaded. */

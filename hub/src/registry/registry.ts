@@ -77,6 +77,7 @@ export class Registry extends EventEmitter {
 
   // --- devices (`devices.ts`)
   provisionDevices (...args: Parameters<Devices['provisionDevices']>): ReturnType<Devices['provisionDevices']> { return this.devices.provisionDevices(...args) }
+  childIds (...args: Parameters<Devices['childIds']>): ReturnType<Devices['childIds']> { return this.devices.childIds(...args) }
   getDevice (...args: Parameters<Devices['getDevice']>): ReturnType<Devices['getDevice']> { return this.devices.getDevice(...args) }
   deviceCredentials (...args: Parameters<Devices['deviceCredentials']>): ReturnType<Devices['deviceCredentials']> { return this.devices.deviceCredentials(...args) }
   listDevices (...args: Parameters<Devices['listDevices']>): ReturnType<Devices['listDevices']> { return this.devices.listDevices(...args) }
