@@ -150,6 +150,8 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
     ownTopics: (id) => directory.peek(id)?.model.mapping?.topics ?? null,
+    // In a cluster each failed login counts on every node: a guesser has one budget, not one per node.
+    onAuthFailureSpent: (limit, key) => stateSync?.announceSpent(`mqtt:${limit}`, [key]),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   const inProcessBus = broker && new InProcessBus(broker, { clustered })
@@ -256,7 +258,12 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   }
   // In a cluster every node spends what the others spend: a flood spread over the nodes is throttled as one.
   const throttle = stateSync ? new RequestThrottle(opts.api?.rateLimits, (kind, keys) => stateSync.announceSpent(kind, keys)) : undefined
-  if (stateSync && throttle) stateSync.onSpent = (kind, keys) => throttle.applySpent(kind as ThrottleKind, keys)
+  if (stateSync && throttle) {
+    stateSync.onSpent = (kind, keys) => {
+      if (kind === 'mqtt:clientId' || kind === 'mqtt:address') for (const key of keys) broker?.applyAuthFailureSpent(kind === 'mqtt:clientId' ? 'clientId' : 'address', key)
+      else throttle.applySpent(kind as ThrottleKind, keys)
+    }
+  }
   const api = buildApi(apiContext, log, {
     ...opts.api,
     ...(throttle && { throttle }),

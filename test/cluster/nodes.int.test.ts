@@ -200,6 +200,20 @@ describe('rate limits across the cluster', () => {
     expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(11)
     expect(statuses.slice(-3)).toEqual([429, 429, 429])
   })
+
+  it('throttles failed MQTT logins for one client id spread over the nodes as one', async () => {
+    // 10 failures per client id, the default burst: spread over three nodes, each node alone would see 5 of 15.
+    const deviceId = `guessed-${Date.now()}`
+    const codes: number[] = []
+    for (let i = 0; i < 15; i++) {
+      const refused = await mqtt.connectAsync(nodes[i % 3].mqttUrl, { clientId: deviceId, username: deviceId, password: `guess ${i}`, reconnectPeriod: 0 })
+        .then(async (client) => { await client.endAsync(); return 0 }, (err: { code?: number }) => err.code ?? -1)
+      codes.push(refused)
+    }
+    // 4: bad credentials, checked; 3: refused unchecked, over the budget.
+    expect(codes.filter((c) => c === 4).length).toBeLessThanOrEqual(11)
+    expect(codes.slice(-3)).toEqual([3, 3, 3])
+  })
 })
 
 describe('behind haproxy', () => {
