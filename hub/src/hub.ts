@@ -139,7 +139,9 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
   await state.load()
 
-  const audit = new AuditLog(registry, log.child({ component: 'audit' }), opts.audit)
+  // In a cluster only the leader prunes the audit log; until the election exists, nobody does.
+  let leads = (): boolean => !opts.redisUrl
+  const audit = new AuditLog(registry, log.child({ component: 'audit' }), { ...opts.audit, shouldPrune: () => leads() })
   const remote = opts.remoteBroker ? new RemoteBroker(opts.remoteBroker, log.child({ component: 'remote-broker' })) : null
   if (opts.redisUrl && remote) throw new Error('redisUrl (cluster mode) runs the broker in each node: it does not go with remoteBroker')
   const clustered = Boolean(opts.redisUrl)
@@ -174,6 +176,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       const reload = kind === 'schedules' ? control.scheduler.reload() : control.automations.reload()
       reload.catch((err: Error) => log.error({ err, kind }, 'rules changed on another node could not be read'))
     }
+    leads = () => leader!.isLeader
     leader!.start()
   }
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
