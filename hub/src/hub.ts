@@ -25,6 +25,7 @@ import { RequestThrottle, type ThrottleKind } from './api/throttle.js'
 import { StateSync } from './cluster/state-sync.js'
 import { ClusterBus } from './cluster/cluster-bus.js'
 import { LeaderElection, type LeaderOptions } from './cluster/leader.js'
+import { NodeLiveness, type LivenessOptions } from './cluster/liveness.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -78,6 +79,8 @@ export interface HubOptions extends ControlOptions {
   redisUrl?: string
   /** The cluster's leader lock (see `LeaderOptions` for defaults); used with `redisUrl`. */
   leader?: LeaderOptions
+  /** How soon a dead node's devices go offline on the others (see `LivenessOptions`); used with `redisUrl`. */
+  liveness?: LivenessOptions
   /**
    * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
@@ -160,6 +163,10 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   const stateSync = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, (id) => inProcessBus!.isConnectedHere(id), log.child({ component: 'cluster' })) : null
   const clusterBus = stateSync && await ClusterBus.start(inProcessBus!, opts.redisUrl!, stateSync.node, log.child({ component: 'cluster' }))
   const bus: DeviceBus = clusterBus ?? inProcessBus ?? remote!
+  // A node that dies without a word leaves its devices online elsewhere until its key expires.
+  const liveness = stateSync && new NodeLiveness(opts.redisUrl!, stateSync.node, () => stateSync.holders(), log.child({ component: 'liveness' }), opts.liveness)
+  liveness?.on('gone', (node: string) => { clusterBus!.forgetNode(node); stateSync!.forgetNode(node) })
+  await liveness?.start()
   const leader = stateSync && new LeaderElection(opts.redisUrl!, stateSync.node, log.child({ component: 'leader' }), opts.leader)
   const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, stateSync
     ? {
@@ -309,6 +316,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       // Open event streams would hold the HTTP server open; end them first.
       control.stopAccepting()
       await leader?.close()
+      await liveness?.close()
       stopEnsuringSchema()
       webSocket?.close()
       await api.app.close()
