@@ -44,7 +44,7 @@ afterAll(async () => {
 
 describe('a node of the cluster is SIGKILLed while devices publish QoS 1 through haproxy', () => {
   it('stores every acknowledged reading once: the devices reconnect through haproxy to the other node and re-send the rest; the dead node\'s devices go offline, and a command queued meanwhile reaches one when it is back', async () => {
-    const deviceCount = 20
+    const deviceCount = 100
     const perDevice = 60
     const window = 10
     const fleet = await seedFleet(apiClient(haproxy!.httpUrl), { count: deviceCount + 1 })
