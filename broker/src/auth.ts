@@ -4,17 +4,44 @@ import { KeyedBuckets } from './limits.js'
 import type { BrokerOptions } from './options.js'
 import { remoteAddress, safeEqual, sha256, type BrokerParts } from './clients.js'
 
+/** Which failure limit a spend was of: per client id or per remote address. */
+export type AuthFailureLimit = 'clientId' | 'address'
+
+/**
+ * The failure budgets of `authenticator`. `spend` counts a failure here and
+ * tells `opts.onAuthFailureSpent`; `applySpent` counts one another node of a
+ * cluster saw, so a guesser has one budget across the cluster.
+ */
+export class AuthFailureBudgets {
+  readonly byClientId: KeyedBuckets
+  readonly byAddress: KeyedBuckets
+
+  constructor (private readonly opts: BrokerOptions) {
+    this.byClientId = new KeyedBuckets(opts.authFailuresPerClientId ?? { perSecond: 0.2, burst: 10 })
+    this.byAddress = new KeyedBuckets(opts.authFailuresPerAddress ?? { perSecond: 5, burst: 100 })
+  }
+
+  spend (limit: AuthFailureLimit, key: string): void {
+    this.applySpent(limit, key)
+    this.opts.onAuthFailureSpent?.(limit, key)
+  }
+
+  applySpent (limit: AuthFailureLimit, key: string): void {
+    if (limit === 'clientId') this.byClientId.take(key.slice(0, 65))
+    else if (limit === 'address') this.byAddress.take(key)
+  }
+}
+
 /**
  * The CONNECT check: a device by its id and secret (client id = username =
  * device id), the hub's service principal by its name and secret, each
  * behind failure limits per client id and per address (see `BrokerOptions`).
  * `serviceClientIds` learns the client ids the service connected with.
  */
-export function authenticator (opts: BrokerOptions, parts: BrokerParts, serviceClientIds: Set<string>): NonNullable<AedesOptions['authenticate']> {
+export function authenticator (opts: BrokerOptions, parts: BrokerParts, serviceClientIds: Set<string>, budgets: AuthFailureBudgets): NonNullable<AedesOptions['authenticate']> {
   const { log, stats, report } = parts
   const serviceHash = opts.service && sha256(opts.service.secret)
-  const failuresById = new KeyedBuckets(opts.authFailuresPerClientId ?? { perSecond: 0.2, burst: 10 })
-  const failuresByAddress = new KeyedBuckets(opts.authFailuresPerAddress ?? { perSecond: 5, burst: 100 })
+  const { byClientId: failuresById, byAddress: failuresByAddress } = budgets
   return (client, username, password, done) => {
     const address = remoteAddress(client)
     // MQTT 3.1.1 allows 65535-byte client ids; only a device id's 64 characters are ever kept (throttle keys, audit).
@@ -26,13 +53,13 @@ export function authenticator (opts: BrokerOptions, parts: BrokerParts, serviceC
     // Over its limit, a client id's failures are refused quietly (see authFailuresPerClientId).
     const idThrottled = !failuresById.has(claimed)
     const fail = (reason: string, returnCode = 4) => {
-      if (address) failuresByAddress.take(address)
+      if (address) budgets.spend('address', address)
       if (idThrottled) {
         stats.authThrottled++
         return refuse('too many failed attempts; try again later', 3)
       }
       stats.authFailures++
-      failuresById.take(claimed)
+      budgets.spend('clientId', claimed)
       report({ type: 'auth-failed', deviceId: claimed || null, address, detail: reason })
       refuse(reason, returnCode)
     }

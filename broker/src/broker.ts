@@ -7,7 +7,7 @@ import { pino } from 'pino'
 import { canReceive, publishDenial, subscribeDenial } from './policy.js'
 import { KeyedBuckets } from './limits.js'
 import type { Broker, BrokerOptions, BrokerStats, SecurityEvent } from './options.js'
-import { authenticator } from './auth.js'
+import { AuthFailureBudgets, authenticator } from './auth.js'
 import { guardPackets } from './packet-guard.js'
 import { boundOutgoingQueues } from './queues.js'
 import { SubscribeRefusals } from './refusals.js'
@@ -15,6 +15,7 @@ import { deviceOf, printable, remoteAddress, type BrokerParts } from './clients.
 import { sharedBackends } from './shared.js'
 
 export * from './options.js'
+export type { AuthFailureLimit } from './auth.js'
 
 /**
  * Builds the MQTT broker: aedes with device authentication (`auth.ts`), the
@@ -38,6 +39,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   }
   const parts: BrokerParts = { log, stats, report }
   const serviceClientIds = new Set<string>()
+  const authFailures = new AuthFailureBudgets(opts)
   const maxConnections = opts.maxConnections ?? 50_000
   const maxKeepalive = opts.maxKeepaliveSeconds ?? 600
   const packetLimits = {
@@ -68,7 +70,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       if (!packet.keepalive || packet.keepalive > maxKeepalive) packet.keepalive = maxKeepalive
       done(null, true)
     },
-    authenticate: authenticator(opts, parts, serviceClientIds),
+    authenticate: authenticator(opts, parts, serviceClientIds, authFailures),
     authorizePublish: (client, packet, done) => {
       // A publish from the broker itself (a will) has a client; one from the hub in-process does not.
       if (!client) return done(null)
@@ -143,6 +145,9 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       const address = server.address() as net.AddressInfo
       log.info({ host, port: address.port, tls: Boolean(tlsOpts) }, 'MQTT listening')
       return { port: address.port, host }
+    },
+    applyAuthFailureSpent (limit, key) {
+      authFailures.applySpent(limit, key)
     },
     disconnect (deviceId) {
       const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[deviceId]

@@ -5,6 +5,7 @@ import type { Aedes, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { Principal } from './policy.js'
 import type { Rate } from './limits.js'
+import type { AuthFailureLimit } from './auth.js'
 import type { SubscribeRefusalOptions } from './refusals.js'
 
 /* The broker's options, its statistics and its face (`Broker`): what `createBroker` takes and gives. */
@@ -101,6 +102,12 @@ export interface BrokerOptions {
   /** Failed authentications allowed per remote address before it is refused unchecked. Default 5/s, burst 100. */
   authFailuresPerAddress?: Rate
   /**
+   * Told of each failure counted against `authFailuresPerClientId` or
+   * `authFailuresPerAddress`, so a cluster can count it on the other nodes
+   * too (`Broker.applyAuthFailureSpent`). Default: none.
+   */
+  onAuthFailureSpent?: (limit: AuthFailureLimit, key: string) => void
+  /**
    * QoS 1/2 messages queued for one client (offline with a persistent session,
    * or online and not acknowledging); beyond this, new ones are dropped and
    * counted. Default 1000 (aedes: unbounded).
@@ -170,6 +177,8 @@ export interface Broker {
   handle (stream: Duplex, req?: IncomingMessage): void
   /** Closes every connection of a device (after a secret rotation, say). */
   disconnect (deviceId: string): void
+  /** Counts an authentication failure another node of the cluster saw (see `onAuthFailureSpent`). */
+  applyAuthFailureSpent (limit: AuthFailureLimit, key: string): void
   close (): Promise<void>
 }
 

@@ -25,6 +25,7 @@ import { RequestThrottle, type ThrottleKind } from './api/throttle.js'
 import { StateSync } from './cluster/state-sync.js'
 import { ClusterBus } from './cluster/cluster-bus.js'
 import { LeaderElection, type LeaderOptions } from './cluster/leader.js'
+import { NodeLiveness, type LivenessOptions } from './cluster/liveness.js'
 
 export interface HubOptions extends ControlOptions {
   /** InfluxDB 1.x base URL (managed or external). */
@@ -78,6 +79,8 @@ export interface HubOptions extends ControlOptions {
   redisUrl?: string
   /** The cluster's leader lock (see `LeaderOptions` for defaults); used with `redisUrl`. */
   leader?: LeaderOptions
+  /** How soon a dead node's devices go offline on the others (see `LivenessOptions`); used with `redisUrl`. */
+  liveness?: LivenessOptions
   /**
    * PEM certificate and key: the API serves HTTPS (and MQTT over WebSocket on
    * it becomes wss), and `listen({ mqttsPort })` adds MQTT over TLS. Default: none.
@@ -139,7 +142,9 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   state.on('error', (err) => log.error({ err }, 'state could not be persisted'))
   await state.load()
 
-  const audit = new AuditLog(registry, log.child({ component: 'audit' }), opts.audit)
+  // In a cluster only the leader prunes the audit log; until the election exists, nobody does.
+  let leads = (): boolean => !opts.redisUrl
+  const audit = new AuditLog(registry, log.child({ component: 'audit' }), { ...opts.audit, shouldPrune: () => leads() })
   const remote = opts.remoteBroker ? new RemoteBroker(opts.remoteBroker, log.child({ component: 'remote-broker' })) : null
   if (opts.redisUrl && remote) throw new Error('redisUrl (cluster mode) runs the broker in each node: it does not go with remoteBroker')
   const clustered = Boolean(opts.redisUrl)
@@ -150,12 +155,18 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     authenticateDevice: (id, secret) => directory.authenticate(id, secret),
     authenticateDeviceFromMemory: (id, secret) => directory.authenticateFromMemory(id, secret),
     ownTopics: (id) => directory.peek(id)?.model.mapping?.topics ?? null,
+    // In a cluster each failed login counts on every node: a guesser has one budget, not one per node.
+    onAuthFailureSpent: (limit, key) => stateSync?.announceSpent(`mqtt:${limit}`, [key]),
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   const inProcessBus = broker && new InProcessBus(broker, { clustered })
   const stateSync = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, (id) => inProcessBus!.isConnectedHere(id), log.child({ component: 'cluster' })) : null
   const clusterBus = stateSync && await ClusterBus.start(inProcessBus!, opts.redisUrl!, stateSync.node, log.child({ component: 'cluster' }))
   const bus: DeviceBus = clusterBus ?? inProcessBus ?? remote!
+  // A node that dies without a word leaves its devices online elsewhere until its key expires.
+  const liveness = stateSync && new NodeLiveness(opts.redisUrl!, stateSync.node, () => stateSync.holders(), log.child({ component: 'liveness' }), opts.liveness)
+  liveness?.on('gone', (node: string) => { clusterBus!.forgetNode(node); stateSync!.forgetNode(node) })
+  await liveness?.start()
   const leader = stateSync && new LeaderElection(opts.redisUrl!, stateSync.node, log.child({ component: 'leader' }), opts.leader)
   const control = await buildControl({ sql, bus, registry, directory, state, store, writer, deadLetters, metrics, log }, stateSync
     ? {
@@ -172,6 +183,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       const reload = kind === 'schedules' ? control.scheduler.reload() : control.automations.reload()
       reload.catch((err: Error) => log.error({ err, kind }, 'rules changed on another node could not be read'))
     }
+    leads = () => leader!.isLeader
     leader!.start()
   }
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
@@ -256,7 +268,12 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   }
   // In a cluster every node spends what the others spend: a flood spread over the nodes is throttled as one.
   const throttle = stateSync ? new RequestThrottle(opts.api?.rateLimits, (kind, keys) => stateSync.announceSpent(kind, keys)) : undefined
-  if (stateSync && throttle) stateSync.onSpent = (kind, keys) => throttle.applySpent(kind as ThrottleKind, keys)
+  if (stateSync && throttle) {
+    stateSync.onSpent = (kind, keys) => {
+      if (kind === 'mqtt:clientId' || kind === 'mqtt:address') for (const key of keys) broker?.applyAuthFailureSpent(kind === 'mqtt:clientId' ? 'clientId' : 'address', key)
+      else throttle.applySpent(kind as ThrottleKind, keys)
+    }
+  }
   const api = buildApi(apiContext, log, {
     ...opts.api,
     ...(throttle && { throttle }),
@@ -299,6 +316,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       // Open event streams would hold the HTTP server open; end them first.
       control.stopAccepting()
       await leader?.close()
+      await liveness?.close()
       stopEnsuringSchema()
       webSocket?.close()
       await api.app.close()

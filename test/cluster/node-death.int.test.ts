@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import mqtt from 'mqtt'
 import { connectDevice, type Device } from '@trellis/device-sdk'
 import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
 import { startHubProcess, type HubProcess } from '../support/hub-process.js'
@@ -42,11 +43,17 @@ afterAll(async () => {
 })
 
 describe('a node of the cluster is SIGKILLed while devices publish QoS 1 through haproxy', () => {
-  it('stores every acknowledged reading once: the devices reconnect through haproxy to the other node and re-send the rest', async () => {
-    const deviceCount = 20
+  it('stores every acknowledged reading once: the devices reconnect through haproxy to the other node and re-send the rest; the dead node\'s devices go offline, and a command queued meanwhile reaches one when it is back', async () => {
+    const deviceCount = 100
     const perDevice = 60
     const window = 10
-    const fleet = await seedFleet(apiClient(haproxy!.httpUrl), { count: deviceCount })
+    const fleet = await seedFleet(apiClient(haproxy!.httpUrl), { count: deviceCount + 1 })
+    // One more device, on the node to be killed, that does not reconnect by itself.
+    const held = fleet.devices.pop()!
+    const heldClient = await mqtt.connectAsync(nodes[0].mqttUrl, { clientId: held.id, username: held.id, password: held.secret, reconnectPeriod: 0 })
+    heldClient.on('error', () => {})
+    const survivor = apiClient(nodes[1].httpUrl)
+    await eventually(() => survivor.get(`/v1/devices/${held.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: 'the held device online on the other node' })
     for (const d of fleet.devices) {
       devices.push(await connectDevice({ url: haproxy!.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 }))
     }
@@ -80,5 +87,14 @@ describe('a node of the cluster is SIGKILLed while devices publish QoS 1 through
     }
     const [{ count }] = await influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "maker" = '${fleet.makerId}'`)
     expect(count).toBe(total)
+
+    // The dead node said nothing: its device goes offline on the other node once the node's key expires (5 s).
+    heldClient.end(true)
+    await eventually(() => survivor.get(`/v1/devices/${held.id}`, fleet.ownerToken), (r) => r.body.online === false, { what: 'the dead node\'s device offline', timeoutMs: 15_000 })
+    const queued = await survivor.post(`/v1/devices/${held.id}/commands?queue=true&ttl=10m`, { set: { targetTemperature: 16 } }, fleet.ownerToken)
+    expect(queued.status).toBe(202)
+    devices.push(await connectDevice({ url: haproxy!.mqttUrl, deviceId: held.id, secret: held.secret, handlers: { targetTemperature: (value: number) => ({ targetTemperature: value }) } }))
+    const done = await eventually(() => survivor.get(`/v1/devices/${held.id}/commands/${queued.body.id}`, fleet.ownerToken), (r) => r.body.status !== 'pending', { what: 'the queued command settled', timeoutMs: 15_000 })
+    expect(done.body).toMatchObject({ status: 'ok', state: { targetTemperature: 16 } })
   })
 })

@@ -27,7 +27,8 @@ const thermostat = { name: 'thermo-1', capabilities: ['temperature', 'targetTemp
 beforeAll(async () => {
   ;[influx, redis, db] = await Promise.all([startTestInflux(), startTestRedis(), freshDatabase()])
   // One at a time: the first migrates the database.
-  for (let i = 0; i < 3; i++) nodes.push(await startStack({ influxUrl: influx.url, redisUrl: redis.url, sql: db.open() }))
+  // Audit pruning every 300 ms, so the test of who prunes need not wait an hour.
+  for (let i = 0; i < 3; i++) nodes.push(await startStack({ influxUrl: influx.url, redisUrl: redis.url, sql: db.open(), audit: { pruneIntervalMs: 300 } }))
   haproxy = await startTestHaproxy(nodes)
 })
 
@@ -199,6 +200,37 @@ describe('rate limits across the cluster', () => {
     }
     expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(11)
     expect(statuses.slice(-3)).toEqual([429, 429, 429])
+  })
+
+  it('throttles failed MQTT logins for one client id spread over the nodes as one', async () => {
+    // 10 failures per client id, the default burst: spread over three nodes, each node alone would see 5 of 15.
+    const deviceId = `guessed-${Date.now()}`
+    const codes: number[] = []
+    for (let i = 0; i < 15; i++) {
+      const refused = await mqtt.connectAsync(nodes[i % 3].mqttUrl, { clientId: deviceId, username: deviceId, password: `guess ${i}`, reconnectPeriod: 0 })
+        .then(async (client) => { await client.endAsync(); return 0 }, (err: { code?: number }) => err.code ?? -1)
+      codes.push(refused)
+    }
+    // 4: bad credentials, checked; 3: refused unchecked, over the budget.
+    expect(codes.filter((c) => c === 4).length).toBeLessThanOrEqual(11)
+    expect(codes.slice(-3)).toEqual([3, 3, 3])
+  })
+})
+
+describe('cluster-wide duties', () => {
+  it('prunes the audit log on the leader only', async () => {
+    const calls: number[] = [0, 0, 0]
+    const originals = nodes.map((n) => n.hub.registry.pruneAudit)
+    nodes.forEach((n, i) => {
+      n.hub.registry.pruneAudit = async (...args) => { calls[i]++; return await originals[i].apply(n.hub.registry, args) }
+    })
+    try {
+      await eventually(() => calls.reduce((a, b) => a + b, 0), (n) => n >= 6, { what: 'six prunings', timeoutMs: 10_000 })
+      const leader = nodes.findIndex((n) => n.hub.leader!.isLeader)
+      expect(calls.filter((n, i) => i !== leader && n > 0)).toEqual([])
+    } finally {
+      nodes.forEach((n, i) => { n.hub.registry.pruneAudit = originals[i] })
+    }
   })
 })
 

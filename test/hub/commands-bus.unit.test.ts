@@ -29,6 +29,11 @@ function memoryLog () {
     async get (_d: string, id: string) { return records.get(id) ?? null },
     async recent () { return [...records.values()] },
     async queued () { return [] },
+    async claim (ids: string[], sentAt: number) {
+      const claimed = ids.filter((id) => { const r = records.get(id); return r && r.status === 'pending' && r.sentAt === null })
+      for (const id of claimed) records.get(id)!.sentAt = sentAt
+      return new Set(claimed)
+    },
     async abandonInFlight () { return 0 },
     async prune () { return 0 },
   }

@@ -10,6 +10,11 @@ export interface AuditLogOptions {
   retentionMs?: number
   /** Default 1 hour. */
   pruneIntervalMs?: number
+  /**
+   * Asked before each pruning: in a cluster only the leader prunes, so the
+   * nodes do not all run the same deletes. Default: always.
+   */
+  shouldPrune?: () => boolean
 }
 
 /** Records deleted per statement: the embedded registry runs on the hub's thread. */
@@ -37,6 +42,7 @@ export class AuditLog {
     this.maxPending = opts.maxPending ?? 10_000
     this.retentionMs = opts.retentionMs ?? 90 * 86_400_000
     this.pruning = setInterval(() => {
+      if (opts.shouldPrune && !opts.shouldPrune()) return
       this.prune().then((n) => {
         if (n > 0) this.log.info({ pruned: n }, 'old audit records pruned')
       }, (err: Error) => this.log.error({ err }, 'old audit records could not be pruned'))

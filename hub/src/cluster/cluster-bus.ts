@@ -71,6 +71,11 @@ export class ClusterBus extends EventEmitter implements DeviceBus {
     return super.off(event, listener)
   }
 
+  /** A node died: the devices it had ready take commands from here no more. */
+  forgetNode (node: string): void {
+    for (const [deviceId, holder] of [...this.readyElsewhere]) if (holder === node) this.readyElsewhere.delete(deviceId)
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true

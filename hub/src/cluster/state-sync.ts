@@ -61,8 +61,26 @@ export class StateSync {
     this.pub.publish(STATE_CHANNEL, JSON.stringify({ node: this.node, change } satisfies StateMessage)).catch((err: Error) => this.log.warn({ err }, 'state change not shared'))
   }
 
-  /** Devices another node last said were online. */
-  private readonly heldElsewhere = new Set<string>()
+  /** Devices another node last said were online, with that node. */
+  private readonly heldElsewhere = new Map<string, string>()
+
+  /** The other nodes said to hold devices now. */
+  holders (): Iterable<string> {
+    return this.heldElsewhere.values()
+  }
+
+  /**
+   * A node died (see `NodeLiveness`): the devices it held and that did not
+   * come back here or elsewhere go offline on this node, which does not publish it.
+   */
+  forgetNode (node: string): void {
+    for (const [deviceId, holder] of [...this.heldElsewhere]) {
+      if (holder !== node) continue
+      this.heldElsewhere.delete(deviceId)
+      if (this.connectedHere(deviceId)) continue
+      this.applyRemote(() => this.state.setPresence(deviceId, false))
+    }
+  }
 
   /** Tells the other nodes that schedules or automations changed here. */
   announceRules (kind: RuleKind): void {
@@ -98,8 +116,8 @@ export class StateSync {
     if (message.node === this.node) return
     const { change } = message
     if (change.kind === 'presence') {
-      if (change.online) this.heldElsewhere.add(change.deviceId)
-      else this.heldElsewhere.delete(change.deviceId)
+      if (change.online) this.heldElsewhere.set(change.deviceId, message.node)
+      else if (this.heldElsewhere.get(change.deviceId) === message.node) this.heldElsewhere.delete(change.deviceId)
       // A late "offline" from the node it left must not hide a device connected here.
       if (!change.online && this.connectedHere(change.deviceId)) return
     }

@@ -199,6 +199,20 @@ export class CommandLog {
     return rows.length
   }
 
+  /**
+   * Claims queued commands for sending, at `sentAt` (epoch ms): returns the ids
+   * no one had claimed (sent) before, now marked sent. Every node of a cluster
+   * restores the whole queue from the log, so each must claim a command
+   * before sending it: exactly one then does.
+   */
+  async claim (ids: string[], sentAt: number): Promise<Set<string>> {
+    if (ids.some((id) => this.unwritten.has(id))) await this.flush()
+    const rows = await this.db.query<{ id: string }>(
+      "UPDATE commands SET sent_at = $2 WHERE id = ANY($1::text[]) AND status = 'pending' AND sent_at IS NULL RETURNING id",
+      [ids, new Date(sentAt)])
+    return new Set(rows.map((r) => r.id))
+  }
+
   /** Commands still waiting in the offline queue (after a restart, say), oldest first. */
   async queued (): Promise<CommandRecord[]> {
     await this.flush()

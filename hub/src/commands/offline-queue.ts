@@ -59,21 +59,23 @@ export class OfflineQueue {
   }
 
   /**
-   * Takes the device's queue out and, once `device` resolves, sends each
-   * command whose issuer still owns the device and that has not expired; the
-   * others end unsent. A failed lookup puts the queue back.
+   * Takes the device's queue out and, once `device` resolves, sends the
+   * commands whose issuer still owns the device and that have not expired,
+   * oldest first, in one call; the others end unsent. A failed lookup puts the queue back.
    */
-  release (deviceId: string, device: Promise<DeviceContext | null>, send: (record: CommandRecord, ctx: DeviceContext) => void): void {
+  release (deviceId: string, device: Promise<DeviceContext | null>, send: (records: CommandRecord[], ctx: DeviceContext) => void): void {
     const queue = this.take(deviceId)
     device.then((ctx) => {
       const now = Date.now()
       const stale: CommandRecord[] = []
       const late: CommandRecord[] = []
+      const due: CommandRecord[] = []
       for (const record of queue) {
         if (!ctx || !issuerOwns(record, ctx)) stale.push(record)
         else if (record.queuedUntil !== null && record.queuedUntil < now) late.push(record)
-        else send(record, ctx)
+        else due.push(record)
       }
+      if (ctx && due.length > 0) send(due, ctx)
       if (stale.length > 0) this.opts.onEnded(stale, 'error', cancelled)
       if (late.length > 0) this.opts.onEnded(late, 'timeout', expired)
     }, (err: Error) => {

@@ -397,10 +397,23 @@ export class CommandService extends EventEmitter {
    */
   private deliverQueued (deviceId: string): void {
     if (this.closed || !this.queue.has(deviceId) || !this.opts.bus.canReceiveCommands(deviceId)) return
-    this.queue.release(deviceId, this.opts.directory.get(deviceId), (record, ctx) => {
-      record.sentAt = Date.now()
-      void this.dispatch(record, ctx, this.defaultWaitMs)
-      this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
+    this.queue.release(deviceId, this.opts.directory.get(deviceId), (records, ctx) => {
+      const sentAt = Date.now()
+      // Every node of a cluster restored the same queue from the log: the one whose claim lands sends.
+      this.opts.commandLog.claim(records.map((r) => r.id), sentAt).then((claimed) => {
+        for (const record of records) {
+          if (!claimed.has(record.id)) {
+            this.pending.untrack(record)
+            continue
+          }
+          record.sentAt = sentAt
+          void this.dispatch(record, ctx, this.defaultWaitMs)
+          this.opts.commandLog.update(record).catch((err: Error) => this.log.error({ err, commandId: record.id }, 'command delivery could not be recorded'))
+        }
+      }, (err: Error) => {
+        for (const record of records) this.queue.add(record)
+        this.log.error({ err, deviceId }, 'queued commands could not be claimed; they wait for the next connection')
+      })
     })
   }
 
