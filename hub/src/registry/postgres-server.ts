@@ -9,6 +9,7 @@ import { constants } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { pino, type Logger } from 'pino'
+import { startWatchdog } from '../watchdog.js'
 
 export interface ManagedPostgresOptions {
   /** The cluster's folder (PGDATA); made with `initdb` when it holds none. */
@@ -145,17 +146,6 @@ function settings (o: { socketDir: string, maxConnections: number, sharedBuffers
  * still up after 10 s, and removes the folder when asked to. Once this process
  * is gone nobody reaps the server, so a zombie counts as stopped.
  */
-const watchdogScript = `
-alive () { s=$(sed -n 's/^[0-9]* ([^)]*) \\(.\\).*/\\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
-pid=
-while read -r line; do pid=$line; done
-if [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null; then
-  i=0
-  while alive "$pid" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-  kill -KILL "$pid" 2>/dev/null
-fi
-if [ -n "$1" ]; then rm -rf -- "$1"; fi
-`
 
 /**
  * As root, the server runs as `user`, who must pass through every folder
@@ -234,9 +224,8 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
   const url = `postgresql://${USER}@${encodeURIComponent(dir)}:${SOCKET_PORT}/${DATABASE}`
   await reapOrphan(dir, log)
 
-  const watchdog = spawn('sh', ['-c', watchdogScript, 'trellis-postgres-watchdog', opts.ephemeral ? dir : ''], { stdio: ['pipe', 'ignore', 'ignore'], detached: true })
-  const watchdogExited = new Promise<void>((resolve) => watchdog.once('exit', () => resolve()))
-  watchdog.stdin!.on('error', () => {})
+  // PostgreSQL's fast shutdown is SIGINT; a throwaway cluster's folder goes with it.
+  const watchdog = startWatchdog('trellis-postgres-watchdog', 'INT', opts.ephemeral ? dir : '')
 
   let child: ChildProcess | undefined
   let stopping = false
@@ -255,7 +244,7 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
       durable: opts.durable ?? true,
     })], { stdio: ['ignore', 'ignore', 'pipe'], detached: true, ...(user ? { uid: user.uid, gid: user.gid } : {}), env: { ...process.env, LC_ALL: 'C' } })
     proc.stderr!.on('data', (c: Buffer) => { stderrTail = (stderrTail + c.toString()).slice(-4000) })
-    if (proc.pid) watchdog.stdin!.write(`${proc.pid}\n`)
+    if (proc.pid) watchdog.watch(proc.pid)
     child = proc
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
     const up = await Promise.race([
@@ -298,7 +287,7 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
   try {
     await readyPromise
   } catch (err) {
-    watchdog.stdin!.end()
+    await watchdog.release()
     throw err
   }
 
@@ -310,11 +299,10 @@ export async function startPostgres (opts: ManagedPostgresOptions): Promise<Mana
     ready: () => readyPromise,
     kill (signal = 'SIGKILL') { child?.kill(signal) },
     async stop () {
-      if (stopping) return await watchdogExited
+      if (stopping) return await watchdog.release()
       stopping = true
       // The watchdog does what it would do if this process died: one way to stop, tested by both.
-      watchdog.stdin!.end()
-      await watchdogExited
+      await watchdog.release()
       // The watchdog gives up after 10 s; a server that outlived it still goes.
       const proc = child
       if (proc && proc.exitCode === null && proc.signalCode === null) {

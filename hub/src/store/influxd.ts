@@ -6,6 +6,7 @@ import https from 'node:https'
 import net from 'node:net'
 import path from 'node:path'
 import { pino, type Logger } from 'pino'
+import { startWatchdog } from '../watchdog.js'
 
 export interface ManagedInfluxdOptions {
   /** Where influxd keeps meta, data and WAL. */
@@ -140,9 +141,11 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
   let child: ChildProcess | undefined
   const pidFile = path.join(dir, 'influxd.pid')
   await reapOrphan(pidFile, log)
-  // Whatever way this process ends, influxd must not outlive it.
+  // Whatever way this process ends, influxd must not outlive it: at exit, and
+  // through the watchdog when this process is killed and no exit hook runs.
   const killOnExit = () => { child?.kill('SIGKILL') }
   process.once('exit', killOnExit)
+  const watchdog = startWatchdog('trellis-influxd-watchdog', 'TERM')
   let stopping = false
   let restarts = 0
   let upSince = 0
@@ -160,7 +163,10 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
       // Its own process group: a Ctrl-C in the terminal must not stop influxd
       // before the hub has flushed its last points into it.
       const proc = spawn(binary, ['-config', confPath], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
-      if (proc.pid) await writeFile(pidFile, String(proc.pid))
+      if (proc.pid) {
+        watchdog.watch(proc.pid)
+        await writeFile(pidFile, String(proc.pid))
+      }
       proc.stderr!.on('data', (chunk: Buffer) => { stderrTail = (stderrTail + chunk.toString()).slice(-4000) })
       child = proc
       const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
@@ -205,7 +211,13 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
   }
 
   readyPromise = launch()
-  await readyPromise
+  try {
+    await readyPromise
+  } catch (err) {
+    process.off('exit', killOnExit)
+    await watchdog.release()
+    throw err
+  }
 
   return {
     get url () { return `${scheme}://127.0.0.1:${port}` },
@@ -224,6 +236,7 @@ export async function startInfluxd (opts: ManagedInfluxdOptions): Promise<Manage
           proc.kill('SIGTERM')
         })
       }
+      await watchdog.release()
       await rm(pidFile, { force: true })
     },
   }
