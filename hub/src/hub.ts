@@ -22,7 +22,7 @@ import { RemoteBroker, type RemoteBrokerOptions } from './ingest/remote-broker.j
 import { mqttAuthRoutes } from './api/routes/mqtt-auth.js'
 import { buildConsent, type ConsentOptions } from './consent/index.js'
 import { RequestThrottle, type ThrottleKind } from './api/throttle.js'
-import { StateSync } from './cluster/state-sync.js'
+import { RELAYED_REGISTRY_EVENTS, StateSync } from './cluster/state-sync.js'
 import { ClusterBus } from './cluster/cluster-bus.js'
 import { LeaderElection, type LeaderOptions } from './cluster/leader.js'
 import { NodeLiveness, type LivenessOptions } from './cluster/liveness.js'
@@ -185,6 +185,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     }
     leads = () => leader!.isLeader
     leader!.start()
+    relayRegistry(registry, stateSync, log)
   }
   // A rotated secret or a disabled device must not keep a session opened with the old credentials.
   registry.on('credentials-changed', (deviceId: string) => broker?.disconnect(deviceId))
@@ -333,5 +334,28 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       await consent.close()
       await registry.close()
     },
+  }
+}
+
+/**
+ * Every node hears what any node's registry changed: what this node's
+ * registry emits is announced, and what another node announces is emitted
+ * here, so the directory, the token cache, the broker's sessions and the
+ * command queue follow it as they follow a local change.
+ */
+function relayRegistry (registry: Registry, sync: StateSync, log: Logger): void {
+  let relaying = false
+  for (const event of RELAYED_REGISTRY_EVENTS) {
+    registry.on(event, (id: string) => { if (!relaying) sync.announceRegistry(event, id) })
+  }
+  sync.onRegistryChanged = (event, id) => {
+    relaying = true
+    try {
+      registry.emit(event, id)
+    } catch (err) {
+      log.error({ err, event, id }, 'a registry change from another node could not be followed here')
+    } finally {
+      relaying = false
+    }
   }
 }

@@ -8,7 +8,7 @@ import { freshDatabase, type TestDatabase } from '../support/postgres.js'
 import { startTestRedis, type TestRedis } from '../support/redis.js'
 import { startTestHaproxy, type TestHaproxy } from '../support/haproxy.js'
 import { apiClient, seedFleet } from '../support/api.js'
-import { eventually } from '../support/wait.js'
+import { eventually, nextEvent } from '../support/wait.js'
 import { openSse, type SseStream } from '../support/sse.js'
 import { testLogger } from '../support/stack.js'
 import { LeaderElection } from '../../hub/src/cluster/leader.js'
@@ -186,6 +186,55 @@ describe('queued commands in the cluster', () => {
     devices.push(await connectDevice({ url: a.mqttUrl, deviceId: d.id, secret: d.secret, handlers: { targetTemperature: (value: number) => ({ targetTemperature: value }) } }))
     const done = await eventually(() => apiClient(b.httpUrl).get(`/v1/devices/${d.id}/commands/${queued.body.id}`, fleet.ownerToken), (r) => r.body.status !== 'pending', { what: 'the queued command settled', timeoutMs: 15_000 })
     expect(done.body).toMatchObject({ status: 'ok', state: { targetTemperature: 17 } })
+  })
+})
+
+describe('a registry change on one node reaches every node', () => {
+  // Each node keeps devices, models and tokens in memory; a change made through one node must not leave the others trusting the old.
+  const promptly = { timeoutMs: 3000 }
+
+  it('ends a former owner\'s reach through node A once they release the device through node B', async () => {
+    const [a, b] = nodes
+    const fleet = await seedFleet(apiClient(a.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    await connectThermostat(a, d)
+    await eventually(() => a.hub.state.get(d.id)?.online, (online) => online === true, { what: `${d.id} online on node A` })
+    // Node A has the device in memory, owned.
+    expect((await apiClient(a.httpUrl).post(`/v1/devices/${d.id}/commands`, { set: { targetTemperature: 20 } }, fleet.ownerToken)).status).toBe(200)
+
+    expect((await apiClient(b.httpUrl).post(`/v1/devices/${d.id}/release`, {}, fleet.ownerToken)).status).toBe(200)
+    const refused = await eventually(() => apiClient(a.httpUrl).post(`/v1/devices/${d.id}/commands`, { set: { targetTemperature: 21 } }, fleet.ownerToken), (r) => r.status !== 200, { what: 'the former owner\'s command refused by node A', ...promptly })
+    expect(refused.status).toBe(404)
+    expect((await apiClient(a.httpUrl).get(`/v1/devices/${d.id}`, fleet.ownerToken)).status).toBe(404)
+  })
+
+  it('refuses on node A a token revoked through node B', async () => {
+    const [a, b] = nodes
+    const fleet = await seedFleet(apiClient(a.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    // Node A has the token in memory.
+    expect((await apiClient(a.httpUrl).get(`/v1/devices/${d.id}`, fleet.ownerToken)).status).toBe(200)
+    const tokens = await apiClient(b.httpUrl).get('/v1/tokens', fleet.ownerToken)
+    expect(tokens.status).toBe(200)
+    for (const t of tokens.body.tokens ?? tokens.body) expect((await apiClient(b.httpUrl).delete(`/v1/tokens/${t.id}`, fleet.ownerToken)).status).toBeLessThan(300)
+    const refused = await eventually(() => apiClient(a.httpUrl).get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.status !== 200, { what: 'the revoked token refused by node A', ...promptly })
+    expect(refused.status).toBe(401)
+  })
+
+  it('closes a device\'s session on node A and refuses its old secret there once the maker rotates it through node B', async () => {
+    const [a, b] = nodes
+    const fleet = await seedFleet(apiClient(a.httpUrl), { model: thermostat })
+    const [d] = fleet.devices
+    const client = await mqtt.connectAsync(a.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+    client.on('error', () => {})
+    const closed = nextEvent(client, 'close', () => true, promptly.timeoutMs)
+    const rotated = await apiClient(b.httpUrl).post(`/v1/devices/${d.id}/secret:rotate`, {}, fleet.makerToken)
+    expect(rotated.status).toBe(200)
+    await closed
+    const again = await mqtt.connectAsync(a.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 }).then((c) => { c.end(true); return 'connected' }, (err: Error) => err.message)
+    expect(again).toMatch(/Not authorized|Bad username or Password/i)
+    const fresh = await mqtt.connectAsync(a.mqttUrl, { clientId: d.id, username: d.id, password: rotated.body.secret, reconnectPeriod: 0 })
+    fresh.end(true)
   })
 })
 

@@ -11,6 +11,21 @@ export const THROTTLE_CHANNEL = 'trellis:throttle'
 /** The Redis channel a node announces a change of owners' rules on (`<node> <what>`): the others read them again. */
 export const RULES_CHANNEL = 'trellis:rules'
 
+/**
+ * The Redis channel a node announces a change of the registry on (`<node> <event> <id>`):
+ * the others drop what they hold in memory of that device, model or token.
+ */
+export const REGISTRY_CHANNEL = 'trellis:registry'
+
+/**
+ * The registry's events every node must hear: each node caches devices
+ * (owner, secret, model), compiled models and tokens, and a release, a
+ * rotated secret or a revoked token made through one node must end the old
+ * access through all of them.
+ */
+export const RELAYED_REGISTRY_EVENTS = ['device-changed', 'model-changed', 'gateway-changed', 'credentials-changed', 'token-revoked'] as const
+export type RelayedRegistryEvent = typeof RELAYED_REGISTRY_EVENTS[number]
+
 /** Owners' rules that every node arms: a change on one node is read again by the others. */
 export type RuleKind = 'schedules' | 'automations'
 
@@ -33,6 +48,8 @@ export class StateSync {
   onRulesChanged: ((kind: RuleKind) => void) | null = null
   /** Called with what another node spent of a rate limit. */
   onSpent: ((kind: string, keys: string[]) => void) | null = null
+  /** Called when another node's registry emitted one of `RELAYED_REGISTRY_EVENTS`. */
+  onRegistryChanged: ((event: RelayedRegistryEvent, id: string) => void) | null = null
 
   private constructor (redisUrl: string, private readonly state: StateStore, private readonly connectedHere: (deviceId: string) => boolean, private readonly log: Logger) {
     this.pub = new Redis(redisUrl)
@@ -45,7 +62,7 @@ export class StateSync {
   static async start (redisUrl: string, state: StateStore, connectedHere: (deviceId: string) => boolean, log: Logger): Promise<StateSync> {
     const sync = new StateSync(redisUrl, state, connectedHere, log)
     sync.sub.on('message', sync.onMessage)
-    await sync.sub.subscribe(STATE_CHANNEL, RULES_CHANNEL, THROTTLE_CHANNEL)
+    await sync.sub.subscribe(STATE_CHANNEL, RULES_CHANNEL, THROTTLE_CHANNEL, REGISTRY_CHANNEL)
     state.on('readings', sync.onLocal)
     state.on('presence', sync.onLocal)
     return sync
@@ -94,7 +111,18 @@ export class StateSync {
     this.pub.publish(THROTTLE_CHANNEL, JSON.stringify({ node: this.node, kind, keys })).catch((err: Error) => this.log.warn({ err }, 'rate limit spend not shared'))
   }
 
+  /** Tells the other nodes that the registry changed here. */
+  announceRegistry (event: RelayedRegistryEvent, id: string): void {
+    if (this.closed) return
+    this.pub.publish(REGISTRY_CHANNEL, `${this.node} ${event} ${id}`).catch((err: Error) => this.log.error({ err, event, id }, 'registry change not announced: other nodes keep the old until they reload it'))
+  }
+
   private readonly onMessage = (channel: string, raw: string) => {
+    if (channel === REGISTRY_CHANNEL) {
+      const [node, event, id] = raw.split(' ')
+      if (node !== this.node && id && (RELAYED_REGISTRY_EVENTS as readonly string[]).includes(event)) this.onRegistryChanged?.(event as RelayedRegistryEvent, id)
+      return
+    }
     if (channel === RULES_CHANNEL) {
       const [node, kind] = raw.split(' ')
       if (node !== this.node && (kind === 'schedules' || kind === 'automations')) this.onRulesChanged?.(kind)
