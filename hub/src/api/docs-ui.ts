@@ -18,11 +18,11 @@ const assetPath = '/docs/assets/'
 const asset = (file: string) => `${assetPath}${file}?v=${swaggerUiVersion}`
 
 /** The files of swagger-ui-dist the page loads, by name, with their media type. No other name is served. */
-const vendorFiles: Record<string, string> = {
-  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
-  'swagger-ui.css': 'text/css; charset=utf-8',
-  'favicon-32x32.png': 'image/png',
-}
+const vendorFiles = new Map([
+  ['swagger-ui-bundle.js', 'text/javascript; charset=utf-8'],
+  ['swagger-ui.css', 'text/css; charset=utf-8'],
+  ['favicon-32x32.png', 'image/png'],
+])
 
 const initializerFile = 'trellis-docs.js'
 
@@ -64,7 +64,7 @@ export function docsPage (info: { title: string }): string {
 <noscript><p>This page needs JavaScript. The OpenAPI 3.1 document it shows is at <a href="/docs/json">/docs/json</a>.</p></noscript>
 <div id="swagger-ui"></div>
 <script src="${asset('swagger-ui-bundle.js')}"></script>
-<script src="${asset(initializerFile)}"></script>
+<script src="${assetPath}${initializerFile}"></script>
 </body></html>
 `
 }
@@ -84,15 +84,16 @@ export function serveDocsUi (app: FastifyInstance): void {
   })
 
   app.get<{ Params: { file: string } }>(`${assetPath}:file`, {
-    // Route-level onSend runs after the app's hooks: the files may be kept, the page itself not.
-    onSend: async (_request, reply, payload) => {
-      if (reply.statusCode === 200) reply.header('cache-control', 'public, max-age=86400')
+    // Route-level onSend runs after the app's hooks: swagger-ui-dist's files may be kept (their URL
+    // names the version), the page and our initializer not (they change with the hub).
+    onSend: async (request, reply, payload) => {
+      if (reply.statusCode === 200 && vendorFiles.has(request.params.file)) reply.header('cache-control', 'public, max-age=86400')
       return payload
     },
   }, async (request, reply) => {
     const file = request.params.file
     if (file === initializerFile) return await reply.type('text/javascript; charset=utf-8').send(initializer)
-    const type = vendorFiles[file]
+    const type = vendorFiles.get(file)
     if (!type) throw errors.notFound('docs file', file.slice(0, 64))
     let body = read.get(file)
     // Kept once read: the bundle is 1.7 MB, and a stranger may ask for it again and again.

@@ -50,6 +50,8 @@ describe('Swagger UI at /docs', () => {
         expect(res.status, url).toBe(200)
         expect(res.headers.get('content-type'), url).toBe(type)
         expect(res.headers.get('x-content-type-options'), url).toBe('nosniff')
+        // swagger-ui-dist's files name its version and may be kept; our initializer changes with the hub.
+        expect(res.headers.get('cache-control'), url).toBe(/swagger-ui/.test(url ?? '') ? 'public, max-age=86400' : 'no-store')
         bodies.push(await res.text())
       }
     }
@@ -58,6 +60,14 @@ describe('Swagger UI at /docs', () => {
     expect(initializer, 'a short script of our own starts Swagger UI').toBeDefined()
     expect(initializer).toMatch(/url: '\/docs\/json'/)
     expect(bodies.join('\n')).not.toMatch(/petstore/)
+    expect(page.headers.get('cache-control')).toBe('no-store')
+
+    // Only the files the page loads: not the rest of swagger-ui-dist, nothing outside it.
+    for (const file of ['index.html', 'swagger-initializer.js', 'package.json', '..%2F..%2Fpackage.json', 'toString', 'constructor']) {
+      const res = await fetch(`${stack.httpUrl}/docs/assets/${file}`)
+      expect(res.status, file).toBe(404)
+      expect((await res.json() as { error: { code: string } }).error.code, file).toBe('NOT_FOUND')
+    }
 
     // The page's policy: scripts and styles from this origin only, no inline script, no eval, no other origin.
     const policy = page.headers.get('content-security-policy')!
