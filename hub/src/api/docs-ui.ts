@@ -8,9 +8,9 @@ import { errors } from './errors.js'
 // this origin (no CDN, works offline), started by a script of our own that points
 // it at /docs/json. The OpenAPI document is ours (route.ts), so no fastify plugin.
 
-const swaggerUiPackage = createRequire(import.meta.url).resolve('swagger-ui-dist/package.json')
-const swaggerUiDir = path.dirname(swaggerUiPackage)
-const { version: swaggerUiVersion } = createRequire(import.meta.url)('swagger-ui-dist/package.json') as { version: string }
+const require = createRequire(import.meta.url)
+const swaggerUiDir = path.dirname(require.resolve('swagger-ui-dist/package.json'))
+const { version: swaggerUiVersion } = require('swagger-ui-dist/package.json') as { version: string }
 
 /** Where the page's files are served: `/docs/assets/<file>`. */
 const assetPath = '/docs/assets/'
@@ -70,10 +70,10 @@ export function docsPage (info: { title: string }): string {
 }
 
 /**
- * Serves the files of the /docs page and gives the page (the HTML answer of
- * the `docs` route) and its files the policy Swagger UI needs; every other
- * answer keeps the API's. Call after the API's own onSend hook, which this
- * one follows.
+ * Serves the files of the /docs page, and gives the page (the HTML answer of
+ * the `docs` route) the policy Swagger UI needs; every other answer, the
+ * files included, keeps the API's. Call after the API's own onSend hook is
+ * added, so that this one runs after it.
  */
 export function serveDocsUi (app: FastifyInstance): void {
   const read = new Map<string, Promise<Buffer>>()
