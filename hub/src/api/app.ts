@@ -15,6 +15,7 @@ import { auditRoutes } from './routes/audit.js'
 import { grantRoutes } from './routes/grants.js'
 import { insightRoutes } from './routes/insight.js'
 import { consoleSessionRoutes, serveConsole } from './console.js'
+import { serveDocsUi } from './docs-ui.js'
 import { RequestThrottle, type ApiRateLimits } from './throttle.js'
 import { jsonDepthExceeds } from './json-depth.js'
 
@@ -137,7 +138,7 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     reply.header('x-frame-options', 'DENY')
     reply.header('referrer-policy', 'no-referrer')
     reply.header('cache-control', 'no-store')
-    // The API serves JSON (and one static HTML page, /docs): nothing in a response may run, load or be framed.
+    // The API serves JSON: nothing in a response may run, load or be framed. The console and /docs (Swagger UI) set their own.
     reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
     if (opts.https) reply.header('strict-transport-security', 'max-age=31536000')
     return payload
@@ -186,5 +187,6 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     return caller
   })
   serveConsole(app)
+  serveDocsUi(app)
   return { app, routes }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { route } from '../route.js'
 import type { ApiContext } from '../context.js'
-import { docsPage } from '../docs-page.js'
+import { docsPage } from '../docs-ui.js'
 
 const Health = z.object({
   /** `misconfigured`: InfluxDB refuses the hub's credentials, which no retry fixes. */
@@ -64,7 +64,7 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
       method: 'GET',
       path: '/docs',
       operationId: 'docs',
-      summary: 'The API reference: a page for a browser (Accept: text/html), else this OpenAPI document as JSON',
+      summary: 'The API reference: Swagger UI for a browser (Accept: text/html), else this OpenAPI document as JSON',
       tags: ['system'],
       access: 'public',
       response: OpenApi,
@@ -73,7 +73,7 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
         const accept = request.headers.accept ?? ''
         if (/\btext\/html\b/.test(accept)) {
           reply.header('content-type', 'text/html; charset=utf-8')
-          return docsPage(openapi())
+          return docsPage((openapi() as { info: { title: string } }).info)
         }
         return openapi()
       },
