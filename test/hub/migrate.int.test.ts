@@ -34,7 +34,7 @@ describe('migrations', () => {
       hubs.push(...await Promise.all(Array.from({ length: 4 }, () => buildHub({ influxUrl: influx.url, sql: d.open(), logger: testLogger() }))))
       const rows = await open(d).query<{ component: string, version: number, n: number }>(
         'SELECT component, version, count(*)::int AS n FROM schema_migrations GROUP BY component, version ORDER BY component, version')
-      expect(rows.map((r) => `${r.component} ${r.version}`)).toEqual(['access-log 1', 'automations 1', 'commands 1', 'consent 1', 'consent 2', 'registry 1', 'registry 2', 'registry 3', 'schedules 1'])
+      expect(rows.map((r) => `${r.component} ${r.version}`)).toEqual(['access-log 1', 'automations 1', 'commands 1', 'consent 1', 'consent 2', 'registry 1', 'registry 2', 'registry 3', 'registry 4', 'schedules 1'])
       expect(rows.every((r) => r.n === 1)).toBe(true)
       // Every hub serves from the one schema.
       expect(await Promise.all(hubs.map(async (h, i) => (await h.registry.createMaker(`maker ${i}`)).maker.id))).toHaveLength(4)

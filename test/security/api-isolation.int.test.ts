@@ -96,6 +96,7 @@ function sampleBody (key: string, a: Tenant): unknown {
     'POST /v1/devices': { model: a.modelId, count: 1 },
     'POST /v1/devices/claim': { claimCode: 'ZZZZ-ZZZZ-ZZZZ-ZZZZ' },
     'POST /v1/devices/{id}/commands': { set: { power: true } },
+    'PATCH /v1/devices/{id}': { timeZone: 'Europe/Berlin' },
     'POST /v1/schedules': { deviceId: a.devices[0].id, cron: '0 23 * * *', timezone: 'Europe/Berlin', command: { set: { power: false } } },
     'PATCH /v1/schedules/{id}': { paused: true },
     'POST /v1/automations': automationOf(a),

@@ -162,8 +162,8 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     if (gateway) return onGatewayMessage(ctx, packet, gateway, now, done)
     // A topic outside devices/ is one of the device's own (its mapping's tree; the broker let no other through).
     const result = hasChannel(packet.topic, 'telemetry')
-      ? normalizeTelemetry(payload, ctx.model, now)
-      : ctx.model.mapping?.topics?.decode(ctx.id, packet.topic, payload, now) ?? { ok: false as const, reason: `topic ${packet.topic} is not in the mapping of model ${ctx.model.name}` }
+      ? normalizeTelemetry(payload, ctx.model, now, ctx.timeZone)
+      : ctx.model.mapping?.topics?.decode(ctx.id, packet.topic, payload, now, ctx.timeZone) ?? { ok: false as const, reason: `topic ${packet.topic} is not in the mapping of model ${ctx.model.name}` }
     accept(ctx, packet.qos, packet.topic, payload, result, now, done)
   })
 
@@ -232,7 +232,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     }
     // The gateway's own values (its signal, its battery), when its mapping reads any.
     if (ctx.model.mapping?.ownReadings === true) {
-      const own = normalizeTelemetry(payload, ctx.model, now)
+      const own = normalizeTelemetry(payload, ctx.model, now, ctx.timeZone)
       if (own.ok) {
         waiting++
         accept(ctx, qos, topic, payload, own, now, settle)
@@ -247,7 +247,7 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
         reject(ctx, ctx.id, topic, entry.payload, `${entry.where}: device ${entry.child} is disabled; its readings are refused until it is enabled again`, 'not-a-child')
         return settle()
       }
-      const result = normalizeTelemetry(entry.payload, child.model, now)
+      const result = normalizeTelemetry(entry.payload, child.model, now, child.timeZone)
       accept(child, qos, topic, entry.payload, result.ok ? result : { ok: false, reason: `${entry.where} from gateway ${ctx.id}: ${result.reason}` }, now, settle)
     }
     const lookUp = (entry: Extract<GatewayEntry, { ok: true }>) => {

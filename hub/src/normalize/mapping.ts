@@ -17,7 +17,8 @@ export { CommandEncodeError, type DeviceMessage } from './command-mapping.js'
 export interface CompiledMapping {
   /** The mapping it was compiled from; null when the stored mapping no longer parses. */
   readonly source: ValidMapping['mapping'] | null
-  decodeTelemetry (payload: Buffer, now: number): NormalizeResult
+  /** `zone`: the device's own time zone, read for local times before the mapping's; null or absent for none. */
+  decodeTelemetry (payload: Buffer, now: number, zone?: string | null): NormalizeResult
   /** The messages a command becomes, in order; throws a CommandEncodeError naming what the mapping cannot express. */
   encodeCommand (command: Command): DeviceMessage[]
   decodeAck (payload: Buffer): { ok: true, ack: Ack } | { ok: false, reason: string }
@@ -42,7 +43,7 @@ export interface MappedTopics {
   /** The topic a command message goes to; `key` fills `{key}`. */
   commandTopic (deviceId: string, key: string | undefined): string
   /** The readings of a message on one of the device's telemetry topics; null when the topic is not one. */
-  decode (deviceId: string, topic: string, payload: Buffer, now: number): NormalizeResult | null
+  decode (deviceId: string, topic: string, payload: Buffer, now: number, zone?: string | null): NormalizeResult | null
 }
 
 type Converted = { ok: true, value: ReadingValue } | { ok: false, problem: string }
@@ -88,22 +89,44 @@ export function readingSteps (valid: ValidMapping, modelName: string): ReadingSt
   })
 }
 
-/** Reads the device's clock from a parsed payload: epoch ms, the arrival time when absent, or a reason. */
-export function timestampReader (valid: ValidMapping): (p: Parsed, now: number) => { ok: true, ts: number } | { ok: false, reason: string } {
+/**
+ * Reads the device's clock from a parsed payload: epoch ms, the arrival time
+ * when absent, or a reason. A local time is read in the device's `zone` when
+ * it has one, else in the mapping's.
+ */
+export function timestampReader (valid: ValidMapping): (p: Parsed, now: number, zone?: string | null) => { ok: true, ts: number } | { ok: false, reason: string } {
   if (!valid.timestamp) return (_p, now) => ({ ok: true, ts: now })
   const { read, label } = readerOf(valid.layout, valid.timestamp.source)
   const unit = valid.timestamp.unit
   const local = localTimeReader(valid.timestamp.zone)
-  return (p, now) => {
+  return (p, now, zone) => {
     const raw = read(p)
     if (raw === undefined || raw === null) return { ok: true, ts: now }
     try {
       const wire = wireTimestamp(raw, unit, label)
-      return { ok: true, ts: toEpochMs(typeof wire === 'string' ? local(wire) ?? wire : wire, now) }
+      return { ok: true, ts: toEpochMs(typeof wire === 'string' ? (zone ? zonedReader(zone) : local)(wire) ?? wire : wire, now) }
     } catch (err) {
       return { ok: false, reason: (err as Error).message }
     }
   }
+}
+
+/**
+ * Local-time readers of devices' own zones, one per zone for the process: a
+ * device's reading costs a lookup, never a new Intl.DateTimeFormat. Zones are
+ * stored as the zone database spells them, so the map holds at most its few
+ * hundred names; the bound is for a zone written to the registry by hand.
+ */
+const zonedReaders = new Map<string, (text: string) => number | undefined>()
+const maxZonedReaders = 1000
+
+function zonedReader (zone: string): (text: string) => number | undefined {
+  let reader = zonedReaders.get(zone)
+  if (reader === undefined) {
+    reader = localTimeReader(zone)
+    if (zonedReaders.size < maxZonedReaders) zonedReaders.set(zone, reader)
+  }
+  return reader
 }
 
 /** `2026-11-18T08:00:00[.250]` or with a space, minutes at least, and no zone. */
@@ -145,10 +168,10 @@ function wireTimestamp (raw: unknown, unit: TimestampUnit, label: string): numbe
 
 function telemetryDecoder (parse: (payload: Buffer) => ParsedPayload, timestamp: ReturnType<typeof timestampReader>, rules: readonly ReadingStep[]) {
   const lookedFor = rules.map((r) => r.label).join(', ').slice(0, 300)
-  return (payload: Buffer, now: number): NormalizeResult => {
+  return (payload: Buffer, now: number, zone?: string | null): NormalizeResult => {
     const parsed = parse(payload)
     if (!parsed.ok) return parsed
-    const clock = timestamp(parsed, now)
+    const clock = timestamp(parsed, now, zone)
     if (!clock.ok) return clock
     const readings: Reading[] = []
     const problems: string[] = []
@@ -207,8 +230,8 @@ function mappedTopics (valid: ValidMapping, decodeTelemetry: CompiledMapping['de
       return filter === `${own}#` || (keyed && filter === `${own}+` && commandParts.suffix === '/{key}')
     },
     commandTopic,
-    decode (deviceId, topic, payload, now) {
-      for (const t of telemetry) if (topicMatches(t.parts, deviceId, topic)) return t.decode(payload, now)
+    decode (deviceId, topic, payload, now, zone) {
+      for (const t of telemetry) if (topicMatches(t.parts, deviceId, topic)) return t.decode(payload, now, zone)
       return null
     },
   }

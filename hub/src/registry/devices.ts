@@ -12,8 +12,10 @@ export class Devices {
    * Throws QuotaExceeded when `count` is over the batch cap or would take the
    * maker over its device quota. `gatewayId`: the gateway the devices are
    * children of (the caller checked it is the maker's); default none.
+   * `timeZone`: the IANA zone their local times are read in (the caller
+   * checked it); default none, for the model's.
    */
-  async provisionDevices (model: Model, count: number, gatewayId: string | null = null): Promise<ProvisionedDevice[]> {
+  async provisionDevices (model: Model, count: number, gatewayId: string | null = null, timeZone: string | null = null): Promise<ProvisionedDevice[]> {
     if (count > this.quotas.provisionBatch) throw new QuotaExceeded(`a provisioning request makes at most ${this.quotas.provisionBatch} devices; send several`)
     const devices: ProvisionedDevice[] = []
     const ids: string[] = []
@@ -32,9 +34,9 @@ export class Devices {
       const limit = this.quotas.devicesPerMaker
       if (held + count > limit) throw new QuotaExceeded(`you have ${held} devices and the limit per maker is ${limit}; provision at most ${Math.max(0, limit - held)} more`)
       await tx.query(
-        `INSERT INTO devices (id, model_id, maker_id, secret_hash, claim_hash, gateway_id)
-         SELECT id, $1, $2, secret_hash, claim_hash, $6 FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
-        [model.id, model.makerId, ids, secrets, claims, gatewayId])
+        `INSERT INTO devices (id, model_id, maker_id, secret_hash, claim_hash, gateway_id, time_zone)
+         SELECT id, $1, $2, secret_hash, claim_hash, $6, $7 FROM unnest($3::text[], $4::text[], $5::text[]) AS t (id, secret_hash, claim_hash)`,
+        [model.id, model.makerId, ids, secrets, claims, gatewayId, timeZone])
     })
     if (gatewayId !== null) this.events.emit('gateway-changed', gatewayId)
     return devices
@@ -89,6 +91,21 @@ export class Devices {
     if (!rows[0]) return null
     this.events.emit('device-changed', deviceId)
     if (disabled) this.events.emit('credentials-changed', deviceId)
+    return toDevice(rows[0])
+  }
+
+  /**
+   * The IANA zone the device's local times are read in (the caller checked
+   * it); null for its model's. Changed only while `ownerId` holds the device
+   * (null: while no owner does, for a maker's change), in the same statement
+   * so that a claim or release in between is not overtaken. Null when it
+   * did not change.
+   */
+  async setDeviceTimeZone (deviceId: string, timeZone: string | null, ownerId: string | null): Promise<DeviceRecord | null> {
+    const rows = await this.db.query<DeviceRow>(
+      'UPDATE devices SET time_zone = $2 WHERE id = $1 AND owner_id IS NOT DISTINCT FROM $3 RETURNING *', [deviceId, timeZone, ownerId])
+    if (!rows[0]) return null
+    this.events.emit('device-changed', deviceId)
     return toDevice(rows[0])
   }
 

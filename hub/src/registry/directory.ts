@@ -18,6 +18,8 @@ export interface DeviceContext {
   readonly releasedAt: number | null
   /** The gateway it was provisioned under: only that gateway may report its readings. Null or absent for a device that connects itself. */
   readonly gatewayId?: string | null
+  /** The IANA zone its local times without an offset are read in, before its model's mapping's. Null or absent: the mapping's. */
+  readonly timeZone?: string | null
   /** Its tags in InfluxDB, made once here so that ingest builds none per message. */
   readonly series: Series
 }
@@ -179,6 +181,7 @@ function contextOf (device: DeviceRecord, credentials: DeviceCredentials, model:
     disabled: device.disabled,
     releasedAt: device.releasedAt ? Date.parse(device.releasedAt) : null,
     gatewayId: device.gatewayId,
+    timeZone: device.timeZone,
     series: { device: device.id, model: model.id, maker: device.makerId },
   }
 }

@@ -47,6 +47,8 @@ export interface DeviceRecord {
   releasedAt: string | null
   /** The gateway it was provisioned under, which alone may report its readings; null for a device that connects itself. */
   gatewayId: string | null
+  /** The IANA zone its local times without an offset are read in, before its model's mapping's; null for the model's. */
+  timeZone: string | null
 }
 
 export interface TokenRecord { id: string, scope: Scope, label: string | null, createdAt: string, expiresAt: string | null, revokedAt: string | null }
@@ -81,7 +83,7 @@ export interface StoredState {
 }
 
 export interface ModelRow { id: string, maker_id: string, name: string, capabilities: CapabilityDeclaration[], mapping: unknown, heartbeat_seconds: number | null, created_at: Date, updated_at: Date }
-export interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null, secret_hash: string, gateway_id: string | null }
+export interface DeviceRow { id: string, model_id: string, maker_id: string, owner_id: string | null, disabled: boolean, created_at: Date, claimed_at: Date | null, released_at: Date | null, secret_hash: string, gateway_id: string | null, time_zone: string | null }
 
 export const iso = (d: Date | string | null): string | null => d === null ? null : new Date(d).toISOString()
 
@@ -110,5 +112,6 @@ export function toDevice (r: DeviceRow): DeviceRecord {
     claimedAt: iso(r.claimed_at),
     releasedAt: iso(r.released_at),
     gatewayId: r.gateway_id ?? null,
+    timeZone: r.time_zone ?? null,
   }
 }

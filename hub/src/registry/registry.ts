@@ -84,6 +84,7 @@ export class Registry extends EventEmitter {
   claimDevice (...args: Parameters<Devices['claimDevice']>): ReturnType<Devices['claimDevice']> { return this.devices.claimDevice(...args) }
   rotateDeviceSecret (...args: Parameters<Devices['rotateDeviceSecret']>): ReturnType<Devices['rotateDeviceSecret']> { return this.devices.rotateDeviceSecret(...args) }
   setDeviceDisabled (...args: Parameters<Devices['setDeviceDisabled']>): ReturnType<Devices['setDeviceDisabled']> { return this.devices.setDeviceDisabled(...args) }
+  setDeviceTimeZone (...args: Parameters<Devices['setDeviceTimeZone']>): ReturnType<Devices['setDeviceTimeZone']> { return this.devices.setDeviceTimeZone(...args) }
   releaseDevice (...args: Parameters<Devices['releaseDevice']>): ReturnType<Devices['releaseDevice']> { return this.devices.releaseDevice(...args) }
 
   // --- audit (`audit-records.ts`)

@@ -72,4 +72,6 @@ export const registryMigrations: Migration[] = [
   { version: 3, name: 'devices: the gateway a child is provisioned under', sql: `
       ALTER TABLE devices ADD COLUMN gateway_id text REFERENCES devices (id);
       CREATE INDEX devices_gateway ON devices (gateway_id) WHERE gateway_id IS NOT NULL;` },
+  // Nullable with no default: existing devices keep reading local times in their model's zone.
+  { version: 4, name: 'devices: their own time zone', sql: 'ALTER TABLE devices ADD COLUMN time_zone text CHECK (char_length(time_zone) BETWEEN 1 AND 64)' },
 ]

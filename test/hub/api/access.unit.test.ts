@@ -35,6 +35,7 @@ const bodies: Record<string, unknown> = {
   'POST /v1/devices': { model: 'md-none', count: 1 },
   'POST /v1/devices/claim': { claimCode: 'ZZZZ-ZZZZ-ZZZZ-ZZZZ' },
   'POST /v1/devices/{id}/commands': { set: { power: true } },
+  'PATCH /v1/devices/{id}': { timeZone: 'Europe/Berlin' },
   'POST /v1/schedules': { deviceId: 'dev-none', cron: '0 3 * * *', command: { set: { power: true } } },
   'PATCH /v1/schedules/{id}': { paused: true },
   'POST /v1/automations': { name: 'walk', trigger: { type: 'presence', deviceId: 'dev-none' }, actions: [{ deviceId: 'dev-none', command: { set: { power: true } } }] },
@@ -82,6 +83,29 @@ describe('access rules, through inject', () => {
     expect(res.statusCode).toBe(200)
     expect(res.headers['content-type']).toContain('text/event-stream')
     expect((await api.inject({ method: 'GET', url: '/v1/stream', token: t.makerToken })).statusCode).toBe(403)
+  })
+})
+
+describe("a device's time zone, through inject", () => {
+  it('lets a maker change only its own unclaimed devices and an owner only theirs; others get 404 and the zone stays', async () => {
+    const a = await seedTenant(api, 'Zoner A')
+    const b = await seedTenant(api, 'Zoner B')
+    const [claimed, unclaimed] = a.devices
+    const patch = async (id: string, token: string, timeZone: string | null) => await api.inject({ method: 'PATCH', url: `/v1/devices/${id}`, token, payload: { timeZone } })
+    const zoneOf = async (id: string, token: string) => (await api.inject({ method: 'GET', url: `/v1/devices/${id}`, token })).json().timeZone
+
+    expect((await patch(unclaimed.id, b.makerToken, 'Asia/Tokyo')).statusCode).toBe(404)
+    expect((await patch(claimed.id, b.ownerToken, 'Asia/Tokyo')).statusCode).toBe(404)
+    expect((await patch(unclaimed.id, a.ownerToken, 'Asia/Tokyo')).statusCode).toBe(404)
+    expect((await patch(claimed.id, a.makerToken, 'Asia/Tokyo')).json().error.code).toBe('DEVICE_CLAIMED')
+    expect(await zoneOf(claimed.id, a.ownerToken)).toBeNull()
+    expect(await zoneOf(unclaimed.id, a.makerToken)).toBeNull()
+
+    expect((await patch(unclaimed.id, a.makerToken, 'Asia/Tokyo')).json()).toMatchObject({ id: unclaimed.id, timeZone: 'Asia/Tokyo' })
+    expect((await patch(claimed.id, a.ownerToken, 'Europe/Berlin')).json()).toMatchObject({ id: claimed.id, timeZone: 'Europe/Berlin' })
+    expect(await zoneOf(claimed.id, a.ownerToken)).toBe('Europe/Berlin')
+    // The maker does not see where its device's owner lives.
+    expect((await api.inject({ method: 'GET', url: `/v1/devices/${claimed.id}`, token: a.makerToken })).json()).not.toHaveProperty('timeZone')
   })
 })
 

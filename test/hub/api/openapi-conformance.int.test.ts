@@ -123,6 +123,7 @@ describe('the OpenAPI document', () => {
       'POST /v1/devices/claim': { token: a.ownerToken, body: { claimCode: 'ZZZZ-ZZZZ-ZZZZ-ZZZZ' } },
       'GET /v1/devices': { token: a.makerToken },
       'GET /v1/devices/{id}': { token: a.makerToken, path: dev },
+      'PATCH /v1/devices/{id}': { token: a.makerToken, path: unclaimed.id, body: { timeZone: 'Europe/Lisbon' } },
       'GET /v1/devices/{id}/telemetry': { token: a.ownerToken, path: dev, query: 'capability=temperature&every=1m&agg=mean' },
       'GET /v1/devices/{id}/presence': { token: a.ownerToken, path: dev },
       'POST /v1/devices/{id}/secret:rotate': { token: a.makerToken, path: a.devices[2].id },
@@ -168,6 +169,7 @@ describe('the OpenAPI document', () => {
     const extraCalls: Array<[string, Sample]> = [
       ['GET /v1/devices', { token: a.ownerToken }],
       ['GET /v1/devices/{id}', { token: a.ownerToken, path: dev }],
+      ['PATCH /v1/devices/{id}', { token: a.ownerToken, path: dev, body: { timeZone: 'Asia/Tokyo' } }],
       ['POST /v1/devices/claim', { token: a.ownerToken, body: { claimCode: unclaimed.claimCode } }],
     ]
 

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { isCapabilityName } from '@trellis/device-sdk'
+import { isCapabilityName, isTimeZone } from '@trellis/device-sdk'
 import type { DeviceContext } from '../../registry/directory.js'
 import { QueryRefused, type Aggregate } from '../../store/telemetry.js'
 import { errors } from '../errors.js'
@@ -9,6 +9,17 @@ import type { Caller } from '../route.js'
 import { isHealthCapability } from '../../consent/health.js'
 import { IdParams } from '../params.js'
 import { durationUnits, parseDuration } from '../../time/duration.js'
+
+/** A zone's name as the zone database writes it (`Europe/Berlin`, `America/Argentina/Buenos_Aires`, `Etc/GMT+5`, `UTC`): never an offset such as `+01:00`. */
+const zoneName = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+){0,2}$/
+
+/**
+ * An IANA time zone, kept as the zone database spells it: `europe/berlin`
+ * becomes `Europe/Berlin`, so that one zone is one name.
+ */
+export const TimeZone = z.string()
+  .refine((zone) => zone.length <= 64 && zoneName.test(zone) && isTimeZone(zone), 'an IANA time zone such as Europe/Berlin or UTC')
+  .transform((zone) => new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone)
 
 export const ProvisionRequest = z.strictObject({
   model: z.string().min(1).max(64),
@@ -20,8 +31,20 @@ export const ProvisionRequest = z.strictObject({
    * their readings come only through it. Default none.
    */
   gateway: z.string().min(1).max(64).optional(),
+  /**
+   * The IANA time zone the devices are installed in: a local time they send
+   * without an offset (Tasmota's `Time`) is read in it, before the zone of
+   * the model's mapping. Default none: the mapping's zone, else UTC.
+   */
+  timeZone: TimeZone.optional(),
 })
 export type ProvisionRequest = z.infer<typeof ProvisionRequest>
+
+export const DeviceUpdate = z.strictObject({
+  /** The device's IANA time zone; null gives it back its model's. Absent: unchanged. */
+  timeZone: TimeZone.nullable().optional(),
+})
+export type DeviceUpdate = z.infer<typeof DeviceUpdate>
 
 export const ClaimRequest = z.strictObject({ claimCode: z.string().trim().min(4).max(64) })
 export type ClaimRequest = z.infer<typeof ClaimRequest>
@@ -78,6 +101,12 @@ export const DeviceView = z.object({
   brand: z.string(),
   /** Shown to the maker only: whether an owner has claimed it (never who). */
   claimed: z.boolean().optional(),
+  /**
+   * The IANA zone its local times without an offset are read in (null: its
+   * model's). Shown to its owner, and to its maker until it is claimed: an
+   * owner's zone says where the owner lives.
+   */
+  timeZone: z.string().nullable().optional(),
   online: z.boolean(),
   lastSeen: z.string().nullable(),
   state: z.record(z.string(), StateEntry),
@@ -116,6 +145,7 @@ export function deviceRoutes (api: ApiContext) {
       brand: await api.makerName(ctx.makerId),
       // A maker sees whether a device is claimed, never by whom.
       ...(forMaker ? { claimed: ctx.ownerId !== null } : {}),
+      ...(caller.scope === 'owner' || (forMaker && ctx.ownerId === null) ? { timeZone: ctx.timeZone ?? null } : {}),
       online: s?.online ?? false,
       lastSeen: s?.lastSeen ? new Date(s.lastSeen).toISOString() : null,
       state,
@@ -132,7 +162,7 @@ export function deviceRoutes (api: ApiContext) {
       access: 'maker',
       body: ProvisionRequest,
       status: 201,
-      response: z.object({ model: z.string(), devices: z.array(z.object({ id: z.string(), secret: z.string(), claimCode: z.string() })) }),
+      response: z.object({ model: z.string(), timeZone: z.string().nullable(), devices: z.array(z.object({ id: z.string(), secret: z.string(), claimCode: z.string() })) }),
       errors: ['UNKNOWN_MODEL', 'UNKNOWN_GATEWAY', 'QUOTA_EXCEEDED'],
       handler: async ({ body, caller }) => {
         const model = await api.registry.getModel(body.model)
@@ -141,9 +171,35 @@ export function deviceRoutes (api: ApiContext) {
           const gateway = await api.directory.get(body.gateway)
           if (!gateway || gateway.makerId !== caller.subject || !gateway.model.mapping?.gateway) throw errors.unknownGateway(body.gateway)
         }
-        const devices = await api.registry.provisionDevices(model, body.count, body.gateway ?? null)
-        api.log.info({ makerId: caller.subject, modelId: model.id, count: devices.length, gatewayId: body.gateway }, 'devices provisioned')
-        return { model: model.id, devices }
+        const timeZone = body.timeZone ?? null
+        const devices = await api.registry.provisionDevices(model, body.count, body.gateway ?? null, timeZone)
+        api.log.info({ makerId: caller.subject, modelId: model.id, count: devices.length, gatewayId: body.gateway, timeZone }, 'devices provisioned')
+        return { model: model.id, timeZone, devices }
+      },
+    }),
+    route({
+      method: 'PATCH',
+      path: '/v1/devices/{id}',
+      operationId: 'updateDevice',
+      summary: "Change a device's time zone: its maker's until it is claimed, then its owner's",
+      tags: ['devices'],
+      access: 'owner-or-maker',
+      params: IdParams,
+      body: DeviceUpdate,
+      response: DeviceView,
+      errors: ['NOT_FOUND', 'DEVICE_CLAIMED'],
+      handler: async ({ params, body, caller }) => {
+        const ctx = await visibleDevice(api, caller, params.id, ['owner', 'maker'])
+        if (body.timeZone !== undefined) {
+          // Before a claim the maker sets where a device is installed; after it the owner does (an owner moves house), and the maker does not learn where.
+          const holder = caller.scope === 'owner' ? caller.subject : null
+          if (holder === null && ctx.ownerId !== null) throw errors.deviceClaimed(ctx.id)
+          const changed = await api.registry.setDeviceTimeZone(ctx.id, body.timeZone, holder)
+          // Claimed, or released, since it was read.
+          if (!changed) throw holder === null ? errors.deviceClaimed(ctx.id) : errors.notFound('device', ctx.id)
+          api.log.info({ deviceId: ctx.id, by: caller.scope, timeZone: body.timeZone }, 'device time zone set')
+        }
+        return await view((await api.directory.get(ctx.id))!, caller)
       },
     }),
     route({
