@@ -27,7 +27,7 @@ export interface Scale {
   rejectedMessages: number
   /** Commands sent through a mapping whose command path holds the largest index allowed. */
   mappingCommands: number
-  /** Models declared (the maker's quota is 200), each with a mapping near the 64 KiB quota. */
+  /** Models declared back to back (the maker's quota is 200, its write rate 2/s after a burst of 20), each with a mapping near the 64 KiB quota. */
   models: number
   /** Devices one maker provisions (1000 per request), then pages through. */
   fleet: number
@@ -57,7 +57,7 @@ export const testScale: Scale = {
   rejectionModels: 3,
   rejectedMessages: 300,
   mappingCommands: 20,
-  models: 20,
+  models: 40,
   fleet: 3000,
   fleetPasses: 1,
   stampedReadings: 200,
@@ -277,9 +277,9 @@ hostileAbuses.push({
 hostileAbuses.push({
   name: 'model, mapping and provisioning floods, and paging GET /v1/models',
   finding: 5,
-  summary: 'one maker declares models with mappings near the 64 KiB quota until refused, provisions 1000 devices at a time, and pages its models',
+  summary: 'one maker declares models with mappings near the 64 KiB quota back to back, provisions 1000 devices at a time, and pages its models',
   rssBoundMiB: 96,
-  testExpects: /^models: \d+× 201.*over 64 KiB: 422 INVALID_MAPPING; provisioning ×1000: \d+× 201.*1001 at once: 422/,
+  testExpects: /^models: \d+× 201, \d+× 429.*over 64 KiB: 422 INVALID_MAPPING; provisioning ×1000: \d+× 201.*1001 at once: 422/,
   async run (ctx) {
     const api = apiClient(ctx.httpUrl)
     const maker = await newMaker(api)
@@ -295,7 +295,8 @@ hostileAbuses.push({
       if (res.status === 201) model = res.body.id
       else refusal ||= res.body?.error?.message ?? ''
     }
-    const oversize = await api.post('/v1/models', { name: 'oversize', capabilities: booleans, mapping: { format: 'json', readings: rules(5) } }, maker)
+    // Past the write rate by now: it waits its turn, to be refused for its size.
+    const oversize = await politely(ctx, () => api.post('/v1/models', { name: 'oversize', capabilities: booleans, mapping: { format: 'json', readings: rules(5) } }, maker))
     const provisioned: number[] = []
     for (let i = 0; i < 5 && model && live(ctx); i++) provisioned.push(await status(api.post('/v1/devices', { model, count: 1000 }, maker)))
     const tooMany = await status(api.post('/v1/devices', { model, count: 1001 }, maker))
