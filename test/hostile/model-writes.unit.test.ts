@@ -71,10 +71,11 @@ describe('model and mapping writes', () => {
     const statuses: number[] = []
     for (let i = 0; i < 30; i++) statuses.push((await declare(maker, `m${i}`)).statusCode)
     // The burst, and what refilled at 2/s while the loop ran (a loaded machine makes it slower).
-    const allowed = statuses.filter((s) => s === 201).length
-    expect(allowed).toBeGreaterThanOrEqual(20)
-    expect(allowed).toBeLessThanOrEqual(20 + Math.ceil(2 * (Date.now() - started) / 1000))
-    expect(statuses.at(-1)).toBe(429)
+    const refilled = Math.ceil(2 * (Date.now() - started) / 1000)
+    expect(statuses.slice(0, 20)).toEqual(Array(20).fill(201))
+    expect(statuses.filter((s) => s === 201).length).toBeLessThanOrEqual(20 + refilled)
+    // Unless the machine was so slow that the bucket refilled as fast as the loop asked, some were refused.
+    if (20 + refilled < statuses.length) expect(statuses).toContain(429)
   })
 })
 
