@@ -27,7 +27,9 @@ export interface Scale {
   rejectedMessages: number
   /** Commands sent through a mapping whose command path holds the largest index allowed. */
   mappingCommands: number
-  /** Models declared (the maker's quota is 200), each with a mapping near the 64 KiB quota. */
+  /** Mapping replacements sent back to back after the models, for at most half the time left. */
+  mappingWrites: number
+  /** Models declared back to back (the maker's quota is 200, its write rate 2/s after a burst of 20), each with a mapping near the 64 KiB quota. */
   models: number
   /** Devices one maker provisions (1000 per request), then pages through. */
   fleet: number
@@ -57,7 +59,8 @@ export const testScale: Scale = {
   rejectionModels: 3,
   rejectedMessages: 300,
   mappingCommands: 20,
-  models: 20,
+  models: 40,
+  mappingWrites: 40,
   fleet: 3000,
   fleetPasses: 1,
   stampedReadings: 200,
@@ -78,6 +81,7 @@ export const benchScale: Scale = {
   rejectedMessages: 14_000,
   mappingCommands: 2000,
   models: 200,
+  mappingWrites: 5000,
   fleet: 24_000,
   fleetPasses: 5,
   stampedReadings: 1405,
@@ -277,9 +281,9 @@ hostileAbuses.push({
 hostileAbuses.push({
   name: 'model, mapping and provisioning floods, and paging GET /v1/models',
   finding: 5,
-  summary: 'one maker declares models with mappings near the 64 KiB quota until refused, provisions 1000 devices at a time, and pages its models',
+  summary: 'one maker declares models with mappings near the 64 KiB quota back to back, then replaces a mapping back to back, provisions 1000 devices at a time, and pages its models',
   rssBoundMiB: 96,
-  testExpects: /^models: \d+× 201.*over 64 KiB: 422 INVALID_MAPPING; provisioning ×1000: \d+× 201.*1001 at once: 422/,
+  testExpects: /^models: \d+× 201, \d+× 429.*; mapping replaced: (\d+× 200, )?\d+× 429; a mapping over 64 KiB: 422 INVALID_MAPPING; provisioning ×1000: \d+× 201.*1001 at once: 422/,
   async run (ctx) {
     const api = apiClient(ctx.httpUrl)
     const maker = await newMaker(api)
@@ -295,7 +299,14 @@ hostileAbuses.push({
       if (res.status === 201) model = res.body.id
       else refusal ||= res.body?.error?.message ?? ''
     }
-    const oversize = await api.post('/v1/models', { name: 'oversize', capabilities: booleans, mapping: { format: 'json', readings: rules(5) } }, maker)
+    // Then the last model's mapping replaced back to back, for half the time left: a flood that lasts, not a burst.
+    const puts: number[] = []
+    const floodUntil = Date.now() + (ctx.deadline - Date.now()) / 2
+    for (let i = 0; i < ctx.scale.mappingWrites && model && Date.now() < floodUntil; i++) {
+      puts.push(await status(api.put(`/v1/models/${model}/mapping`, { format: 'json', readings: rules(3) }, maker)))
+    }
+    // Past the write rate by now: it waits its turn, to be refused for its size.
+    const oversize = await politely(ctx, () => api.post('/v1/models', { name: 'oversize', capabilities: booleans, mapping: { format: 'json', readings: rules(5) } }, maker))
     const provisioned: number[] = []
     for (let i = 0; i < 5 && model && live(ctx); i++) provisioned.push(await status(api.post('/v1/devices', { model, count: 1000 }, maker)))
     const tooMany = await status(api.post('/v1/devices', { model, count: 1001 }, maker))
@@ -307,7 +318,7 @@ hostileAbuses.push({
       after = page.body.next
       pages++
     } while (after && pages < 10 && live(ctx))
-    return `${noServerErrors('models', statuses)}${refusal ? ` (first refusal: ${refusal})` : ''}; a mapping over 64 KiB: ${oversize.status} ${oversize.body?.error?.code ?? ''}; ${noServerErrors('provisioning ×1000', provisioned)}; 1001 at once: ${tooMany}; ${pages} model pages`
+    return `${noServerErrors('models', statuses)}${refusal ? ` (first refusal: ${refusal})` : ''}; ${noServerErrors('mapping replaced', puts)}; a mapping over 64 KiB: ${oversize.status} ${oversize.body?.error?.code ?? ''}; ${noServerErrors('provisioning ×1000', provisioned)}; 1001 at once: ${tooMany}; ${pages} model pages`
   },
 })
 

@@ -55,9 +55,11 @@ describe('the per-account request limit', () => {
     const statuses: number[] = []
     for (let i = 0; i < 300; i++) statuses.push((await api.inject({ method: 'GET', url: '/v1/devices', token: a.token })).statusCode)
     // The burst, and what refilled at 50/s while the loop ran (a loaded machine makes it slower).
+    const refilled = Math.ceil(50 * (Date.now() - started) / 1000)
     const allowed = statuses.filter((s) => s === 200).length
     expect(allowed).toBeGreaterThanOrEqual(200)
-    expect(allowed).toBeLessThanOrEqual(200 + Math.ceil(50 * (Date.now() - started) / 1000))
-    expect(statuses.at(-1)).toBe(429)
+    expect(allowed).toBeLessThanOrEqual(200 + refilled)
+    // Unless the loop was so slow (over 2 s for 300 requests, as seen on a loaded machine) that the bucket kept up, some were refused.
+    if (200 + refilled < statuses.length) expect(statuses).toContain(429)
   })
 })

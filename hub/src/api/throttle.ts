@@ -27,6 +27,14 @@ export interface ApiRateLimits {
    * each request (the platform admin is not counted). Default 50/s, burst 200.
    */
   request?: Rate
+  /**
+   * Model and mapping writes per maker: declaring a model, replacing a
+   * mapping, dry-running a candidate mapping. Each may carry a mapping of up
+   * to 64 KiB that the hub validates (and, for a dry run, compiles) on its
+   * thread, so they are bounded apart from cheaper requests; checked before
+   * the mapping is looked at. Default 2/s, burst 20.
+   */
+  modelWrite?: Rate
 }
 
 type Kind = keyof ApiRateLimits
@@ -39,6 +47,7 @@ const what: Record<Kind, string> = {
   failedClaim: 'failed claims',
   history: 'history queries with this token',
   request: 'requests from this account',
+  modelWrite: 'model and mapping writes from this maker',
 }
 const defaults: Record<Kind, Rate> = {
   signup: { perSecond: 1, burst: 100 },
@@ -48,6 +57,7 @@ const defaults: Record<Kind, Rate> = {
   failedClaim: { perSecond: 0.1, burst: 10 },
   history: { perSecond: 5, burst: 20 },
   request: { perSecond: 50, burst: 200 },
+  modelWrite: { perSecond: 2, burst: 20 },
 }
 
 /** Token buckets keyed by address, account or token; once one is empty, the action is refused unchecked. */

@@ -36,13 +36,29 @@ export class Models {
     return rows[0] ? toModel(rows[0]) : null
   }
 
-  /** The maker's models in the order declared, a page at a time: `after` is the last id of the previous page. */
-  async listModels (makerId: string, page: { limit: number, after?: string }): Promise<Model[]> {
-    const rows = await this.db.query<ModelRow>(
-      `SELECT * FROM models WHERE maker_id = $1
-       AND ($2::text IS NULL OR (created_at, id) > (SELECT created_at, id FROM models WHERE id = $2 AND maker_id = $1))
-       ORDER BY created_at, id LIMIT $3`, [makerId, page.after ?? null, page.limit])
-    return rows.map(toModel)
+  /**
+   * The maker's models in the order declared, a page at a time: `after` is the
+   * last id of the previous page. A page holds at most `limit` models, and
+   * stops before the one whose mapping would take it over the maker quota
+   * `modelPageBytes` (it holds at least one). `next` is the `after` of the
+   * following page, null when none follows.
+   */
+  async listModels (makerId: string, page: { limit: number, after?: string }): Promise<{ models: Model[], next: string | null }> {
+    // Measured in PostgreSQL, so that the mappings left out are neither sent nor parsed here.
+    const rows = await this.db.query<ModelRow & { taken: string, candidates: string }>(
+      `SELECT * FROM (
+         SELECT c.*, sum(c.mapping_bytes) OVER w AS running, row_number() OVER w AS taken, count(*) OVER () AS candidates
+         FROM (
+           SELECT m.*, coalesce(octet_length(m.mapping::text), 0) AS mapping_bytes FROM models m WHERE maker_id = $1
+           AND ($2::text IS NULL OR (created_at, id) > (SELECT created_at, id FROM models WHERE id = $2 AND maker_id = $1))
+           ORDER BY created_at, id LIMIT $3
+         ) c
+         WINDOW w AS (ORDER BY c.created_at, c.id)
+       ) p WHERE taken = 1 OR running <= $4 ORDER BY created_at, id`, [makerId, page.after ?? null, page.limit, this.quotas.modelPageBytes])
+    const last = rows.at(-1)
+    // A full page may be followed by an empty one, as before; a page cut short by its bytes always has a next.
+    const more = last !== undefined && (rows.length === page.limit || rows.length < Number(last.candidates))
+    return { models: rows.map(toModel), next: more ? last.id : null }
   }
 
   /** These models, in one query; ids with no model are left out. */

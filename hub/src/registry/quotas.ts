@@ -15,6 +15,14 @@ export interface MakerQuotas {
   mappingBytes: number
   /** A mapping's reading rules, set rules, constant fields, actions and action params, together. Default 512. */
   mappingRules: number
+  /**
+   * The mappings one page of `GET /v1/models` holds together, as JSON, in
+   * bytes; a page stops before the model that would go over it (it holds at
+   * least one) and `next` continues. Serializing an answer holds the hub's
+   * thread: 200 models of 56 KB made an 11 MB answer and a stall of tens of
+   * ms for everyone. Default 1048576 (1 MiB).
+   */
+  modelPageBytes: number
 }
 
 export const defaultMakerQuotas: Readonly<MakerQuotas> = {
@@ -23,6 +31,7 @@ export const defaultMakerQuotas: Readonly<MakerQuotas> = {
   provisionBatch: 1000,
   mappingBytes: 64 * 1024,
   mappingRules: 512,
+  modelPageBytes: 1024 * 1024,
 }
 
 /** A maker's request that would take it over one of its quotas; the message says which and what to do. */

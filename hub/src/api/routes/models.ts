@@ -44,7 +44,7 @@ const ModelView = z.object({
 })
 
 export const ModelListQuery = z.object({
-  /** Models per page. Default 50, at most 200 (a model's mapping may be up to 64 KiB). */
+  /** Models per page. Default 50, at most 200; a page also stops at 1 MiB of mappings (the maker quota `modelPageBytes`), and `next` continues. */
   limit: z.coerce.number().int().min(1).max(200).default(50),
   /** The `next` of the previous page. */
   after: z.string().max(64).optional(),
@@ -146,6 +146,8 @@ function validMapping (api: ApiContext, input: unknown, capabilities: readonly M
 
 export function modelRoutes (api: ApiContext) {
   const view = (m: Model) => modelView(m, api.defaultHeartbeatSeconds ?? 600)
+  // Before anything else: a refused write costs the hub no validation of its mapping.
+  const write = (makerId: string) => api.throttle.take('modelWrite', [`maker:${makerId}`])
   return [
     route({
       method: 'POST',
@@ -159,6 +161,7 @@ export function modelRoutes (api: ApiContext) {
       response: ModelView,
       errors: ['INVALID_MODEL', 'INVALID_MAPPING', 'MODEL_NAME_TAKEN', 'QUOTA_EXCEEDED'],
       handler: async ({ body, caller }) => {
+        write(caller.subject)
         const resolved = resolveCapabilities(body.capabilities)
         if (body.mapping !== undefined && body.mapping !== null) validMapping(api, body.mapping, resolved)
         const model = await api.registry.createModel(caller.subject, { name: body.name, capabilities: body.capabilities, mapping: body.mapping, heartbeatSeconds: body.heartbeatSeconds })
@@ -169,14 +172,14 @@ export function modelRoutes (api: ApiContext) {
       method: 'GET',
       path: '/v1/models',
       operationId: 'listModels',
-      summary: "The maker's models in the order declared, a page at a time; pass `next` as `after` for the next page",
+      summary: "The maker's models in the order declared, a page at a time (at most `limit` models and 1 MiB of mappings); pass `next` as `after` for the next page",
       tags: ['models'],
       access: 'maker',
       query: ModelListQuery,
       response: z.object({ models: z.array(ModelView), next: z.string().nullable() }),
       handler: async ({ caller, query }) => {
-        const models = await api.registry.listModels(caller.subject, { limit: query.limit, after: query.after })
-        return { models: models.map(view), next: models.length === query.limit ? models[models.length - 1].id : null }
+        const { models, next } = await api.registry.listModels(caller.subject, { limit: query.limit, after: query.after })
+        return { models: models.map(view), next }
       },
     }),
     route({
@@ -203,6 +206,7 @@ export function modelRoutes (api: ApiContext) {
       response: ModelView,
       errors: ['NOT_FOUND', 'INVALID_MAPPING'],
       handler: async ({ params, body, caller }) => {
+        write(caller.subject)
         const model = await ownModel(api, caller.subject, params.id)
         if (body === undefined || body === null) throw errors.badRequest('send the mapping as the body; DELETE /v1/models/{id}/mapping makes the model canonical again')
         validMapping(api, body, model.resolved)
@@ -249,8 +253,9 @@ export function modelRoutes (api: ApiContext) {
       }),
       errors: ['NOT_FOUND', 'INVALID_MAPPING'],
       handler: async ({ params, body, caller }) => {
-        const model = await ownModel(api, caller.subject, params.id)
         const candidate = body.mapping !== undefined && body.mapping !== null
+        if (candidate) write(caller.subject)
+        const model = await ownModel(api, caller.subject, params.id)
         if (candidate) validMapping(api, body.mapping, model.resolved)
         const compiled = compileModel(candidate ? { ...model, mapping: body.mapping } : model)
         const now = Date.now()
