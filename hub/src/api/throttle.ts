@@ -49,7 +49,8 @@ const what: Record<Kind, string> = {
   request: 'requests from this account',
   modelWrite: 'model and mapping writes from this maker',
 }
-const defaults: Record<Kind, Rate> = {
+/** Each limit's default, as docs/security.md lists them. */
+export const defaultRateLimits: Readonly<Record<Kind, Rate>> = {
   signup: { perSecond: 1, burst: 100 },
   signupTotal: { perSecond: 1, burst: 60 },
   failedLogin: { perSecond: 0.1, burst: 10 },
@@ -69,7 +70,7 @@ export class RequestThrottle {
    * nodes (`applySpent`) and a budget is one across the cluster. Default none.
    */
   constructor (limits: ApiRateLimits = {}, private readonly onSpend?: (kind: Kind, keys: string[]) => void) {
-    this.buckets = Object.fromEntries((Object.keys(defaults) as Kind[]).map((k) => [k, new KeyedBuckets(limits[k] ?? defaults[k])])) as Record<Kind, KeyedBuckets>
+    this.buckets = Object.fromEntries((Object.keys(defaultRateLimits) as Kind[]).map((k) => [k, new KeyedBuckets(limits[k] ?? defaultRateLimits[k])])) as Record<Kind, KeyedBuckets>
   }
 
   /** Throws 429 when any of `keys` has used up its budget of `kind`. */
