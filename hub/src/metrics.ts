@@ -65,23 +65,9 @@ export class HubMetrics {
     new Counter({ name, help, registers: [this.registry], collect () { this.reset(); this.inc(read()) } })
   }
 
-  /**
-   * Each series' observer, kept: `labels()` copies and checks the labels and
-   * makes two closures on every call, a cost each API request paid on the
-   * event loop it shares with ingest. Bounded as the series are (route × method × status).
-   */
-  private readonly httpObservers = new Map<string, (seconds: number) => void>()
-
   /** One finished HTTP request. */
   observeHttp (x: HttpExchange): void {
-    const route = x.route ?? 'unmatched'
-    const key = `${x.method} ${x.statusCode} ${route}`
-    let observe = this.httpObservers.get(key)
-    if (!observe) {
-      observe = this.httpSeconds.labels(x.method, route, String(x.statusCode)).observe
-      this.httpObservers.set(key, observe)
-    }
-    observe(x.seconds)
+    this.httpSeconds.labels(x.method, x.route ?? 'unmatched', String(x.statusCode)).observe(x.seconds)
   }
 }
 

@@ -89,14 +89,11 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
   const ttl = (opts.tokenCacheSeconds ?? 30) * 1000
   const tokenCache = new Map<string, { caller: Caller | null, expires: number }>()
   const adminHash = opts.adminToken ? sha256(opts.adminToken) : null
-  // A cached token is answered without a promise: a request's handler then runs in the turn that read it.
-  const cachedCaller = (token: string): { caller: Caller | null } | undefined => {
-    if (adminHash && safeEqual(sha256(token), adminHash)) return { caller: { scope: 'admin', subject: 'platform', tokenId: 'admin-from-environment' } }
-    const hit = tokenCache.get(token)
-    return hit && hit.expires > Date.now() ? hit : undefined
-  }
-  const resolveCaller = async (token: string): Promise<Caller | null> => {
+  const authenticate = async (token: string): Promise<Caller | null> => {
+    if (adminHash && safeEqual(sha256(token), adminHash)) return { scope: 'admin', subject: 'platform', tokenId: 'admin-from-environment' }
     const now = Date.now()
+    const hit = tokenCache.get(token)
+    if (hit && hit.expires > now) return hit.caller
     const grant = await api.registry.resolveToken(token)
     const caller = grant && { scope: grant.scope, subject: grant.subject, tokenId: grant.tokenId }
     if (tokenCache.size > 10_000) tokenCache.clear()
@@ -135,8 +132,7 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     })
   }
 
-  // A callback hook, not an async one: every answer passes here, and a promise per answer is a turn of the microtask queue on the loop ingest shares.
-  app.addHook('onSend', (request, reply, payload, done) => {
+  app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff')
     reply.header('x-frame-options', 'DENY')
     reply.header('referrer-policy', 'no-referrer')
@@ -144,7 +140,7 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     // The API serves JSON (and one static HTML page, /docs): nothing in a response may run, load or be framed.
     reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
     if (opts.https) reply.header('strict-transport-security', 'max-age=31536000')
-    done(null, payload)
+    return payload
   })
 
   app.setErrorHandler((err: Error & { statusCode?: number, code?: string }, request, reply) => {
@@ -184,13 +180,10 @@ export function buildApi (context: Omit<ApiContext, 'throttle' | 'tokens'>, logg
     ...(opts.extraRoutes?.(api) ?? []),
   )
   // Every authenticated request spends from its account's budget, before its body is parsed or its handler runs.
-  const spend = (caller: Caller | null): Caller | null => {
+  registerRoutes(app, routes, async (token) => {
+    const caller = await authenticate(token)
     if (caller && caller.scope !== 'admin') api.throttle.take('request', [`${caller.scope}:${caller.subject}`])
     return caller
-  }
-  registerRoutes(app, routes, (token) => {
-    const cached = cachedCaller(token)
-    return cached ? spend(cached.caller) : resolveCaller(token).then(spend)
   })
   serveConsole(app)
   return { app, routes }

@@ -10,8 +10,7 @@ export type Access = 'public' | 'maker' | 'owner' | 'owner-or-maker' | 'owner-or
 
 export interface Caller { scope: Scope, subject: string, tokenId: string }
 
-/** Answers at once (no promise) when it can, from a cache: every authenticated request passes here. */
-export type Authenticate = (token: string) => Caller | null | Promise<Caller | null>
+export type Authenticate = (token: string) => Promise<Caller | null>
 
 export interface RouteContext<B, Q, P, A extends Access> {
   body: B
@@ -127,8 +126,7 @@ export function registerRoutes (app: FastifyInstance, defs: RouteDef<any, any, a
         const token = bearerToken(request.headers.authorization) ?? (def.access === 'public' ? null : cookieToken(request))
         if (def.access !== 'public' || token) {
           if (token === null) throw errors.unauthorized()
-          const resolved = token ? authenticate(token) : null
-          caller = resolved instanceof Promise ? await resolved : resolved
+          caller = token ? await authenticate(token) : null
           if (!caller) {
             if (def.access !== 'public') throw errors.unauthorized('the bearer token is not valid (unknown, revoked, expired or mistyped)')
           } else if (def.access !== 'public' && !accessScopes[def.access as Exclude<Access, 'public'>].includes(caller.scope)) {
