@@ -32,8 +32,8 @@ interface InFlight {
   /** The canonical values each message sets: what a state report must show to acknowledge it (`ack.report`). */
   sets: Map<string, Readonly<Record<string, ReadingValue>>>
   deadline: NodeJS.Timeout
-  /** When the command is forgotten (epoch ms): a late ack can no longer count. Unset while it waits for its ack. */
-  forgetAt?: number
+  /** Forgets the command once a late ack can no longer count. */
+  forget?: NodeJS.Timeout
   /** Counted in `trellis_commands_total` already: a late ack after a timeout changes the record, not the count. */
   counted?: boolean
 }
@@ -53,14 +53,6 @@ export class CommandService extends EventEmitter {
   private readonly defaultQueueTtlMs: number
   private readonly maxPending: number
   private readonly pruning: NodeJS.Timeout
-  /**
-   * Settled commands in the order they are to be forgotten (the window is the
-   * same for all): one timer sweeps them, not a timer per command, since a
-   * busy hub settles thousands a second and keeps each for `lateAckWindowMs`.
-   */
-  private readonly forgetting: Array<{ flight: InFlight, at: number }> = []
-  private forgettingHead = 0
-  private forgetTimer: NodeJS.Timeout | null = null
   private readonly counted: Counter<'status'>
   private readonly log: Logger
   private closed = false
@@ -221,6 +213,7 @@ export class CommandService extends EventEmitter {
     record.error = error
     record.ackedAt = now
     clearTimeout(flight.deadline)
+    if (flight.forget) clearTimeout(flight.forget)
     // Kept a while so a QoS 1 duplicate of this ack is recognised, not dead-lettered.
     this.forgetLater(flight)
     this.pending.untrack(record)
@@ -272,11 +265,9 @@ export class CommandService extends EventEmitter {
     clearInterval(this.pruning)
     this.opts.state.off('presence', this.onStateChange)
     this.opts.bus.off('commands-ready', this.onCommandsReady)
-    if (this.forgetTimer) clearTimeout(this.forgetTimer)
-    this.forgetting.length = 0
-    this.forgettingHead = 0
     for (const flight of this.inFlight.values()) {
       clearTimeout(flight.deadline)
+      if (flight.forget) clearTimeout(flight.forget)
       for (const w of flight.waiters.splice(0)) w()
     }
     this.inFlight.clear()
@@ -353,38 +344,9 @@ export class CommandService extends EventEmitter {
     this.settle(flight)
   }
 
-  /** Forgets the flight `lateAckWindowMs` from now; a late ack after its timeout starts the window again. */
   private forgetLater (flight: InFlight): void {
-    const at = Date.now() + this.lateAckWindowMs
-    flight.forgetAt = at
-    this.forgetting.push({ flight, at })
-    if (!this.forgetTimer && !this.closed) this.scheduleForgetting(at)
-  }
-
-  private scheduleForgetting (at: number): void {
-    this.forgetTimer = setTimeout(this.sweepForgotten, Math.max(0, at - Date.now()))
-    this.forgetTimer.unref()
-  }
-
-  private readonly sweepForgotten = (): void => {
-    this.forgetTimer = null
-    const now = Date.now()
-    const queue = this.forgetting
-    let head = this.forgettingHead
-    while (head < queue.length && queue[head].at <= now) {
-      const { flight, at } = queue[head++]
-      // An older entry of a flight whose window started again (a late ack) leaves it.
-      if (flight.forgetAt === at) for (const key of flight.keys) this.inFlight.delete(key)
-    }
-    if (head === queue.length) {
-      queue.length = 0
-      head = 0
-    } else if (head > 1024 && head * 2 > queue.length) {
-      queue.splice(0, head)
-      head = 0
-    }
-    this.forgettingHead = head
-    if (head < queue.length) this.scheduleForgetting(queue[head].at)
+    flight.forget = setTimeout(() => { for (const key of flight.keys) this.inFlight.delete(key) }, this.lateAckWindowMs)
+    flight.forget.unref()
   }
 
   private settle (flight: InFlight): void {
