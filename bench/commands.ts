@@ -8,7 +8,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay, type PerformanceEntry } from 'node:perf_hooks'
 import { BenchChild } from './lib/child.js'
 import { progress } from './lib/progress.js'
 import { defaultProfiles } from './lib/payloads.js'
@@ -30,7 +30,21 @@ export const commandsOptions = {
 type CommandsOptions = Options<typeof commandsOptions>
 
 interface LevelResult { latencies: number[], failures: number, firstFailure: string | null, seconds: number }
-interface LevelRun { p50: number, p99: number, max: number, commands: number, failures: number, perS: number, loopP99: number, loopMax: number, usage: Record<string, ProcessUsage> }
+interface LevelRun {
+  p50: number
+  p99: number
+  max: number
+  commands: number
+  failures: number
+  perS: number
+  loopP99: number
+  loopMax: number
+  /** The hub's CPU time per command (µs), ingest beside it included: in a closed loop, what bounds the rate and so the latency. */
+  cpuPerCommandUs: number
+  /** Stop-the-world pauses of the hub's V8 over the level: scavenges (young generation) and the rest, longest and summed (ms). */
+  gc: { scavengeMax: number, scavengeTotal: number, scavenges: number, otherMax: number, otherTotal: number }
+  usage: Record<string, ProcessUsage>
+}
 interface LoadResult { sent: number, heldBack: number, lagged: number, elapsedMs: number }
 
 const warmupCommands = 200
@@ -80,6 +94,21 @@ export async function commands (opts: CommandsOptions): Promise<void> {
       // Every hop of a command waits its turn in the hub's event loop: its delay bounds the round trip.
       const loop = monitorEventLoopDelay({ resolution: 5 })
       loop.enable()
+      // A pause of the hub's heap stops its one loop: each is a candidate for the longest loop delay.
+      const gc = { scavengeMax: 0, scavengeTotal: 0, scavenges: 0, otherMax: 0, otherTotal: 0 }
+      const gcObserver = new PerformanceObserver((list) => {
+        for (const entry of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>) {
+          if (entry.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+            gc.scavenges++
+            gc.scavengeTotal += entry.duration
+            gc.scavengeMax = Math.max(gc.scavengeMax, entry.duration)
+          } else {
+            gc.otherTotal += entry.duration
+            gc.otherMax = Math.max(gc.otherMax, entry.duration)
+          }
+        }
+      })
+      gcObserver.observe({ entryTypes: ['gc'] })
       const r = await commander.call<LevelResult>('command-level', { httpUrl: stack.httpUrl, token, ids, concurrency, commands: count, budgetMs: opts['level-seconds'] * 1000 })
       const run: LevelRun = {
         p50: quantile(r.latencies, 0.5),
@@ -90,9 +119,13 @@ export async function commands (opts: CommandsOptions): Promise<void> {
         perS: (r.latencies.length + r.failures) / r.seconds,
         loopP99: loop.percentile(99) / 1e6,
         loopMax: loop.max / 1e6,
+        cpuPerCommandUs: 0,
+        gc,
         usage: usage.stop(),
       }
+      run.cpuPerCommandUs = run.usage.hub.cpuPercent * 10_000 / run.perS
       loop.disable()
+      gcObserver.disconnect()
       if (profileAs) {
         const { profile } = await inspector.post('Profiler.stop')
         await writeFile(profileAs, JSON.stringify(profile))
@@ -116,7 +149,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
           const run = await level(concurrency, opts.commands, profileAs)
           const key = `${condition}\t${concurrency}`
           results.set(key, [...(results.get(key) ?? []), run])
-          console.error(`  ${condition}, run ${r + 1}, ${concurrency} in flight: p50 ${fmtNum(run.p50)} ms, p99 ${fmtNum(run.p99)} ms, ${fmtInt(run.perS)} commands/s, hub CPU ${fmtInt(run.usage.hub.cpuPercent)}%, event-loop delay p99 ${fmtNum(run.loopP99)} ms, max ${fmtNum(run.loopMax)} ms`)
+          console.error(`  ${condition}, run ${r + 1}, ${concurrency} in flight: p50 ${fmtNum(run.p50)} ms, p99 ${fmtNum(run.p99)} ms, ${fmtInt(run.perS)} commands/s, hub CPU ${fmtInt(run.usage.hub.cpuPercent)}%, event-loop delay p99 ${fmtNum(run.loopP99)} ms, max ${fmtNum(run.loopMax)} ms, hub CPU ${fmtInt(run.cpuPerCommandUs)} µs/command, ${run.gc.scavenges} scavenges of at most ${fmtNum(run.gc.scavengeMax)} ms, other GC pauses at most ${fmtNum(run.gc.otherMax)} ms`)
         }
       }
       if (load) {
@@ -149,6 +182,9 @@ export async function commands (opts: CommandsOptions): Promise<void> {
       fmtInt(m((x) => x.perS)),
       `${fmtNum(m((x) => x.loopP99))} / ${fmtNum(Math.max(...runs.map((x) => x.loopMax)))}`,
       `${fmtInt(m((x) => x.usage.hub.cpuPercent))}%`,
+      fmtInt(m((x) => x.cpuPerCommandUs)),
+      `${fmtNum(Math.max(...runs.map((x) => x.gc.scavengeMax)))} / ${fmtNum(m((x) => x.gc.scavengeTotal * 100 / (x.commands / x.perS * 1000)))}%`,
+      fmtNum(Math.max(...runs.map((x) => x.gc.otherMax))),
       `${fmtInt(m((x) => x.usage.commander.cpuPercent))}%`,
       `${fmtInt(m((x) => x.usage.generator.cpuPercent))}%`,
       `${fmtInt(m((x) => x.usage.influxd.cpuPercent))}%`,
@@ -156,9 +192,10 @@ export async function commands (opts: CommandsOptions): Promise<void> {
     ]
   })
   console.log(`\ncommands: API → device → ack → API, ${opts.runs} runs of up to ${fmtInt(opts.commands)} commands per level, medians of the runs' percentiles\n`)
-  console.log(table(['load beside', 'in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s', 'hub loop delay p99 / max ms', 'hub CPU', 'commander CPU', 'generator CPU', 'influxd CPU', 'hub peak RSS'], rows))
+  console.log(table(['load beside', 'in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s', 'hub loop delay p99 / max ms', 'hub CPU', 'hub CPU µs/command', 'scavenge max ms / % of time', 'other GC pause max ms', 'commander CPU', 'generator CPU', 'influxd CPU', 'hub peak RSS'], rows))
   console.log('')
   for (const note of ingestNotes) console.log(note)
   console.log(`\n${machine()}`)
   console.log('target: p99 < 20 ms at 10 in flight, with ingest at half its capacity. CPU is % of one core; "commander" runs the owner\'s app and the commanded devices.')
+  console.log('hub CPU µs/command: the hub\'s CPU time over the level (ingest beside it included) per command; at 10 in flight the loop is near saturation, so latency follows it (Little: mean latency = in flight / commands/s). Scavenges and other GC pauses stop the loop: a loop delay max near the scavenge max says GC makes the tail.')
 }

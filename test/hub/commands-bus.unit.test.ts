@@ -43,22 +43,24 @@ function memoryLog () {
 let service: CommandService | undefined
 afterEach(async () => { await service?.close() })
 
-async function serviceOn (bus: FakeBus, directory: { current: DeviceContext }) {
+async function serviceOn (bus: FakeBus, directory: { current: DeviceContext }, opts: { lateAckWindowMs?: number } = {}) {
   const state = new StateStore({ loadStates: async () => [], saveStates: async () => {} } as unknown as Registry)
   const commandLog = memoryLog()
+  const metrics = new HubMetrics()
   service = await CommandService.start({
+    ...opts,
     bus,
     directory: { peek: () => directory.current, get: async () => directory.current } as never,
     state,
     writer: { writeValues: () => true } as never,
     deadLetters: new DeadLetters(),
-    metrics: new HubMetrics(),
+    metrics,
     commandLog: commandLog as unknown as CommandLog,
     log: pino({ level: 'silent' }),
   })
   const changes: CommandRecord[] = []
   service.on('change', (r: CommandRecord) => changes.push(r))
-  return { service, state, commandLog, changes }
+  return { service, state, commandLog, changes, metrics }
 }
 
 const settled = (changes: CommandRecord[], id: string) => new Promise<CommandRecord>((resolve, reject) => {
@@ -96,6 +98,49 @@ describe('commands on the device bus', () => {
     const { id } = JSON.parse(bus.published[0].payload.toString())
     service.handleAck(deviceId, Buffer.from(JSON.stringify({ id, status: 'ok', state: { lock: true } })))
     expect(await sent).toMatchObject({ id, status: 'ok', state: { lock: true } })
+  })
+
+  it('takes a duplicate or late ack within the late-ack window, the window starting again at a late ack, and refuses one after it', async () => {
+    const windowMs = 1000
+    const bus = new FakeBus()
+    const directory = { current: device('ow-a') }
+    const { service, state, metrics } = await serviceOn(bus, directory, { lateAckWindowMs: windowMs })
+    const refused = async () => (await metrics.deadLetters.get()).values[0]?.value ?? 0
+    const ack = (id: string) => service.handleAck(deviceId, Buffer.from(JSON.stringify({ id, status: 'ok', state: { lock: true } })))
+    const until = async (what: string, done: () => Promise<boolean>, step?: () => void) => {
+      const deadline = Date.now() + 10_000
+      while (!await done()) {
+        if (Date.now() > deadline) throw new Error(`still waiting for ${what} after 10 s`)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        step?.()
+      }
+    }
+    state.setPresence(deviceId, true)
+    const answered = service.send(directory.current, 'ow-a', { set: { lock: true } }, { waitMs: 5000 })
+    await new Promise((resolve) => setImmediate(resolve))
+    const first = JSON.parse(bus.published[0].payload.toString()).id as string
+    ack(first)
+    expect(await answered).toMatchObject({ status: 'ok' })
+    ack(first) // a QoS 1 duplicate
+    const timedOut = await service.send(directory.current, 'ow-a', { set: { lock: false } }, { waitMs: 20 })
+    const timedOutAt = Date.now()
+    expect(timedOut.status).toBe('timeout')
+    // Acked late, half a window after its timeout: its window starts again then.
+    await until('half a window', async () => Date.now() - timedOutAt >= windowMs / 2)
+    const lateAt = Date.now()
+    ack(timedOut.id)
+    expect(timedOut.status).toBe('ok')
+    expect(await refused()).toBe(0)
+    // Past the first command's window its duplicates are refused ...
+    await until("the first command's window to end", async () => await refused() === 1, () => ack(first))
+    // ... and past the timed-out command's first window, its duplicates are still taken.
+    await until("the timed-out command's first window to end", async () => Date.now() - timedOutAt > windowMs + 50)
+    if (Date.now() - lateAt < windowMs) {
+      ack(timedOut.id)
+      expect(await refused()).toBe(1)
+    }
+    await until("the late-acked command's window to end", async () => await refused() === 2, () => ack(timedOut.id))
+    expect(Date.now() - lateAt).toBeGreaterThanOrEqual(windowMs)
   })
 
   it('does not deliver a queued command whose issuer no longer owns the device, even when no change was announced', async () => {

@@ -21,6 +21,9 @@ import { CommandRefused, type CommandServiceOptions, type SendOptions } from './
 export { issuerOwns, type DesiredValue } from './pending.js'
 export { CommandRefused, type CommandRefusal, type CommandServiceOptions, type SendOptions } from './options.js'
 
+/** What an acknowledged command awaits: nothing. One set for them all, never added to. */
+const acknowledgedAll = new Set<string>()
+
 interface InFlight {
   record: CommandRecord
   ctx: DeviceContext
@@ -29,11 +32,15 @@ interface InFlight {
   awaiting: Set<string>
   /** The keys the flight is found by in `inFlight`: the command id and each message's id. */
   keys: string[]
-  /** The canonical values each message sets: what a state report must show to acknowledge it (`ack.report`). */
-  sets: Map<string, Readonly<Record<string, ReadingValue>>>
-  deadline: NodeJS.Timeout
-  /** Forgets the command once a late ack can no longer count. */
-  forget?: NodeJS.Timeout
+  /**
+   * The canonical values each message sets: what a state report must show to
+   * acknowledge it (`ack.report`). Null once settled: reports match pending commands only.
+   */
+  sets: Map<string, Readonly<Record<string, ReadingValue>>> | null
+  /** Unset once acknowledged: a settled command is kept a while, and only what a late ack needs stays. */
+  deadline?: NodeJS.Timeout
+  /** When the command is forgotten (epoch ms): a late ack can no longer count. Unset while it waits for its ack. */
+  forgetAt?: number
   /** Counted in `trellis_commands_total` already: a late ack after a timeout changes the record, not the count. */
   counted?: boolean
 }
@@ -53,6 +60,14 @@ export class CommandService extends EventEmitter {
   private readonly defaultQueueTtlMs: number
   private readonly maxPending: number
   private readonly pruning: NodeJS.Timeout
+  /**
+   * Settled commands in the order they are to be forgotten (the window is the
+   * same for all): one timer sweeps them, not a timer per command, since a
+   * busy hub settles thousands a second and keeps each for `lateAckWindowMs`.
+   */
+  private readonly forgetting: Array<{ flight: InFlight, at: number }> = []
+  private forgettingHead = 0
+  private forgetTimer: NodeJS.Timeout | null = null
   private readonly counted: Counter<'status'>
   private readonly log: Logger
   private closed = false
@@ -196,7 +211,7 @@ export class CommandService extends EventEmitter {
       const flight = this.inFlight.get(pending.id)
       if (!flight || flight.record.ackedAt !== null || flight.record.deviceId !== deviceId) continue
       for (const id of [...flight.awaiting]) {
-        const sets = flight.sets.get(id)
+        const sets = flight.sets?.get(id)
         if (!sets || !Object.entries(sets).every(([cap, value]) => readings.some((r) => r.capability === cap && r.value === value))) continue
         flight.awaiting.delete(id)
         // The report is the device's answer: its values are the state the command left.
@@ -213,7 +228,11 @@ export class CommandService extends EventEmitter {
     record.error = error
     record.ackedAt = now
     clearTimeout(flight.deadline)
-    if (flight.forget) clearTimeout(flight.forget)
+    // Kept a while (at a busy hub's rate, some 100,000 commands) with no more than a late ack needs:
+    // once acked, an ack for it settles nothing, so what it awaited goes.
+    flight.deadline = undefined
+    flight.awaiting = acknowledgedAll
+    flight.sets = null
     // Kept a while so a QoS 1 duplicate of this ack is recognised, not dead-lettered.
     this.forgetLater(flight)
     this.pending.untrack(record)
@@ -265,9 +284,11 @@ export class CommandService extends EventEmitter {
     clearInterval(this.pruning)
     this.opts.state.off('presence', this.onStateChange)
     this.opts.bus.off('commands-ready', this.onCommandsReady)
+    if (this.forgetTimer) clearTimeout(this.forgetTimer)
+    this.forgetting.length = 0
+    this.forgettingHead = 0
     for (const flight of this.inFlight.values()) {
       clearTimeout(flight.deadline)
-      if (flight.forget) clearTimeout(flight.forget)
       for (const w of flight.waiters.splice(0)) w()
     }
     this.inFlight.clear()
@@ -316,7 +337,7 @@ export class CommandService extends EventEmitter {
           this.timeOut(flight, `no ack from device ${ctx.id} within ${timeoutMs} ms${missing}`)
         }, timeoutMs),
       }
-      flight.deadline.unref()
+      flight.deadline!.unref()
       for (const key of flight.keys) this.inFlight.set(key, flight)
     })
     this.pending.track(record)
@@ -339,14 +360,44 @@ export class CommandService extends EventEmitter {
     record.status = 'timeout'
     record.error = reason
     this.pending.untrack(record)
+    flight.sets = null
     // A late ack still tells the truth about what the device did.
     this.forgetLater(flight)
     this.settle(flight)
   }
 
+  /** Forgets the flight `lateAckWindowMs` from now; a late ack after its timeout starts the window again. */
   private forgetLater (flight: InFlight): void {
-    flight.forget = setTimeout(() => { for (const key of flight.keys) this.inFlight.delete(key) }, this.lateAckWindowMs)
-    flight.forget.unref()
+    const at = Date.now() + this.lateAckWindowMs
+    flight.forgetAt = at
+    this.forgetting.push({ flight, at })
+    if (!this.forgetTimer && !this.closed) this.scheduleForgetting(at)
+  }
+
+  private scheduleForgetting (at: number): void {
+    this.forgetTimer = setTimeout(this.sweepForgotten, Math.max(0, at - Date.now()))
+    this.forgetTimer.unref()
+  }
+
+  private readonly sweepForgotten = (): void => {
+    this.forgetTimer = null
+    const now = Date.now()
+    const queue = this.forgetting
+    let head = this.forgettingHead
+    while (head < queue.length && queue[head].at <= now) {
+      const { flight, at } = queue[head++]
+      // An older entry of a flight whose window started again (a late ack) leaves it.
+      if (flight.forgetAt === at) for (const key of flight.keys) this.inFlight.delete(key)
+    }
+    if (head === queue.length) {
+      queue.length = 0
+      head = 0
+    } else if (head > 1024 && head * 2 > queue.length) {
+      queue.splice(0, head)
+      head = 0
+    }
+    this.forgettingHead = head
+    if (head < queue.length) this.scheduleForgetting(queue[head].at)
   }
 
   private settle (flight: InFlight): void {

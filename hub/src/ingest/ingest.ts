@@ -126,8 +126,26 @@ export async function attachIngest (opts: IngestOptions): Promise<{ detach (): P
     // overflows, so a synchronous completion waits for the next turn of the loop.
     // (An unnamed function: a named closure per message also cost a `name` property under tsx.)
     let synchronous = true
-    deliver(channel, handle, packet, function (err?: Error) { if (synchronous) setImmediate(brokerDone, err); else brokerDone(err) }, deviceId)
+    deliver(channel, handle, packet, function (err?: Error) { if (synchronous) completeNextTurn(brokerDone, err); else brokerDone(err) }, deviceId)
     synchronous = false
+  }
+
+  // Most QoS 0 messages complete synchronously: their completions wait for the next
+  // turn together, one setImmediate for them all rather than one per message.
+  let nextTurn: Array<(err?: Error) => void> = []
+  let nextTurnErrors: Array<Error | undefined> = []
+  const completeNextTurn = (brokerDone: (err?: Error) => void, err: Error | undefined) => {
+    if (nextTurn.length === 0) setImmediate(completeTurn)
+    nextTurn.push(brokerDone)
+    nextTurnErrors.push(err)
+  }
+  const completeTurn = () => {
+    // Completions that these make synchronously wait for the turn after, as they did one by one.
+    const dones = nextTurn
+    const errs = nextTurnErrors
+    nextTurn = []
+    nextTurnErrors = []
+    for (let i = 0; i < dones.length; i++) dones[i](errs[i])
   }
 
   const deliver = (channel: OutboundChannel, handle: Handler, packet: DevicePacket, done: (err?: Error) => void, deviceId: string) => {
