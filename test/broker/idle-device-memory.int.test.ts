@@ -35,9 +35,13 @@ afterAll(async () => {
  */
 async function liveHeap (online: number): Promise<number> {
   await eventually(() => scrape(hub.httpUrl), (text) => metricValue(text, 'trellis_devices_online') === online && metricValue(text, 'trellis_store_buffered_points') === 0, { timeoutMs: 30_000, what: `${online} devices online, no point buffered` })
-  await hub.collectGarbage()
-  await hub.collectGarbage()
-  return metricValue(await scrape(hub.httpUrl), 'nodejs_heap_size_used_bytes')
+  // The least of three: a reading can catch a statement or a write in flight, never less than what is held.
+  const readings: number[] = []
+  for (let i = 0; i < 3; i++) {
+    await hub.collectGarbage()
+    readings.push(metricValue(await scrape(hub.httpUrl), 'nodejs_heap_size_used_bytes'))
+  }
+  return Math.min(...readings)
 }
 
 async function connectIdle (devices: Array<{ id: string, secret: string }>): Promise<void> {
@@ -54,14 +58,17 @@ async function connectIdle (devices: Array<{ id: string, secret: string }>): Pro
 }
 
 describe('an idle authenticated device', () => {
-  it('costs the hub at most 7.45 KiB of live heap (socket, aedes client, directory entry, state, presence)', async () => {
+  it('costs the hub at most 7.4 KiB of live heap (socket, aedes client, directory entry, state, presence)', async () => {
     const api = apiClient(hub.httpUrl)
     const maker = await api.post('/v1/makers', { name: 'Idle Appliances' })
     const model = await api.post('/v1/models', { name: 'idle-1', capabilities: ['temperature'] }, maker.body.token)
-    const n = 500
-    const provisioned = await api.post('/v1/devices', { model: model.body.id, count: 2 * n }, maker.body.token)
-    expect(provisioned.status).toBe(201)
-    const devices = provisioned.body.devices as Array<{ id: string, secret: string }>
+    const n = 1000
+    const devices: Array<{ id: string, secret: string }> = []
+    for (let batch = 0; batch < 2; batch++) {
+      const provisioned = await api.post('/v1/devices', { model: model.body.id, count: n }, maker.body.token)
+      expect(provisioned.status).toBe(201)
+      devices.push(...provisioned.body.devices as Array<{ id: string, secret: string }>)
+    }
 
     // Per device over the second half: the first connections also warm code up and size tables once.
     await connectIdle(devices.slice(0, n))
@@ -70,8 +77,8 @@ describe('an idle authenticated device', () => {
     const atAll = await liveHeap(2 * n)
     const perDevice = (atAll - atHalf) / n
     console.log(`live heap per idle device: ${(perDevice / 1024).toFixed(2)} KiB`)
-    // 7.9 KiB before the packet guard's hooks were shared by all connections, idle states shared one
-    // empty readings map and series tags were flat strings; 7.0 KiB after. The rest is mostly aedes'.
-    expect(perDevice).toBeLessThan(7.45 * 1024)
+    // 7.6 KiB before the packet guard's hooks were shared by all connections, idle states shared one
+    // empty readings map and series tags were flat strings; 7.0-7.15 KiB after. The rest is mostly aedes'.
+    expect(perDevice).toBeLessThan(7.4 * 1024)
   }, 120_000)
 })
