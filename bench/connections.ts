@@ -165,7 +165,7 @@ async function idleMemory (child: BenchChild, settleSeconds: number): Promise<{ 
 }
 
 /** The hub's Node flags, as `npm run hub` gives them. */
-const hubNodeFlags = ['--max-semi-space-size=64']
+const hubNodeFlags = ['--max-semi-space-size=64', '--heap-growing-percent=30']
 
 async function runTrellis (opts: ConnectionsOptions, target: number, addresses: string[]): Promise<ConnectionsRun> {
   const influx = await startBenchInflux()
