@@ -45,7 +45,7 @@ export function authenticator (opts: BrokerOptions, parts: BrokerParts, serviceC
   return (client, username, password, done) => {
     const address = remoteAddress(client)
     // MQTT 3.1.1 allows 65535-byte client ids; only a device id's 64 characters are ever kept (throttle keys, audit).
-    const claimed = (client.requested?.clientId ?? '').slice(0, 65)
+    const claimed = (client.requestedClientId ?? '').slice(0, 65)
     const refuse = (reason: string, returnCode = 4) => {
       log.debug({ clientId: claimed, address, reason }, 'connection refused')
       done(Object.assign(new Error(reason), { returnCode }), false)

@@ -8,7 +8,7 @@ import { canReceive, publishDenial, subscribeDenial } from './policy.js'
 import { KeyedBuckets } from './limits.js'
 import type { Broker, BrokerOptions, BrokerStats, SecurityEvent } from './options.js'
 import { AuthFailureBudgets, authenticator } from './auth.js'
-import { guardPackets } from './packet-guard.js'
+import { packetGuard } from './packet-guard.js'
 import { boundOutgoingQueues } from './queues.js'
 import { SubscribeRefusals } from './refusals.js'
 import { deviceOf, printable, remoteAddress, type BrokerParts } from './clients.js'
@@ -42,11 +42,11 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const authFailures = new AuthFailureBudgets(opts)
   const maxConnections = opts.maxConnections ?? 50_000
   const maxKeepalive = opts.maxKeepaliveSeconds ?? 600
-  const packetLimits = {
+  const guardPackets = packetGuard({
     maxPacketBytes: opts.maxPacketBytes ?? 64 * 1024,
     publishBudget: new KeyedBuckets(opts.publishRate ?? { perSecond: 1000, burst: 5000 }),
     abuseBudget: new KeyedBuckets(opts.publishAbuse ?? { perSecond: 200, burst: 2000 }),
-  }
+  }, parts)
   const refusals = new SubscribeRefusals(opts.subscribeRefusals ?? {}, parts)
 
   const shared = opts.redisUrl ? sharedBackends(opts.redisUrl) : null
@@ -65,7 +65,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
         log.warn({ connections: stats.connections }, 'connection refused: broker is at its connection limit')
         return done(Object.assign(new Error('server unavailable'), { returnCode: 3 }), false)
       }
-      client.requested = { clientId: packet.clientId ?? '', clean: packet.clean !== false }
+      client.requestedClientId = packet.clientId ?? ''
       // MQTT 3.1.1 lets only the client choose its keepalive; granting it as asked would let a silent socket live forever.
       if (!packet.keepalive || packet.keepalive > maxKeepalive) packet.keepalive = maxKeepalive
       done(null, true)
@@ -116,7 +116,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const handle = (stream: Duplex, req?: IncomingMessage) => {
     const client = (aedes.handle as unknown as (s: Duplex, r?: IncomingMessage) => Client)(stream, req)
     try {
-      guardPackets(client, packetLimits, parts)
+      guardPackets(client)
     } catch (err) {
       log.error({ err }, 'connection refused: cannot enforce limits')
       stream.destroy()

@@ -95,3 +95,21 @@ describe('state store persistence', () => {
     expect([...store.get('dev-1')!.readings.keys()]).toEqual(['battery'])
   })
 })
+
+describe('state store readings', () => {
+  it('gives a device its own readings at its first report, leaving the idle devices with none', () => {
+    const store = new StateStore(recordingRegistry() as unknown as Registry, 60_000, 100)
+    store.setPresence('dev-idle', true, 1_800_000_000_000)
+    store.setPresence('dev-busy', true, 1_800_000_000_000)
+    store.applyReadings('dev-busy', [{ capability: 'temperature', value: 21.5 }], 1_800_000_000_000, 1_800_000_000_000)
+    store.setPresence('dev-late', true, 1_800_000_000_000)
+    store.forgetReadingsBefore('dev-idle', 1_900_000_000_000)
+    expect([...store.get('dev-busy')!.readings.keys()]).toEqual(['temperature'])
+    expect(store.get('dev-idle')!.readings.size).toBe(0)
+    expect(store.get('dev-late')!.readings.size).toBe(0)
+    store.applyReadings('dev-late', [{ capability: 'humidity', value: 40 }], 1_800_000_000_000, 1_800_000_000_000)
+    expect([...store.get('dev-late')!.readings.keys()]).toEqual(['humidity'])
+    expect(store.get('dev-idle')!.readings.size).toBe(0)
+    expect([...store.get('dev-busy')!.readings.keys()]).toEqual(['temperature'])
+  })
+})
