@@ -88,22 +88,26 @@ export function readingSteps (valid: ValidMapping, modelName: string): ReadingSt
   })
 }
 
-/** Reads the device's clock from a parsed payload: epoch ms, the arrival time when absent, or a reason. */
-export function timestampReader (valid: ValidMapping): (p: Parsed, now: number) => { ok: true, ts: number } | { ok: false, reason: string } {
-  if (!valid.timestamp) return (_p, now) => ({ ok: true, ts: now })
+/**
+ * Reads the device's clock from a parsed payload: epoch ms, or the arrival
+ * time when absent. Throws a RangeError with the reason for a clock it cannot
+ * read (the decoder words it), so a good timestamp allocates nothing.
+ */
+export function timestampReader (valid: ValidMapping): (p: Parsed, now: number) => number {
+  if (!valid.timestamp) return arrivalTime
   const { read, label } = readerOf(valid.layout, valid.timestamp.source)
   const unit = valid.timestamp.unit
   const local = localTimeReader(valid.timestamp.zone)
   return (p, now) => {
     const raw = read(p)
-    if (raw === undefined || raw === null) return { ok: true, ts: now }
-    try {
-      const wire = wireTimestamp(raw, unit, label)
-      return { ok: true, ts: toEpochMs(typeof wire === 'string' ? local(wire) ?? wire : wire, now) }
-    } catch (err) {
-      return { ok: false, reason: (err as Error).message }
-    }
+    if (raw === undefined || raw === null) return now
+    const wire = wireTimestamp(raw, unit, label)
+    return toEpochMs(typeof wire === 'string' ? local(wire) ?? wire : wire, now)
   }
+}
+
+function arrivalTime (_p: Parsed, now: number): number {
+  return now
 }
 
 /** `2026-11-18T08:00:00[.250]` or with a space, minutes at least, and no zone. */
@@ -123,6 +127,9 @@ export function localTimeReader (zone: string): (text: string) => number | undef
     return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute, f.second) - Math.floor(ms / 1000) * 1000
   }
   return (text) => {
+    // Local time ends in a digit; most clocks send a zone (`…Z`), which skips the regex.
+    const last = text.charCodeAt(text.length - 1)
+    if (!(last >= 0x30 && last <= 0x39)) return undefined
     const m = localTime.exec(text)
     if (!m) return undefined
     const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0), Number((m[7] ?? '0').padEnd(3, '0')))
@@ -148,8 +155,12 @@ function telemetryDecoder (parse: (payload: Buffer) => ParsedPayload, timestamp:
   return (payload: Buffer, now: number): NormalizeResult => {
     const parsed = parse(payload)
     if (!parsed.ok) return parsed
-    const clock = timestamp(parsed, now)
-    if (!clock.ok) return clock
+    let ts: number
+    try {
+      ts = timestamp(parsed, now)
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message }
+    }
     const readings: Reading[] = []
     const problems: string[] = []
     for (const rule of rules) {
@@ -160,7 +171,7 @@ function telemetryDecoder (parse: (payload: Buffer) => ParsedPayload, timestamp:
       else problems.push(`${rule.where}: ${converted.problem}`)
     }
     if (readings.length === 0 && problems.length === 0) return { ok: false, reason: `none of the mapped values is in the payload (looked for ${lookedFor})` }
-    return { ok: true, value: { ts: clock.ts, readings, problems } }
+    return { ok: true, value: { ts, readings, problems } }
   }
 }
 
@@ -187,7 +198,7 @@ function mappedTopics (valid: ValidMapping, decodeTelemetry: CompiledMapping['de
   const telemetry = tree.telemetry.map(({ parts, rule }) => {
     if (!rule) return { parts, decode: decodeTelemetry }
     const { read, label } = readerOf(valid.layout, rule.source)
-    return { parts, decode: telemetryDecoder(textParser, (_p, now) => ({ ok: true, ts: now }), [{ capability: rule.capability.name, read, label, where: `${rule.where} (${label} → ${rule.capability.name})`, convert: readingConverter(rule, modelName) }]) }
+    return { parts, decode: telemetryDecoder(textParser, arrivalTime, [{ capability: rule.capability.name, read, label, where: `${rule.where} (${label} → ${rule.capability.name})`, convert: readingConverter(rule, modelName) }]) }
   })
   const commands = tree.commands ?? null
   // The levels before {device} and {device} itself: what a wildcard subscription must start with.
