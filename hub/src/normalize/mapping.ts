@@ -91,24 +91,19 @@ export function readingSteps (valid: ValidMapping, modelName: string): ReadingSt
 /**
  * Reads the device's clock from a parsed payload: epoch ms, or the arrival
  * time when absent. Throws a RangeError with the reason for a clock it cannot
- * read (the decoder words it), so a good timestamp allocates nothing. One
- * closure with or without a timestamp, so the decoder's call stays monomorphic.
+ * read (the decoder words it), so a good timestamp allocates nothing.
  */
 export function timestampReader (valid: ValidMapping): (p: Parsed, now: number) => number {
-  const ts = valid.timestamp
-  const { read, label } = ts ? readerOf(valid.layout, ts.source) : { read: null, label: '' }
-  const unit = ts?.unit ?? 'ms'
-  const local = ts?.unit === 'iso' ? localTimeReader(ts.zone) : noLocalTime
+  if (!valid.timestamp) return arrivalTime
+  const { read, label } = readerOf(valid.layout, valid.timestamp.source)
+  const unit = valid.timestamp.unit
+  const local = localTimeReader(valid.timestamp.zone)
   return (p, now) => {
-    const raw = read === null ? undefined : read(p)
+    const raw = read(p)
     if (raw === undefined || raw === null) return now
     const wire = wireTimestamp(raw, unit, label)
     return toEpochMs(typeof wire === 'string' ? local(wire) ?? wire : wire, now)
   }
-}
-
-function noLocalTime (_text: string): number | undefined {
-  return undefined
 }
 
 function arrivalTime (_p: Parsed, now: number): number {

@@ -1,5 +1,5 @@
 import type { ByteField, PayloadLayout, ValueSource } from '@trellis/device-sdk'
-import { splitPath, walk, type Segment } from './paths.js'
+import { splitPath, walk } from './paths.js'
 
 /** A device payload read once per message, in the shape its layout gives it. */
 export type ParsedPayload =
@@ -38,36 +38,27 @@ export function parseJson (text: string, what: 'payload' | 'ack'): ParsedPayload
   }
 }
 
-/**
- * The parser of a layout: text split into pairs, JSON, JSON with its property
- * list indexed by item key, or bytes. One closure for every format, so the
- * decoder's call to it stays monomorphic (and inlined) however many formats
- * the hub's models use: a closure per format made that call megamorphic for
- * every model compiled after a second format.
- */
+/** The parser of a layout: text split into pairs, JSON, or JSON with its property list indexed by item key. */
 export function payloadParser (layout: PayloadLayout): (payload: Buffer) => ParsedPayload {
-  const listPath = layout.format === 'properties' && layout.list ? splitPath(layout.list) : []
-  const bytes = layout.format === 'binary' ? binaryParser(layout.encoding) : null
-  return (payload) => {
-    switch (layout.format) {
-      case 'json': return parseJson(payload.toString('utf8'), 'payload')
-      case 'keyvalue': return parseKeyValue(payload.toString('utf8'), layout.separator, layout.assign)
-      case 'properties': return parseProperties(payload, layout, listPath)
-      case 'binary': return bytes!(payload)
+  switch (layout.format) {
+    case 'binary': return binaryParser(layout.encoding)
+    case 'keyvalue': return (payload) => parseKeyValue(payload.toString('utf8'), layout.separator, layout.assign)
+    case 'json': return (payload) => parseJson(payload.toString('utf8'), 'payload')
+    case 'properties': {
+      const listPath = layout.list ? splitPath(layout.list) : []
+      return (payload) => {
+        const parsed = parseJson(payload.toString('utf8'), 'payload')
+        if (!parsed.ok) return parsed
+        const list = walk(parsed.doc, listPath)
+        if (!Array.isArray(list)) return { ok: false, reason: `payload has no property list at ${layout.list ?? '(root)'}` }
+        const items = new Map<string, unknown>()
+        for (const item of list) {
+          if (item !== null && typeof item === 'object' && !Array.isArray(item)) items.set(matchKey(layout.keys, item as Record<string, unknown>), (item as Record<string, unknown>)[layout.value])
+        }
+        return { ok: true, doc: parsed.doc, pairs: noPairs, items }
+      }
     }
   }
-}
-
-function parseProperties (payload: Buffer, layout: Extract<PayloadLayout, { format: 'properties' }>, listPath: readonly Segment[]): ParsedPayload {
-  const parsed = parseJson(payload.toString('utf8'), 'payload')
-  if (!parsed.ok) return parsed
-  const list = walk(parsed.doc, listPath)
-  if (!Array.isArray(list)) return { ok: false, reason: `payload has no property list at ${layout.list ?? '(root)'}` }
-  const items = new Map<string, unknown>()
-  for (const item of list) {
-    if (item !== null && typeof item === 'object' && !Array.isArray(item)) items.set(matchKey(layout.keys, item as Record<string, unknown>), (item as Record<string, unknown>)[layout.value])
-  }
-  return { ok: true, doc: parsed.doc, pairs: noPairs, items }
 }
 
 /** A payload that is one value as text (`ON`): the trimmed text sits in `doc`. */
