@@ -141,24 +141,28 @@ export function resolveCapabilities (declarations: readonly CapabilityDeclaratio
  * (`… for this device` when the model is not known, as on a device that was not told it).
  */
 export function checkValue (cap: ModelCapability, value: unknown, modelName?: string): string | null {
-  const forModel = modelName === undefined ? 'for this device' : `for model ${modelName}`
+  // Runs once per reading: nothing is built unless the value is refused.
   switch (cap.kind) {
     case 'boolean':
       return typeof value === 'boolean' ? null : `${cap.name} must be true or false, got ${describe(value)}`
     case 'number':
       if (typeof value !== 'number' || !Number.isFinite(value)) return `${cap.name} must be a finite number, got ${describe(value)}`
       if ((cap.min !== undefined && value < cap.min) || (cap.max !== undefined && value > cap.max)) {
-        return `${cap.name} ${value} is out of range ${cap.min ?? '-∞'}..${cap.max ?? '∞'} ${forModel}`
+        return `${cap.name} ${value} is out of range ${cap.min ?? '-∞'}..${cap.max ?? '∞'} ${forModel(modelName)}`
       }
       return null
     case 'enum':
       if (typeof value !== 'string') return `${cap.name} must be one of ${cap.enum!.join(', ')}, got ${describe(value)}`
-      return cap.enum!.includes(value) ? null : `${cap.name} "${truncate(value)}" is not one of ${cap.enum!.join(', ')} ${forModel}`
+      return cap.enum!.includes(value) ? null : `${cap.name} "${truncate(value)}" is not one of ${cap.enum!.join(', ')} ${forModel(modelName)}`
     case 'string':
       if (typeof value !== 'string') return `${cap.name} must be a string, got ${describe(value)}`
       if (value.length > maxStringLength) return `${cap.name} is longer than ${maxStringLength} characters`
       return stringProblem(cap.name, value)
   }
+}
+
+function forModel (modelName: string | undefined): string {
+  return modelName === undefined ? 'for this device' : `for model ${modelName}`
 }
 
 /** Longest string reading, in UTF-16 code units. */
@@ -175,6 +179,7 @@ const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\
  * accepted here is stored and served back unchanged.
  */
 export function stringProblem (name: string, value: string): string | null {
+  if (plainText(value)) return null
   const control = controlCharacter.exec(value)
   if (control) {
     return `${name} contains a control character (${codePoint(control[0])}) at index ${control.index}: ${describe(value)}; strings may not hold C0/C1 control characters or DEL`
@@ -182,6 +187,19 @@ export function stringProblem (name: string, value: string): string | null {
   const surrogate = loneSurrogate.exec(value)
   if (surrogate) return `${name} contains a lone surrogate (${codePoint(surrogate[0])}) at index ${surrogate.index}; strings must be well-formed Unicode`
   return null
+}
+
+/**
+ * True when no code unit of `value` is a control character or a surrogate:
+ * nearly every reading, checked without a regex (this runs once per string
+ * reading). Anything else, a well-formed emoji included, takes the regexes.
+ */
+function plainText (value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0xd800 && c <= 0xdfff)) return false
+  }
+  return true
 }
 
 function codePoint (c: string): string {

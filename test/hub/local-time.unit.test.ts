@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseMapping, resolveCapabilities, type MappingInput } from '@trellis/device-sdk'
 import { normalizeTelemetry, type NormalizeResult } from '../../hub/src/normalize/index.js'
+import { localTimeReader } from '../../hub/src/normalize/mapping.js'
 import { compileDeclaration } from '../support/dialects.js'
 
 const now = Date.parse('2026-11-18T12:00:00.000Z')
@@ -42,5 +43,50 @@ describe('local timestamps without a zone', () => {
       .toThrow('timestamp.zone: an IANA time zone such as Europe/Berlin or UTC')
     expect(() => parseMapping({ format: 'json', timestamp: { path: 't', unit: 's', zone: 'UTC' }, readings }, resolveCapabilities(['humidity'])))
       .toThrow('timestamp.zone: only for unit "iso" (epoch time has no zone)')
+  })
+})
+
+describe('the offsets a local-time reader keeps', () => {
+  /** The instant a wall time names in `zone`, asked of the zone database without any cache. */
+  const formats = new Map<string, Intl.DateTimeFormat>()
+  function reference (zone: string, wall: number): number {
+    let format = formats.get(zone)
+    if (!format) formats.set(zone, format = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }))
+    const offsetAt = (ms: number): number => {
+      const f: Record<string, number> = {}
+      for (const part of format.formatToParts(ms)) if (part.type !== 'literal') f[part.type] = Number(part.value)
+      return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute, f.second) - Math.floor(ms / 1000) * 1000
+    }
+    return wall - offsetAt(wall - offsetAt(wall))
+  }
+  const text = (wall: number): string => new Date(wall).toISOString().slice(0, 19)
+
+  it('read every 5 minutes around each change of offset as the zone database does, in zones of whole, half and quarter hours', () => {
+    // Berlin and New York change by an hour, Lord Howe by half an hour, St John's has a -3:30 offset, Kathmandu +5:45.
+    for (const zone of ['Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/St_Johns', 'Asia/Kathmandu']) {
+      const read = localTimeReader(zone)
+      const transitions = [Date.UTC(2026, 2, 29), Date.UTC(2026, 3, 5), Date.UTC(2026, 2, 8), Date.UTC(2026, 9, 4), Date.UTC(2026, 9, 25), Date.UTC(2026, 10, 1)]
+      for (const day of transitions) {
+        // Every 5 minutes from 12 hours before to 12 hours after, in order as a device's readings arrive.
+        for (let wall = day - 43_200_000; wall <= day + 43_200_000; wall += 300_000) {
+          expect(read(text(wall)), `${zone} ${text(wall)}`).toBe(reference(zone, wall))
+        }
+      }
+    }
+  })
+
+  it('ask the zone database a few times for a day of readings, not twice a reading', () => {
+    const read = localTimeReader('Europe/Berlin')
+    const asked = { count: 0 }
+    const real = Intl.DateTimeFormat.prototype.formatToParts
+    Intl.DateTimeFormat.prototype.formatToParts = function (this: Intl.DateTimeFormat, date?: number | Date) { asked.count++; return real.call(this, date) }
+    try {
+      const day = Date.UTC(2026, 10, 18)
+      for (let wall = day; wall < day + 86_400_000; wall += 10_000) read(text(wall))
+    } finally {
+      Intl.DateTimeFormat.prototype.formatToParts = real
+    }
+    // 8,640 readings over 96 quarter hours: two questions for each quarter hour, and one for its neighbour.
+    expect(asked.count).toBeLessThanOrEqual(3 * 96 + 4)
   })
 })

@@ -90,25 +90,26 @@ export function readingSteps (valid: ValidMapping, modelName: string): ReadingSt
 }
 
 /**
- * Reads the device's clock from a parsed payload: epoch ms, the arrival time
- * when absent, or a reason. A local time is read in the device's `zone` when
- * it has one, else in the mapping's.
+ * Reads the device's clock from a parsed payload: epoch ms, or the arrival
+ * time when absent. A local time is read in the device's `zone` when it has
+ * one, else in the mapping's. Throws a RangeError with the reason for a clock
+ * it cannot read (the decoder words it), so a good timestamp allocates nothing.
  */
-export function timestampReader (valid: ValidMapping): (p: Parsed, now: number, zone?: string | null) => { ok: true, ts: number } | { ok: false, reason: string } {
-  if (!valid.timestamp) return (_p, now) => ({ ok: true, ts: now })
+export function timestampReader (valid: ValidMapping): (p: Parsed, now: number, zone?: string | null) => number {
+  if (!valid.timestamp) return arrivalTime
   const { read, label } = readerOf(valid.layout, valid.timestamp.source)
   const unit = valid.timestamp.unit
   const local = localTimeReader(valid.timestamp.zone)
   return (p, now, zone) => {
     const raw = read(p)
-    if (raw === undefined || raw === null) return { ok: true, ts: now }
-    try {
-      const wire = wireTimestamp(raw, unit, label)
-      return { ok: true, ts: toEpochMs(typeof wire === 'string' ? (zone ? zonedReader(zone) : local)(wire) ?? wire : wire, now) }
-    } catch (err) {
-      return { ok: false, reason: (err as Error).message }
-    }
+    if (raw === undefined || raw === null) return now
+    const wire = wireTimestamp(raw, unit, label)
+    return toEpochMs(typeof wire === 'string' ? (zone ? zonedReader(zone) : local)(wire) ?? wire : wire, now)
   }
+}
+
+function arrivalTime (_p: Parsed, now: number): number {
+  return now
 }
 
 /**
@@ -139,13 +140,32 @@ const localTime = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\
  */
 export function localTimeReader (zone: string): (text: string) => number | undefined {
   const format = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' })
-  /** How far `zone` is ahead of UTC at the instant `ms`. */
-  const offsetAt = (ms: number): number => {
+  /** How far `zone` is ahead of UTC at the instant `ms`, asked of the zone database (some 10 µs). */
+  const exactOffsetAt = (ms: number): number => {
     const f: Record<string, number> = {}
     for (const part of format.formatToParts(ms)) if (part.type !== 'literal') f[part.type] = Number(part.value)
     return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute, f.second) - Math.floor(ms / 1000) * 1000
   }
+  // A device's readings arrive minutes apart, so the offsets of recent quarter hours are kept:
+  // one that holds from a quarter hour's first second to its last holds throughout (offsets
+  // change at most once in 15 minutes), and one that changes within it is asked each time.
+  const quarterMs = 900_000
+  const offsets = new Map<number, number>()
+  const offsetAt = (ms: number): number => {
+    const quarter = Math.floor(ms / quarterMs)
+    const known = offsets.get(quarter)
+    if (known !== undefined) return known
+    const start = quarter * quarterMs
+    const first = exactOffsetAt(start)
+    if (first !== exactOffsetAt(start + quarterMs - 1000)) return exactOffsetAt(ms)
+    if (offsets.size >= 64) offsets.clear()
+    offsets.set(quarter, first)
+    return first
+  }
   return (text) => {
+    // Local time ends in a digit; most clocks send a zone (`…Z`), which skips the regex.
+    const last = text.charCodeAt(text.length - 1)
+    if (!(last >= 0x30 && last <= 0x39)) return undefined
     const m = localTime.exec(text)
     if (!m) return undefined
     const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0), Number((m[7] ?? '0').padEnd(3, '0')))
@@ -171,8 +191,12 @@ function telemetryDecoder (parse: (payload: Buffer) => ParsedPayload, timestamp:
   return (payload: Buffer, now: number, zone?: string | null): NormalizeResult => {
     const parsed = parse(payload)
     if (!parsed.ok) return parsed
-    const clock = timestamp(parsed, now, zone)
-    if (!clock.ok) return clock
+    let ts: number
+    try {
+      ts = timestamp(parsed, now, zone)
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message }
+    }
     const readings: Reading[] = []
     const problems: string[] = []
     for (const rule of rules) {
@@ -183,7 +207,7 @@ function telemetryDecoder (parse: (payload: Buffer) => ParsedPayload, timestamp:
       else problems.push(`${rule.where}: ${converted.problem}`)
     }
     if (readings.length === 0 && problems.length === 0) return { ok: false, reason: `none of the mapped values is in the payload (looked for ${lookedFor})` }
-    return { ok: true, value: { ts: clock.ts, readings, problems } }
+    return { ok: true, value: { ts, readings, problems } }
   }
 }
 
@@ -210,7 +234,7 @@ function mappedTopics (valid: ValidMapping, decodeTelemetry: CompiledMapping['de
   const telemetry = tree.telemetry.map(({ parts, rule }) => {
     if (!rule) return { parts, decode: decodeTelemetry }
     const { read, label } = readerOf(valid.layout, rule.source)
-    return { parts, decode: telemetryDecoder(textParser, (_p, now) => ({ ok: true, ts: now }), [{ capability: rule.capability.name, read, label, where: `${rule.where} (${label} → ${rule.capability.name})`, convert: readingConverter(rule, modelName) }]) }
+    return { parts, decode: telemetryDecoder(textParser, arrivalTime, [{ capability: rule.capability.name, read, label, where: `${rule.where} (${label} → ${rule.capability.name})`, convert: readingConverter(rule, modelName) }]) }
   })
   const commands = tree.commands ?? null
   // The levels before {device} and {device} itself: what a wildcard subscription must start with.
