@@ -16,9 +16,36 @@ export interface UnitConversion {
   readonly fromCanonical: (value: number) => number | string
 }
 
-/** Float noise such as 21.600000000000001 is cut so stored values read as the device meant them. */
+/** Exact powers of ten, 10^0 to 10^22 (each a double without rounding). */
+const pow10 = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`))
+
+/**
+ * Float noise such as 21.600000000000001 is cut so stored values read as the
+ * device meant them: the value rounded to 12 significant digits, exactly
+ * `Number(value.toPrecision(12))`. That text round trip was a third of a
+ * converted dialect's normalizing time, so the usual case is done in
+ * arithmetic: scaled by an exact power of ten to a 12-digit integer,
+ * rounded, and divided back (one correctly rounded division gives the double
+ * nearest to that decimal, as parsing its text does). A scaled value too
+ * near a half, where the multiplication's own rounding could pick the other
+ * integer, and magnitudes outside 1e-11..1e12 take the text route.
+ */
 export function tidy (value: number): number {
-  return Number(value.toPrecision(12))
+  const a = Math.abs(value)
+  if (a < 1e12 && a >= 1e-11) {
+    if (Number.isInteger(value)) return value
+    let e = Math.floor(Math.log10(a))
+    // log10 may be a hair off at powers of ten: settle the exponent on exact powers.
+    if (e >= 0 ? a < pow10[e] : a * pow10[-e] < 1) e--
+    else if (e + 1 >= 0 ? a >= pow10[e + 1] : a * pow10[-(e + 1)] >= 1) e++
+    const k = 11 - e
+    if (k >= 0 && k <= 22) {
+      const scaled = value * pow10[k]
+      const fraction = scaled - Math.floor(scaled)
+      if (Math.abs(fraction - 0.5) > 1e-3) return Math.round(scaled) / pow10[k]
+    }
+  }
+  return value === 0 ? 0 : Number(value.toPrecision(12))
 }
 
 function numeric (value: number | string): number {
