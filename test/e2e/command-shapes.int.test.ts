@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import mqtt, { type MqttClient } from 'mqtt'
+import { describe, expect, it } from 'vitest'
+import mqtt from 'mqtt'
 import { topics } from '@trellis/device-sdk'
-import { startTestInflux, type TestInflux } from '../support/influx.js'
-import { startStack, type TestStack } from '../support/stack.js'
-import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
+import { useStack } from '../support/file-stack.js'
+import { seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 
 /**
@@ -12,27 +11,12 @@ import { eventually } from '../support/wait.js'
  * firmware: it reads the command's exact bytes and answers in its own words.
  */
 
-let influx: TestInflux
-let stack: TestStack
-let api: ApiClient
-const firmwares: MqttClient[] = []
-
-beforeAll(async () => {
-  influx = await startTestInflux()
-  stack = await startStack({ influxUrl: influx.url })
-  api = apiClient(stack.httpUrl)
-})
-
-afterAll(async () => {
-  await Promise.all(firmwares.map((f) => f.endAsync(true).catch(() => {})))
-  await stack?.close()
-  await influx?.dispose()
-})
+const env = useStack()
 
 /** A firmware: connected as its device, subscribed to its commands, answering each with what `answer` returns (null: silence). */
 async function firmware (d: { id: string, secret: string }, answer: (command: Buffer) => string | null): Promise<{ received: string[] }> {
-  const client = await mqtt.connectAsync(stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
-  firmwares.push(client)
+  const client = await mqtt.connectAsync(env.stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+  env.clients.push(client)
   const received: string[] = []
   client.on('message', (_topic, payload) => {
     received.push(payload.toString('utf8'))
@@ -41,7 +25,7 @@ async function firmware (d: { id: string, secret: string }, answer: (command: Bu
   })
   await client.subscribeAsync(topics.commands(d.id), { qos: 1 })
   await client.publishAsync(topics.presence(d.id), 'online', { qos: 1, retain: true })
-  await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true)
+  await eventually(() => env.stack.hub.state.get(d.id)?.online, (online) => online === true)
   return { received }
 }
 
@@ -71,7 +55,7 @@ const kvListModel = {
 describe('commands in the shape the firmware takes, apart from its telemetry', () => {
   it('sends a key/value-list device flat commands, one message per value, and answers ok only once every message is acked', async () => {
     // Reports {"body":[{"k":"TMP","v":…}]}, takes {"op":"write","ref":"<id>","k":"SET","v":1400}.
-    const fleet = await seedFleet(api, { model: kvListModel })
+    const fleet = await seedFleet(env.api, { model: kvListModel })
     const [d] = fleet.devices
     const fw = await firmware(d, (bytes) => {
       const cmd = JSON.parse(bytes.toString('utf8')) as { ref: string, k: string, v: number }
@@ -79,7 +63,7 @@ describe('commands in the shape the firmware takes, apart from its telemetry', (
       return JSON.stringify({ ref: cmd.ref, res: 'ok' })
     })
 
-    const ok = await api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { targetTemperature: 14, power: true } }, fleet.ownerToken)
+    const ok = await env.api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { targetTemperature: 14, power: true } }, fleet.ownerToken)
     expect(ok.status).toBe(200)
     expect(ok.body).toMatchObject({ status: 'ok' })
     expect(fw.received).toEqual([
@@ -87,19 +71,19 @@ describe('commands in the shape the firmware takes, apart from its telemetry', (
       `{"ref":"${ok.body.id}.2","op":"write","k":"PWR","v":1}`,
     ])
 
-    const refused = await api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { targetTemperature: 5, power: false } }, fleet.ownerToken)
+    const refused = await env.api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { targetTemperature: 5, power: false } }, fleet.ownerToken)
     expect(refused.status).toBe(200)
     expect(refused.body).toMatchObject({ status: 'error', error: 'compressor protection: wait 3 min' })
     expect(fw.received.slice(2)).toEqual([
       `{"ref":"${refused.body.id}.1","op":"write","k":"SET","v":500}`,
       `{"ref":"${refused.body.id}.2","op":"write","k":"PWR","v":0}`,
     ])
-    expect(stack.hub.deadLetters.forModel(fleet.modelId)).toEqual([])
+    expect(env.stack.hub.deadLetters.forModel(fleet.modelId)).toEqual([])
   })
 
   it('sends a device that reports text JSON commands and reads its JSON acks', async () => {
     // Reports relay=1;w=12.5, takes {"id":"<id>","relay":0}, answers {"id":"<id>","ok":true} or {"id","ok":false,"err"}.
-    const fleet = await seedFleet(api, {
+    const fleet = await seedFleet(env.api, {
       model: {
         name: 'text-relay-1',
         capabilities: ['power', 'powerDraw'],
@@ -121,18 +105,18 @@ describe('commands in the shape the firmware takes, apart from its telemetry', (
       return JSON.stringify(cmd.relay === 1 ? { id: cmd.id, ok: false, err: 'relay welded' } : { id: cmd.id, ok: true })
     })
 
-    const ok = await api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { power: false } }, fleet.ownerToken)
+    const ok = await env.api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { power: false } }, fleet.ownerToken)
     expect(ok.body).toMatchObject({ status: 'ok' })
     expect(fw.received).toEqual([`{"id":"${ok.body.id}","relay":0}`])
-    const refused = await api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { power: true } }, fleet.ownerToken)
+    const refused = await env.api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { power: true } }, fleet.ownerToken)
     expect(refused.body).toMatchObject({ status: 'error', error: 'relay welded' })
     expect(fw.received[1]).toBe(`{"id":"${refused.body.id}","relay":1}`)
-    expect(stack.hub.deadLetters.forModel(fleet.modelId)).toEqual([])
+    expect(env.stack.hub.deadLetters.forModel(fleet.modelId)).toEqual([])
   })
 
   it('sends a device that takes text lines by a template, one line per value, and reads its key=value acks', async () => {
     // Reports JSON, takes "SET <key> <value> #<id>", answers "ACK=<id>,RC=0" or "ACK=<id>,RC=2,MSG=…".
-    const fleet = await seedFleet(api, {
+    const fleet = await seedFleet(env.api, {
       model: {
         name: 'line-stat-1',
         capabilities: ['temperature', { name: 'targetTemperature', min: 5, max: 30 }, { name: 'mode', enum: ['heat', 'off'] }],
@@ -157,18 +141,18 @@ describe('commands in the shape the firmware takes, apart from its telemetry', (
       return key === 'MODE' && value === 'O' ? `ACK=${id},RC=2,MSG=frost guard active` : `ACK=${id},RC=0`
     })
 
-    const ok = await api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { targetTemperature: 20, mode: 'heat' } }, fleet.ownerToken)
+    const ok = await env.api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { targetTemperature: 20, mode: 'heat' } }, fleet.ownerToken)
     expect(ok.body).toMatchObject({ status: 'ok' })
     expect(fw.received).toEqual([`SET SP 68 #${ok.body.id}.1`, `SET MODE H #${ok.body.id}.2`])
-    const refused = await api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { mode: 'off' } }, fleet.ownerToken)
+    const refused = await env.api.post(`/v1/devices/${d.id}/commands?wait=10s`, { set: { mode: 'off' } }, fleet.ownerToken)
     expect(refused.body).toMatchObject({ status: 'error', error: 'frost guard active' })
     expect(fw.received[2]).toBe(`SET MODE O #${refused.body.id}.1`)
   })
 
   it('refuses at submission a mapping whose two set rules write one path, naming both rules', async () => {
     // "Found" 3: power and the setpoint both written to `v`; {"set":{"power":false}} wrote "OFF" into the setpoint's field.
-    const maker = await api.post('/v1/makers', { name: 'Overlap Inc' })
-    const declared = await api.post('/v1/models', {
+    const maker = await env.api.post('/v1/makers', { name: 'Overlap Inc' })
+    const declared = await env.api.post('/v1/models', {
       name: 'overlap-1',
       capabilities: ['targetTemperature', 'power'],
       mapping: {
@@ -192,10 +176,10 @@ describe('commands in the shape the firmware takes, apart from its telemetry', (
 
 describe('a command dry-run', () => {
   it('answers the exact bytes and topic of each device message and the status each ack would give, and sends nothing', async () => {
-    const fleet = await seedFleet(api, { model: { name: 'dry-1', capabilities: kvListModel.capabilities } })
+    const fleet = await seedFleet(env.api, { model: { name: 'dry-1', capabilities: kvListModel.capabilities } })
     const [d] = fleet.devices
     const fw = await firmware(d, () => null)
-    const dry = await api.post(`/v1/models/${fleet.modelId}/mapping:test`, {
+    const dry = await env.api.post(`/v1/models/${fleet.modelId}/mapping:test`, {
       mapping: kvListModel.mapping,
       commands: [{ set: { targetTemperature: 14, power: true } }, { id: 'x-9', set: { power: false } }, { set: { temperature: 3 } }],
       acks: [{ ref: 'c-1.1', res: 'ok' }, '{"ref":"c-1.2","res":"err","why":"busy"}', '{"res":"ok"}', 'not json'],
@@ -219,8 +203,8 @@ describe('a command dry-run', () => {
       ],
     })
     // Nothing sent, nothing recorded, nothing stored.
-    expect((await api.get(`/v1/devices/${d.id}/commands`, fleet.ownerToken)).body.commands).toEqual([])
-    expect((await api.get(`/v1/models/${fleet.modelId}`, fleet.makerToken)).body.mapping).toBeNull()
+    expect((await env.api.get(`/v1/devices/${d.id}/commands`, fleet.ownerToken)).body.commands).toEqual([])
+    expect((await env.api.get(`/v1/models/${fleet.modelId}`, fleet.makerToken)).body.mapping).toBeNull()
     expect(fw.received).toEqual([])
   })
 })

@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startTestInflux, type TestInflux } from '../support/influx.js'
-import { startStack, type TestStack } from '../support/stack.js'
-import { apiClient, type ApiClient } from '../support/api.js'
+import { useStack } from '../support/file-stack.js'
 import { subackCodes } from '../support/mqtt.js'
 import { eventually } from '../support/wait.js'
 
@@ -14,22 +12,7 @@ import { eventually } from '../support/wait.js'
  * the owner. Raw mqtt.js clients play the firmware byte for byte.
  */
 
-let influx: TestInflux
-let stack: TestStack
-let api: ApiClient
-const clients: MqttClient[] = []
-
-beforeAll(async () => {
-  influx = await startTestInflux()
-  stack = await startStack({ influxUrl: influx.url })
-  api = apiClient(stack.httpUrl)
-})
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})))
-  await stack?.close()
-  await influx?.dispose()
-})
+const env = useStack()
 
 // Zones without summer time, so the expected offsets hold whatever day the test runs.
 const HOUR = 3_600_000
@@ -60,13 +43,13 @@ function tasmotaTime (wallMs: number): string {
 }
 
 async function connect (d: { id: string, secret: string }): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
-  clients.push(client)
+  const client = await mqtt.connectAsync(env.stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+  env.clients.push(client)
   return client
 }
 
 async function provision (makerToken: string, modelId: string, timeZone?: string) {
-  const res = await api.post('/v1/devices', { model: modelId, count: 1, ...(timeZone !== undefined && { timeZone }) }, makerToken)
+  const res = await env.api.post('/v1/devices', { model: modelId, count: 1, ...(timeZone !== undefined && { timeZone }) }, makerToken)
   expect(res.status, JSON.stringify(res.body)).toBe(201)
   return { ...(res.body.devices[0] as { id: string, secret: string, claimCode: string }), timeZone: res.body.timeZone as string | null }
 }
@@ -75,7 +58,7 @@ async function provision (makerToken: string, modelId: string, timeZone?: string
 async function storedPoints (ownerToken: string, deviceId: string, count: number): Promise<Array<{ ts: string, value: number }>> {
   const from = new Date(Date.now() - 48 * HOUR).toISOString()
   const res = await eventually(
-    () => api.get(`/v1/devices/${deviceId}/telemetry?capability=powerDraw&from=${encodeURIComponent(from)}`, ownerToken),
+    () => env.api.get(`/v1/devices/${deviceId}/telemetry?capability=powerDraw&from=${encodeURIComponent(from)}`, ownerToken),
     (r) => r.status === 200 && r.body.points.length >= count,
     { what: `${count} stored points of ${deviceId}` })
   return res.body.points
@@ -83,15 +66,15 @@ async function storedPoints (ownerToken: string, deviceId: string, count: number
 
 describe('a device\'s own time zone', () => {
   it('reads the same local Time of two devices of one model in each one\'s zone, and a device without one in the model\'s', async () => {
-    const maker = await api.post('/v1/makers', { name: 'Tasmo Zones' })
-    const model = await api.post('/v1/models', relay('tasmo-zoned-1'), maker.body.token)
+    const maker = await env.api.post('/v1/makers', { name: 'Tasmo Zones' })
+    const model = await env.api.post('/v1/models', relay('tasmo-zoned-1'), maker.body.token)
     expect(model.status, JSON.stringify(model.body)).toBe(201)
     const tokyo = await provision(maker.body.token, model.body.id, 'Asia/Tokyo')
     const kolkata = await provision(maker.body.token, model.body.id, 'Asia/Kolkata')
     const plain = await provision(maker.body.token, model.body.id)
     expect([tokyo.timeZone, kolkata.timeZone, plain.timeZone]).toEqual(['Asia/Tokyo', spelled('Asia/Kolkata'), null])
-    const owner = await api.post('/v1/owners', { email: `zones-${Date.now()}@example.com`, password: 'correct horse battery' })
-    for (const d of [tokyo, kolkata, plain]) expect((await api.post('/v1/devices/claim', { claimCode: d.claimCode }, owner.body.token)).status).toBe(200)
+    const owner = await env.api.post('/v1/owners', { email: `zones-${Date.now()}@example.com`, password: 'correct horse battery' })
+    for (const d of [tokyo, kolkata, plain]) expect((await env.api.post('/v1/devices/claim', { claimCode: d.claimCode }, owner.body.token)).status).toBe(200)
 
     // Twelve hours ago on a UTC wall clock: in the past in every zone above, and within the hub's 21-day window.
     const wall = Math.floor((Date.now() - 12 * HOUR) / 1000) * 1000
@@ -110,43 +93,43 @@ describe('a device\'s own time zone', () => {
     expect(atPlain).toEqual({ ts: new Date(wall - offsets['America/Sao_Paulo']).toISOString(), value: 12 })
     // The same text, three and a half hours apart: Tokyo's and Kolkata's offsets differ by that much.
     expect(Date.parse(atKolkata.ts) - Date.parse(atTokyo.ts)).toBe(3.5 * HOUR)
-    expect(stack.hub.deadLetters.forModel(model.body.id)).toEqual([])
+    expect(env.stack.hub.deadLetters.forModel(model.body.id)).toEqual([])
 
     // The owner sees each device's zone.
-    expect((await api.get(`/v1/devices/${tokyo.id}`, owner.body.token)).body.timeZone).toBe('Asia/Tokyo')
-    expect((await api.get(`/v1/devices/${plain.id}`, owner.body.token)).body.timeZone).toBeNull()
+    expect((await env.api.get(`/v1/devices/${tokyo.id}`, owner.body.token)).body.timeZone).toBe('Asia/Tokyo')
+    expect((await env.api.get(`/v1/devices/${plain.id}`, owner.body.token)).body.timeZone).toBeNull()
   })
 
   it('refuses a time zone that is not an IANA zone at provisioning with 400 and the reason, and provisions nothing', async () => {
-    const maker = await api.post('/v1/makers', { name: 'Tasmo Typos' })
-    const model = await api.post('/v1/models', relay('tasmo-zoned-2'), maker.body.token)
+    const maker = await env.api.post('/v1/makers', { name: 'Tasmo Typos' })
+    const model = await env.api.post('/v1/models', relay('tasmo-zoned-2'), maker.body.token)
     for (const timeZone of ['Europe/Nowhere', '+01:00', 'CET; DROP TABLE devices', '']) {
-      const res = await api.post('/v1/devices', { model: model.body.id, count: 1, timeZone }, maker.body.token)
+      const res = await env.api.post('/v1/devices', { model: model.body.id, count: 1, timeZone }, maker.body.token)
       expect(res.status, timeZone).toBe(400)
       expect(res.body.error.code).toBe('INVALID_BODY')
       expect(res.body.error.message).toContain('timeZone: an IANA time zone such as Europe/Berlin or UTC')
     }
-    expect((await api.get('/v1/devices', maker.body.token)).body.devices).toEqual([])
+    expect((await env.api.get('/v1/devices', maker.body.token)).body.devices).toEqual([])
     // A zone spelled in another case is one the runtime knows: it is kept as the zone database spells it.
     expect((await provision(maker.body.token, model.body.id, 'europe/berlin')).timeZone).toBe('Europe/Berlin')
   })
 
   it('lets the maker change an unclaimed device\'s zone and the owner a claimed one; the next reading is read in the new zone', async () => {
-    const maker = await api.post('/v1/makers', { name: 'Tasmo Movers' })
-    const model = await api.post('/v1/models', relay('tasmo-zoned-3'), maker.body.token)
+    const maker = await env.api.post('/v1/makers', { name: 'Tasmo Movers' })
+    const model = await env.api.post('/v1/models', relay('tasmo-zoned-3'), maker.body.token)
     const d = await provision(maker.body.token, model.body.id, 'Asia/Tokyo')
 
     // Before a claim the zone is the maker's: a box shipped to another country is set right.
-    const byMaker = await api.call('PATCH', `/v1/devices/${d.id}`, { token: maker.body.token, body: { timeZone: 'Asia/Kolkata' } })
+    const byMaker = await env.api.call('PATCH', `/v1/devices/${d.id}`, { token: maker.body.token, body: { timeZone: 'Asia/Kolkata' } })
     expect(byMaker.status, JSON.stringify(byMaker.body)).toBe(200)
     expect(byMaker.body).toMatchObject({ id: d.id, claimed: false, timeZone: spelled('Asia/Kolkata') })
-    const bad = await api.call('PATCH', `/v1/devices/${d.id}`, { token: maker.body.token, body: { timeZone: 'Mars/Olympus_Mons' } })
+    const bad = await env.api.call('PATCH', `/v1/devices/${d.id}`, { token: maker.body.token, body: { timeZone: 'Mars/Olympus_Mons' } })
     expect(bad.status).toBe(400)
     expect(bad.body.error.message).toContain('timeZone: an IANA time zone such as Europe/Berlin or UTC')
 
-    const owner = await api.post('/v1/owners', { email: `movers-${Date.now()}@example.com`, password: 'correct horse battery' })
-    expect((await api.post('/v1/devices/claim', { claimCode: d.claimCode }, owner.body.token)).status).toBe(200)
-    expect((await api.get(`/v1/devices/${d.id}`, owner.body.token)).body.timeZone).toBe(spelled('Asia/Kolkata'))
+    const owner = await env.api.post('/v1/owners', { email: `movers-${Date.now()}@example.com`, password: 'correct horse battery' })
+    expect((await env.api.post('/v1/devices/claim', { claimCode: d.claimCode }, owner.body.token)).status).toBe(200)
+    expect((await env.api.get(`/v1/devices/${d.id}`, owner.body.token)).body.timeZone).toBe(spelled('Asia/Kolkata'))
 
     const fw = await connect(d)
     const wall = Math.floor((Date.now() - 12 * HOUR) / 1000) * 1000
@@ -154,14 +137,14 @@ describe('a device\'s own time zone', () => {
     expect((await storedPoints(owner.body.token, d.id, 1))[0].ts).toBe(new Date(wall - offsets['Asia/Kolkata']).toISOString())
 
     // After a claim it is the owner's: the owner moved house; the maker neither changes nor sees it.
-    const claimedByMaker = await api.call('PATCH', `/v1/devices/${d.id}`, { token: maker.body.token, body: { timeZone: 'Asia/Tokyo' } })
+    const claimedByMaker = await env.api.call('PATCH', `/v1/devices/${d.id}`, { token: maker.body.token, body: { timeZone: 'Asia/Tokyo' } })
     expect(claimedByMaker.status).toBe(409)
     expect(claimedByMaker.body.error).toEqual({ code: 'DEVICE_CLAIMED', message: expect.stringContaining('its owner sets its time zone') })
-    const moved = await api.call('PATCH', `/v1/devices/${d.id}`, { token: owner.body.token, body: { timeZone: 'Asia/Dubai' } })
+    const moved = await env.api.call('PATCH', `/v1/devices/${d.id}`, { token: owner.body.token, body: { timeZone: 'Asia/Dubai' } })
     expect(moved.status, JSON.stringify(moved.body)).toBe(200)
     expect(moved.body).toMatchObject({ id: d.id, timeZone: 'Asia/Dubai' })
-    expect((await api.get(`/v1/devices/${d.id}`, maker.body.token)).body).not.toHaveProperty('timeZone')
-    expect((await api.get('/v1/devices', maker.body.token)).body.devices[0]).not.toHaveProperty('timeZone')
+    expect((await env.api.get(`/v1/devices/${d.id}`, maker.body.token)).body).not.toHaveProperty('timeZone')
+    expect((await env.api.get('/v1/devices', maker.body.token)).body.devices[0]).not.toHaveProperty('timeZone')
 
     const later = wall + 60_000
     await fw.publishAsync(`tele/${d.id}/SENSOR`, `{"Time":"${tasmotaTime(later)}","ENERGY":{"Power":2}}`, { qos: 1 })
@@ -169,9 +152,9 @@ describe('a device\'s own time zone', () => {
     expect(points.map((p) => p.ts).sort()).toContain(new Date(later - offsets['Asia/Dubai']).toISOString())
 
     // Another owner cannot reach it; null gives the device back the model's zone.
-    const stranger = await api.post('/v1/owners', { email: `stranger-${Date.now()}@example.com`, password: 'correct horse battery' })
-    expect((await api.call('PATCH', `/v1/devices/${d.id}`, { token: stranger.body.token, body: { timeZone: 'UTC' } })).status).toBe(404)
-    const cleared = await api.call('PATCH', `/v1/devices/${d.id}`, { token: owner.body.token, body: { timeZone: null } })
+    const stranger = await env.api.post('/v1/owners', { email: `stranger-${Date.now()}@example.com`, password: 'correct horse battery' })
+    expect((await env.api.call('PATCH', `/v1/devices/${d.id}`, { token: stranger.body.token, body: { timeZone: 'UTC' } })).status).toBe(404)
+    const cleared = await env.api.call('PATCH', `/v1/devices/${d.id}`, { token: owner.body.token, body: { timeZone: null } })
     expect(cleared.body.timeZone).toBeNull()
     const last = wall + 120_000
     await fw.publishAsync(`tele/${d.id}/SENSOR`, `{"Time":"${tasmotaTime(last)}","ENERGY":{"Power":3}}`, { qos: 1 })

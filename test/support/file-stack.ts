@@ -1,0 +1,46 @@
+import { afterAll, beforeAll } from 'vitest'
+import type { MqttClient } from 'mqtt'
+import { startTestInflux, type TestInflux } from './influx.js'
+import { startStack, type TestStack, type TestStackOptions } from './stack.js'
+import { apiClient, type ApiClient } from './api.js'
+
+/** What `useStack` gives a test file once its `beforeAll` has run. */
+export interface FileStack {
+  readonly influx: TestInflux
+  readonly stack: TestStack
+  readonly api: ApiClient
+  /** Raw MQTT clients the tests open (firmware played byte for byte): ended after the file's tests. */
+  readonly clients: MqttClient[]
+}
+
+/**
+ * One managed influxd and one hub (broker, API, its own database) for a whole
+ * test file, started before its tests and stopped after them, with the raw
+ * MQTT clients the tests opened. Call it at the top of the file.
+ */
+export function useStack (opts: Omit<TestStackOptions, 'influxUrl'> = {}): FileStack {
+  let influx: TestInflux | undefined
+  let stack: TestStack | undefined
+  let api: ApiClient | undefined
+  const clients: MqttClient[] = []
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} is not started yet: use it inside a test or a hook`)
+    return value
+  }
+  beforeAll(async () => {
+    influx = await startTestInflux()
+    stack = await startStack({ ...opts, influxUrl: influx.url })
+    api = apiClient(stack.httpUrl)
+  })
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})))
+    await stack?.close()
+    await influx?.dispose()
+  })
+  return {
+    get influx () { return ready(influx, 'influxd') },
+    get stack () { return ready(stack, 'the hub') },
+    get api () { return ready(api, 'the API client') },
+    clients,
+  }
+}
