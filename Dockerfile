@@ -47,4 +47,5 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["nod
 # node is PID 1 and handles SIGTERM itself (hub/src/shutdown.ts): flush, then exit within 15 s.
 STOPSIGNAL SIGTERM
 # A young generation of 64 MiB a half: ingest allocates fast, and 16 MiB cost it a fifth of its CPU in GC.
+# Old space grows to at most 1.3x its live size between full collections: a flood of garbage stays bounded (overload peak 583 -> 401 MiB).
 CMD ["node", "--max-semi-space-size=64", "--heap-growing-percent=30", "hub/dist/src/main.js"]
