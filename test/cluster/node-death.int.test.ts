@@ -11,6 +11,7 @@ import { startTestRedis, type TestRedis } from '../support/redis.js'
 import { startTestHaproxy, type TestHaproxy } from '../support/haproxy.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
+import { killMidIngest } from '../support/kill-mid-ingest.js'
 
 // Two nodes, each a hub process of its own (so one can be SIGKILLed), behind haproxy, on one Redis, PostgreSQL and InfluxDB.
 let influx: TestInflux
@@ -57,34 +58,10 @@ describe('a node of the cluster is SIGKILLed while devices publish QoS 1 through
     for (const d of fleet.devices) {
       devices.push(await connectDevice({ url: haproxy!.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 }))
     }
-    const base = Date.now() - 3_600_000
-    const acked = devices.map(() => new Set<number>())
     const total = deviceCount * perDevice
-    let ackedTotal = 0
-    // The kill is sent from the acknowledgement that makes a third, not from a poll: a poll on a busy
-    // machine can wake after every reading is acknowledged and leave nothing in flight to catch.
-    let killed: Promise<number | string | null> | undefined
-    let signalKill!: () => void
-    const killSent = new Promise<void>((resolve) => { signalKill = resolve })
-    const onAck = (d: number, ts: number): void => {
-      acked[d].add(ts)
-      if (++ackedTotal === Math.ceil(total / 3)) { killed = nodes[0].kill('SIGKILL'); signalKill() }
-    }
-    const ingest = Promise.all(devices.map(async (device, d) => {
-      const inFlight = new Set<Promise<void>>()
-      for (let i = 0; i < perDevice; i++) {
-        const ts = base + i * 1000
-        const p: Promise<void> = device.report({ temperature: i % 100 }, ts).then(() => onAck(d, ts))
-        inFlight.add(p)
-        void p.finally(() => inFlight.delete(p))
-        if (inFlight.size >= window) await Promise.race(inFlight)
-      }
-      await Promise.all(inFlight)
-    }))
-
-    await killSent
+    const { ingest, killed, acked } = killMidIngest(devices, { perDevice, window, kill: async () => await nodes[0].kill('SIGKILL') })
     expect(await killed).toBe('SIGKILL')
-    const ackedBeforeKill = acked.map((s) => [...s])
+    const ackedBeforeKill = acked()
     expect(total - ackedBeforeKill.reduce((n, s) => n + s.length, 0)).toBeGreaterThan(0)
 
     await ingest

@@ -8,6 +8,7 @@ import { startHubProcess, type HubProcess } from '../support/hub-process.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 import { restartInflux } from '../support/faults.js'
+import { killMidIngest } from '../support/kill-mid-ingest.js'
 import type { ManagedInfluxd } from '@trellis/hub'
 
 let influx: TestInflux
@@ -46,38 +47,12 @@ describe('the hub process is killed mid-ingest and restarted', () => {
     for (const d of fleet.devices) {
       devices.push(await connectDevice({ url: hub.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 }))
     }
-    const base = Date.now() - 3_600_000
-    const acked = devices.map(() => new Set<number>())
     const total = deviceCount * perDevice
-    let ackedTotal = 0
-    // The kill is sent from the acknowledgement that makes a third, not from a poll: a poll on a busy
-    // machine can wake after every reading is acknowledged and leave nothing in flight to catch.
     const dying = hub
-    let killed: Promise<number | string | null> | undefined
-    let signalKill!: () => void
-    const killSent = new Promise<void>((resolve) => { signalKill = resolve })
-    const onAck = (d: number, ts: number): void => {
-      acked[d].add(ts)
-      if (++ackedTotal === Math.ceil(total / 3)) { killed = dying.kill('SIGKILL'); signalKill() }
-    }
-
-    // Up to `window` unacknowledged reports per device, so some are in flight when the process dies.
-    const ingest = Promise.all(devices.map(async (device, d) => {
-      const inFlight = new Set<Promise<void>>()
-      for (let i = 0; i < perDevice; i++) {
-        const ts = base + i * 1000
-        const p: Promise<void> = device.report({ temperature: i % 100 }, ts).then(() => onAck(d, ts))
-        inFlight.add(p)
-        void p.finally(() => inFlight.delete(p))
-        if (inFlight.size >= window) await Promise.race(inFlight)
-      }
-      await Promise.all(inFlight)
-    }))
-
-    await killSent
-    const { mqttPort, httpPort } = dying
+    const { ingest, killed, acked } = killMidIngest(devices, { perDevice, window, kill: async () => await dying.kill('SIGKILL') })
     expect(await killed).toBe('SIGKILL')
-    const ackedBeforeKill = acked.map((s) => [...s])
+    const { mqttPort, httpPort } = dying
+    const ackedBeforeKill = acked()
     const notYetAcked = total - ackedBeforeKill.reduce((n, s) => n + s.length, 0)
     expect(notYetAcked).toBeGreaterThan(0)
 
