@@ -1,37 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectDevice, type Device } from '@trellis/device-sdk'
-import { startTestInflux, type TestInflux } from '../support/influx.js'
-import { startStack, type TestStack } from '../support/stack.js'
-import { apiClient, seedFleet, type ApiClient } from '../support/api.js'
+import { describe, expect, it } from 'vitest'
+import { connectDevice } from '@trellis/device-sdk'
+import { useStack } from '../support/file-stack.js'
+import { seedFleet } from '../support/api.js'
 import { eventually } from '../support/wait.js'
 
 // Fleet insight: health in full, usage only over cohorts of at least k devices (k = 3 here).
 
-let influx: TestInflux
-let stack: TestStack
-let api: ApiClient
-const devices: Device[] = []
-
-beforeAll(async () => {
-  influx = await startTestInflux()
-  stack = await startStack({ influxUrl: influx.url, consent: { insight: { minCohort: 3 } } })
-  api = apiClient(stack.httpUrl)
-})
-
-afterAll(async () => {
-  await Promise.all(devices.map((d) => d.close().catch(() => {})))
-  await stack?.close()
-  await influx?.dispose()
-})
+const env = useStack({ consent: { insight: { minCohort: 3 } } })
 
 describe('fleet insight', () => {
   it('gives health spreads and firmware versions, withholds usage aggregates for a cohort below k, and gives them from k devices on', async () => {
-    const fleet = await seedFleet(api, { makerName: 'Insight Co', count: 3, model: { name: 'sensor-1', capabilities: ['temperature', 'motion', 'rssi', 'firmwareVersion'] } })
-    const insight = () => api.get(`/v1/models/${fleet.modelId}/insight`, fleet.makerToken)
+    const fleet = await seedFleet(env.api, { makerName: 'Insight Co', count: 3, model: { name: 'sensor-1', capabilities: ['temperature', 'motion', 'rssi', 'firmwareVersion'] } })
+    const insight = () => env.api.get(`/v1/models/${fleet.modelId}/insight`, fleet.makerToken)
     const report = async (i: number, temperature: number, rssi: number, firmware: string) => {
       const d = fleet.devices[i]
-      const device = await connectDevice({ url: stack.mqttUrl, deviceId: d.id, secret: d.secret })
-      devices.push(device)
+      const device = await connectDevice({ url: env.stack.mqttUrl, deviceId: d.id, secret: d.secret })
+      env.devices.push(device)
       await device.report({ temperature, motion: true, rssi, firmwareVersion: firmware }, Date.now() - 1000)
     }
     await report(0, 20, -50, '1.0.0')
@@ -55,12 +39,12 @@ describe('fleet insight', () => {
   })
 
   it('answers another maker with 404 and a day yet to come with 400', async () => {
-    const a = await seedFleet(api, { makerName: 'Insight A' })
-    const b = await seedFleet(api, { makerName: 'Insight B' })
-    expect((await api.get(`/v1/models/${a.modelId}/insight`, b.makerToken)).status).toBe(404)
-    expect((await api.get(`/v1/models/${a.modelId}/insight`, a.ownerToken)).status).toBe(403)
-    expect((await api.get(`/v1/models/${a.modelId}/insight?day=2999-01-01`, a.makerToken)).status).toBe(400)
-    const past = await api.get(`/v1/models/${a.modelId}/insight?day=2020-01-01`, a.makerToken)
+    const a = await seedFleet(env.api, { makerName: 'Insight A' })
+    const b = await seedFleet(env.api, { makerName: 'Insight B' })
+    expect((await env.api.get(`/v1/models/${a.modelId}/insight`, b.makerToken)).status).toBe(404)
+    expect((await env.api.get(`/v1/models/${a.modelId}/insight`, a.ownerToken)).status).toBe(403)
+    expect((await env.api.get(`/v1/models/${a.modelId}/insight?day=2999-01-01`, a.makerToken)).status).toBe(400)
+    const past = await env.api.get(`/v1/models/${a.modelId}/insight?day=2020-01-01`, a.makerToken)
     expect(past.body).toMatchObject({ day: '2020-01-01', activeDevices: 0, onlineShare: null })
   })
 })

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll } from 'vitest'
 import type { MqttClient } from 'mqtt'
+import type { Device } from '@trellis/device-sdk'
 import { startTestInflux, type TestInflux } from './influx.js'
 import { startStack, type TestStack, type TestStackOptions } from './stack.js'
 import { apiClient, type ApiClient } from './api.js'
@@ -11,18 +12,24 @@ export interface FileStack {
   readonly api: ApiClient
   /** Raw MQTT clients the tests open (firmware played byte for byte): ended after the file's tests. */
   readonly clients: MqttClient[]
+  /** SDK devices the tests connect: closed after the file's tests. */
+  readonly devices: Device[]
 }
 
 /**
  * One managed influxd and one hub (broker, API, its own database) for a whole
  * test file, started before its tests and stopped after them, with the raw
- * MQTT clients the tests opened. Call it at the top of the file.
+ * MQTT clients and SDK devices the tests opened. Call it at the top of the
+ * file; an `afterAll` the file registers after it runs first (vitest runs
+ * after-hooks in reverse), so what the file started itself stops while the hub
+ * is still up.
  */
 export function useStack (opts: Omit<TestStackOptions, 'influxUrl'> = {}): FileStack {
   let influx: TestInflux | undefined
   let stack: TestStack | undefined
   let api: ApiClient | undefined
   const clients: MqttClient[] = []
+  const devices: Device[] = []
   const ready = <T>(value: T | undefined, what: string): T => {
     if (value === undefined) throw new Error(`${what} is not started yet: use it inside a test or a hook`)
     return value
@@ -34,6 +41,7 @@ export function useStack (opts: Omit<TestStackOptions, 'influxUrl'> = {}): FileS
   })
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})))
+    await Promise.all(devices.map((d) => d.close().catch(() => {})))
     await stack?.close()
     await influx?.dispose()
   })
@@ -42,5 +50,6 @@ export function useStack (opts: Omit<TestStackOptions, 'influxUrl'> = {}): FileS
     get stack () { return ready(stack, 'the hub') },
     get api () { return ready(api, 'the API client') },
     clients,
+    devices,
   }
 }
