@@ -9,6 +9,7 @@ import { KeyedBuckets } from './limits.js'
 import type { Broker, BrokerOptions, BrokerStats, SecurityEvent } from './options.js'
 import { AuthFailureBudgets, authenticator } from './auth.js'
 import { packetGuard } from './packet-guard.js'
+import { ReadSlices } from './read-slices.js'
 import { boundOutgoingQueues } from './queues.js'
 import { SubscribeRefusals } from './refusals.js'
 import { deviceOf, printable, remoteAddress, type BrokerParts } from './clients.js'
@@ -28,7 +29,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'broker' })
   const stats: BrokerStats = {
     connections: 0, authFailures: 0, authThrottled: 0, publishDenied: 0, subscribeDenied: 0,
-    publishDropped: 0, rateLimitDisconnects: 0, oversizedPackets: 0, queueDropped: 0,
+    publishDropped: 0, rateLimitDisconnects: 0, oversizedPackets: 0, queueDropped: 0, readsDeferred: 0, readBacklog: 0, answersAwaited: 0,
   }
   const report = (event: SecurityEvent) => {
     try {
@@ -48,6 +49,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     abuseBudget: new KeyedBuckets(opts.publishAbuse ?? { perSecond: 200, burst: 2000 }),
   }, parts)
   const refusals = new SubscribeRefusals(opts.subscribeRefusals ?? {}, parts)
+  const readSlices = new ReadSlices(opts.readSliceMs ?? 2, stats)
 
   const shared = opts.redisUrl ? sharedBackends(opts.redisUrl) : null
   const aedesOpts: AedesOptions = {
@@ -117,6 +119,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     const client = (aedes.handle as unknown as (s: Duplex, r?: IncomingMessage) => Client)(stream, req)
     try {
       guardPackets(client)
+      readSlices.watch(client)
     } catch (err) {
       log.error({ err }, 'connection refused: cannot enforce limits')
       stream.destroy()
@@ -129,6 +132,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     stats,
     handle,
     beforeAck: null,
+    awaitAnswer: () => readSlices.awaitAnswer(),
     async listen ({ port, host = '127.0.0.1', tls: tlsOpts }) {
       // Commands and acks are small packets answered by small packets: without
       // noDelay, Nagle and delayed ACKs add about 40 ms to each leg.

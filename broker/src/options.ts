@@ -121,6 +121,15 @@ export interface BrokerOptions {
   maxQueuedForService?: number
   /** QoS 2 publishes a client may hold awaiting PUBREL before it is cut off. Default 16 (aedes: 1000). */
   maxInflightInbound?: number
+  /**
+   * While an answer is awaited on the event loop (`Broker.awaitAnswer`, an API
+   * request in the hub), the longest stretch of one loop turn spent reading
+   * MQTT connections, in ms; connections readable after it wait, in order, for
+   * the next slice (`read-slices.ts`), so the answer is not held up behind
+   * every device's telemetry. 0 reads every readable connection at once.
+   * Default 2.
+   */
+  readSliceMs?: number
   /** How refused subscriptions are audited and when a client sending them is cut off; defaults in SubscribeRefusalOptions. */
   subscribeRefusals?: SubscribeRefusalOptions
   /** Told of each security event (the hub records them in its audit log). Default: none. */
@@ -156,6 +165,12 @@ export interface BrokerStats {
   oversizedPackets: number
   /** Messages not queued for a client because its queue was full. */
   queueDropped: number
+  /** Reads of device connections put off to a later slice of the event loop (`readSliceMs`). */
+  readsDeferred: number
+  /** Device connections waiting for their slice now. */
+  readBacklog: number
+  /** Answers awaited on the broker's event loop now (`awaitAnswer`): while any is, connections are read in slices. */
+  answersAwaited: number
 }
 
 export interface ListenOptions {
@@ -173,6 +188,12 @@ export interface Broker {
   beforeAck: BeforeAck | null
   /** Listens for MQTT over TCP (or TLS); resolves with the bound port. Port 0 picks a free one. */
   listen (opts: ListenOptions): Promise<{ port: number, host: string }>
+  /**
+   * Says an answer is awaited on this event loop (the hub: an API request)
+   * until the returned function is called: meanwhile connections are read in
+   * slices of `readSliceMs`.
+   */
+  awaitAnswer (): () => void
   /** Serves one connection from any duplex stream (a WebSocket, say), with the same auth and limits. */
   handle (stream: Duplex, req?: IncomingMessage): void
   /** Closes every connection of a device (after a secret rotation, say). */

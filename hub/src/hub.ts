@@ -240,6 +240,8 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     metrics.counter('trellis_broker_rate_limit_disconnects_total', 'Devices disconnected for sustained publishing over the rate limit.', () => broker!.stats.rateLimitDisconnects)
     metrics.counter('trellis_broker_oversized_packets_total', 'MQTT connections cut for declaring a packet over the size limit.', () => broker!.stats.oversizedPackets)
     metrics.counter('trellis_broker_queue_dropped_total', 'Messages not queued for a client whose queue was full.', () => broker!.stats.queueDropped)
+    metrics.counter('trellis_broker_reads_deferred_total', 'Reads of MQTT connections put off to a later slice of the event loop, so the API is served while ingest is busy.', () => broker!.stats.readsDeferred)
+    metrics.gauge('trellis_broker_read_backlog', 'MQTT connections waiting for their slice of the event loop.', () => broker!.stats.readBacklog)
   }
   metrics.counter('trellis_audit_dropped_total', 'Audit entries dropped because too many were waiting to be stored.', () => audit.dropped)
 
@@ -286,6 +288,15 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     ],
   })
   const webSocket = broker && attachWebSocketListener(api.app.server, broker, { maxPayload: (opts.broker?.maxPacketBytes ?? 64 * 1024) + 1024 })
+  if (broker) {
+    // A request waits for its answer on the broker's event loop: meanwhile the broker reads devices in slices
+    // (broker/src/read-slices.ts). An event stream is not an answer awaited; it would keep slices on for good.
+    const inProcess = broker
+    api.app.addHook('onRequest', (request, reply, done) => {
+      if (request.url !== '/v1/stream' && !request.url.startsWith('/v1/stream?')) reply.raw.once('close', inProcess.awaitAnswer())
+      done()
+    })
+  }
 
   let closed = false
   return {

@@ -128,6 +128,31 @@ describe('an owner commands a device', () => {
     }
   })
 
+  it('has the broker read devices in slices while a command awaits its ack, and not for an open event stream', async () => {
+    const fleet = await seedFleet(api, { model: thermostat })
+    const [d] = fleet.devices
+    const stream = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
+    streams.push(stream)
+    await stream.next((e) => e.event === 'ready')
+    // A stream is not an answer awaited: it would keep the slices on for as long as an owner's console is open.
+    expect(stack.hub.broker.stats.answersAwaited).toBe(0)
+    const slow = await mqtt.connectAsync(stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+    try {
+      await slow.subscribeAsync(topics.commands(d.id), { qos: 1 })
+      await slow.publishAsync(topics.presence(d.id), 'online', { qos: 1, retain: true })
+      await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true)
+      const received = new Promise<any>((resolve) => slow.once('message', (_t, payload) => resolve(JSON.parse(payload.toString()))))
+      const sent = api.post(`/v1/devices/${d.id}/commands?wait=5s`, { set: { power: true } }, fleet.ownerToken)
+      const command = await received
+      expect(stack.hub.broker.stats.answersAwaited).toBe(1)
+      await slow.publishAsync(topics.acks(d.id), JSON.stringify({ id: command.id, status: 'ok' }), { qos: 1 })
+      expect((await sent).status).toBe(200)
+      await eventually(() => stack.hub.broker.stats.answersAwaited, (n) => n === 0, { what: 'the answered request released' })
+    } finally {
+      await slow.endAsync(true)
+    }
+  })
+
   it('refuses an invalid command with 422 naming the problem, and publishes nothing', async () => {
     const fleet = await seedFleet(api, { model: thermostat })
     const [d] = fleet.devices
