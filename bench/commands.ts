@@ -149,7 +149,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
           const run = await level(concurrency, opts.commands, profileAs)
           const key = `${condition}\t${concurrency}`
           results.set(key, [...(results.get(key) ?? []), run])
-          console.error(`  ${condition}, run ${r + 1}, ${concurrency} in flight: p50 ${fmtNum(run.p50)} ms, p99 ${fmtNum(run.p99)} ms, ${fmtInt(run.perS)} commands/s, hub CPU ${fmtInt(run.usage.hub.cpuPercent)}%, event-loop delay p99 ${fmtNum(run.loopP99)} ms, max ${fmtNum(run.loopMax)} ms, hub CPU ${fmtInt(run.cpuPerCommandUs)} µs/command, ${run.gc.scavenges} scavenges of at most ${fmtNum(run.gc.scavengeMax)} ms, other GC pauses at most ${fmtNum(run.gc.otherMax)} ms`)
+          console.error(`  ${condition}, run ${r + 1}, ${concurrency} in flight: p50 ${fmtNum(run.p50)} ms, p99 ${fmtNum(run.p99)} ms, ${fmtInt(run.perS)} commands/s, hub CPU ${fmtInt(run.usage.hub.cpuPercent)}%, hub loop waiting for a core ${fmtInt(run.usage.hub.waitPercent)}% of the time, event-loop delay p99 ${fmtNum(run.loopP99)} ms, max ${fmtNum(run.loopMax)} ms, hub CPU ${fmtInt(run.cpuPerCommandUs)} µs/command, ${run.gc.scavenges} scavenges of at most ${fmtNum(run.gc.scavengeMax)} ms, other GC pauses at most ${fmtNum(run.gc.otherMax)} ms`)
         }
       }
       if (load) {
@@ -182,6 +182,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
       fmtInt(m((x) => x.perS)),
       `${fmtNum(m((x) => x.loopP99))} / ${fmtNum(Math.max(...runs.map((x) => x.loopMax)))}`,
       `${fmtInt(m((x) => x.usage.hub.cpuPercent))}%`,
+      `${fmtInt(m((x) => x.usage.hub.waitPercent))}%`,
       fmtInt(m((x) => x.cpuPerCommandUs)),
       `${fmtNum(Math.max(...runs.map((x) => x.gc.scavengeMax)))} / ${fmtNum(m((x) => x.gc.scavengeTotal * 100 / (x.commands / x.perS * 1000)))}%`,
       fmtNum(Math.max(...runs.map((x) => x.gc.otherMax))),
@@ -192,10 +193,11 @@ export async function commands (opts: CommandsOptions): Promise<void> {
     ]
   })
   console.log(`\ncommands: API → device → ack → API, ${opts.runs} runs of up to ${fmtInt(opts.commands)} commands per level, medians of the runs' percentiles\n`)
-  console.log(table(['load beside', 'in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s', 'hub loop delay p99 / max ms', 'hub CPU', 'hub CPU µs/command', 'scavenge max ms / % of time', 'other GC pause max ms', 'commander CPU', 'generator CPU', 'influxd CPU', 'hub peak RSS'], rows))
+  console.log(table(['load beside', 'in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s', 'hub loop delay p99 / max ms', 'hub CPU', 'hub loop waiting for a core', 'hub CPU µs/command', 'scavenge max ms / % of time', 'other GC pause max ms', 'commander CPU', 'generator CPU', 'influxd CPU', 'hub peak RSS'], rows))
   console.log('')
   for (const note of ingestNotes) console.log(note)
   console.log(`\n${machine()}`)
   console.log('target: p99 < 20 ms at 10 in flight, with ingest at half its capacity. CPU is % of one core; "commander" runs the owner\'s app and the commanded devices.')
+  console.log('hub loop waiting for a core: the share of the level the hub\'s main thread was runnable but not running (/proc/<pid>/schedstat), the load processes and influxd holding both cores; no turn of the loop is shorter than that wait.')
   console.log('hub CPU µs/command: the hub\'s CPU time over the level (ingest beside it included) per command; at 10 in flight the loop is near saturation, so latency follows it (Little: mean latency = in flight / commands/s). Scavenges and other GC pauses stop the loop: a loop delay max near the scavenge max says GC makes the tail.')
 }

@@ -21,6 +21,20 @@ export function cpuSeconds (pid: number): number {
   }
 }
 
+/**
+ * Seconds a process's main thread (a Node process: its event loop) has spent
+ * runnable but waiting for a core, from /proc/<pid>/schedstat (its second
+ * field, ns). On a machine whose cores are all busy this is time the loop
+ * could not run however short its turns.
+ */
+export function runQueueWaitSeconds (pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9
+  } catch {
+    return Number.NaN
+  }
+}
+
 /** Resident memory of a process in bytes, from /proc. */
 export function rssBytes (pid: number): number {
   try {
@@ -35,6 +49,8 @@ export function rssBytes (pid: number): number {
 export interface ProcessUsage {
   /** Share of one core over the window, in percent. */
   cpuPercent: number
+  /** Share of the window its main thread spent runnable, waiting for a core, in percent. */
+  waitPercent: number
   peakRssBytes: number
   lastRssBytes: number
 }
@@ -45,6 +61,7 @@ export interface ProcessUsage {
  */
 export class UsageWindow {
   private readonly startCpu = new Map<string, number>()
+  private readonly startWait = new Map<string, number>()
   private readonly peak = new Map<string, number>()
   private readonly last = new Map<string, number>()
   private readonly started = performance.now()
@@ -52,7 +69,11 @@ export class UsageWindow {
   readonly samples: Array<{ atMs: number, rss: Record<string, number> }> = []
 
   constructor (private readonly pids: Record<string, number | undefined>, intervalMs = 200) {
-    for (const [name, pid] of Object.entries(pids)) if (pid) this.startCpu.set(name, cpuSeconds(pid))
+    for (const [name, pid] of Object.entries(pids)) {
+      if (!pid) continue
+      this.startCpu.set(name, cpuSeconds(pid))
+      this.startWait.set(name, runQueueWaitSeconds(pid))
+    }
     this.sample()
     this.timer = setInterval(() => this.sample(), intervalMs)
   }
@@ -78,6 +99,7 @@ export class UsageWindow {
       if (!pid) continue
       out[name] = {
         cpuPercent: ((cpuSeconds(pid) - (this.startCpu.get(name) ?? Number.NaN)) / seconds) * 100,
+        waitPercent: ((runQueueWaitSeconds(pid) - (this.startWait.get(name) ?? Number.NaN)) / seconds) * 100,
         peakRssBytes: this.peak.get(name) ?? Number.NaN,
         lastRssBytes: this.last.get(name) ?? Number.NaN,
       }
