@@ -149,7 +149,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
           const run = await level(concurrency, opts.commands, profileAs)
           const key = `${condition}\t${concurrency}`
           results.set(key, [...(results.get(key) ?? []), run])
-          console.error(`  ${condition}, run ${r + 1}, ${concurrency} in flight: p50 ${fmtNum(run.p50)} ms, p99 ${fmtNum(run.p99)} ms, ${fmtInt(run.perS)} commands/s, hub CPU ${fmtInt(run.usage.hub.cpuPercent)}%, hub loop waiting for a core ${fmtInt(run.usage.hub.waitPercent)}% of the time, event-loop delay p99 ${fmtNum(run.loopP99)} ms, max ${fmtNum(run.loopMax)} ms, hub CPU ${fmtInt(run.cpuPerCommandUs)} µs/command, ${run.gc.scavenges} scavenges of at most ${fmtNum(run.gc.scavengeMax)} ms, other GC pauses at most ${fmtNum(run.gc.otherMax)} ms`)
+          console.error(`  ${condition}, run ${r + 1}, ${concurrency} in flight: p50 ${fmtNum(run.p50)} ms, p99 ${fmtNum(run.p99)} ms, ${fmtInt(run.perS)} commands/s, hub CPU ${fmtInt(run.usage.hub.cpuPercent)}%, hub loop waiting for a core ${fmtInt(run.usage.hub.waitPercent)}% of the time (the commander's ${fmtInt(run.usage.commander.waitPercent)}%), event-loop delay p99 ${fmtNum(run.loopP99)} ms, max ${fmtNum(run.loopMax)} ms, hub CPU ${fmtInt(run.cpuPerCommandUs)} µs/command, ${run.gc.scavenges} scavenges of at most ${fmtNum(run.gc.scavengeMax)} ms, other GC pauses at most ${fmtNum(run.gc.otherMax)} ms`)
         }
       }
       if (load) {
