@@ -33,8 +33,10 @@ import type { BrokerStats } from './options.js'
  *
  * Hooked through the connection's `read`: aedes reads a readable connection
  * with `conn.read(null)` in its `nextBatch`, and reads again by calling
- * `client._nextBatch()`. One shared function and three properties per
- * connection, no closure (idle connections are counted in bytes).
+ * `client._nextBatch()`. One shared function; a connection gets four
+ * properties (its `read` and three symbols) and no closure, since idle
+ * connections are counted in bytes (`test/broker/idle-device-memory`: no
+ * change measured in live heap per device).
  */
 export class ReadSlices {
   /** performance.now() when the open slice began; 0: none open. */
