@@ -55,6 +55,29 @@ function observeCommands (): { seen: Array<{ deviceId: string, body: any }>, sto
   return { seen, stop: () => stack.hub.broker.aedes.unsubscribe(topics.all('commands'), deliver as never, () => {}) }
 }
 
+/** A device of raw MQTT that acks only when the test says: subscribed to its commands and online at the hub. */
+async function rawDevice (d: { id: string, secret: string }): Promise<mqtt.MqttClient> {
+  const client = await mqtt.connectAsync(stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+  await client.subscribeAsync(topics.commands(d.id), { qos: 1 })
+  await client.publishAsync(topics.presence(d.id), 'online', { qos: 1, retain: true })
+  await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true)
+  return client
+}
+
+/** The next command a raw device receives. */
+function nextCommand (client: mqtt.MqttClient): Promise<any> {
+  return new Promise<any>((resolve) => client.once('message', (_t, payload) => resolve(JSON.parse(payload.toString()))))
+}
+
+/** A fresh owner's fleet with the owner's event stream open and ready. */
+async function fleetWatched (): Promise<{ fleet: Awaited<ReturnType<typeof seedFleet>>, stream: SseStream }> {
+  const fleet = await seedFleet(api, { model: thermostat })
+  const stream = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
+  streams.push(stream)
+  await stream.next((e) => e.event === 'ready')
+  return { fleet, stream }
+}
+
 describe('an owner commands a device', () => {
   it('sets a value on an SDK device and gets ok with the new reported state', async () => {
     const fleet = await seedFleet(api, { model: thermostat })
@@ -87,12 +110,9 @@ describe('an owner commands a device', () => {
   it('answers timeout (504) when the device never acks, and still takes a late ack', async () => {
     const fleet = await seedFleet(api, { model: thermostat })
     const [d] = fleet.devices
-    const silent = await mqtt.connectAsync(stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+    const silent = await rawDevice(d)
     try {
-      await silent.subscribeAsync(topics.commands(d.id), { qos: 1 })
-      const received = new Promise<any>((resolve) => silent.once('message', (_t, payload) => resolve(JSON.parse(payload.toString()))))
-      await silent.publishAsync(topics.presence(d.id), 'online', { qos: 1, retain: true })
-      await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true)
+      const received = nextCommand(silent)
 
       const started = Date.now()
       const sent = await api.post(`/v1/devices/${d.id}/commands?wait=300ms`, { set: { power: true } }, fleet.ownerToken)
@@ -129,19 +149,13 @@ describe('an owner commands a device', () => {
   })
 
   it('has the broker read devices in slices while a command awaits its ack, and not for an open event stream', async () => {
-    const fleet = await seedFleet(api, { model: thermostat })
+    const { fleet } = await fleetWatched()
     const [d] = fleet.devices
-    const stream = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
-    streams.push(stream)
-    await stream.next((e) => e.event === 'ready')
     // A stream is not an answer awaited: it would keep the slices on for as long as an owner's console is open.
     expect(stack.hub.broker.stats.answersAwaited).toBe(0)
-    const slow = await mqtt.connectAsync(stack.mqttUrl, { clientId: d.id, username: d.id, password: d.secret, reconnectPeriod: 0 })
+    const slow = await rawDevice(d)
     try {
-      await slow.subscribeAsync(topics.commands(d.id), { qos: 1 })
-      await slow.publishAsync(topics.presence(d.id), 'online', { qos: 1, retain: true })
-      await eventually(() => stack.hub.state.get(d.id)?.online, (online) => online === true)
-      const received = new Promise<any>((resolve) => slow.once('message', (_t, payload) => resolve(JSON.parse(payload.toString()))))
+      const received = nextCommand(slow)
       const sent = api.post(`/v1/devices/${d.id}/commands?wait=5s`, { set: { power: true } }, fleet.ownerToken)
       const command = await received
       expect(stack.hub.broker.stats.answersAwaited).toBe(1)
@@ -341,11 +355,8 @@ describe('owners watch their devices live', () => {
   })
 
   it('turns a killed device offline through its last will, and stores presence for uptime', async () => {
-    const fleet = await seedFleet(api, { model: thermostat })
+    const { fleet, stream } = await fleetWatched()
     const [d] = fleet.devices
-    const stream = await openSse(`${stack.httpUrl}/v1/stream`, fleet.ownerToken)
-    streams.push(stream)
-    await stream.next((e) => e.event === 'ready')
     const device = await connectThermostat(d)
     device.kill()
     const offline = await stream.next((e) => e.event === 'presence' && e.data.online === false)
