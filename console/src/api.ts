@@ -66,6 +66,8 @@ export interface DeviceView {
   online: boolean
   lastSeen: string | null
   state: Record<string, StateEntry>
+  /** Where the device is installed: its local times without an offset are read in this zone. Null when not set. */
+  timeZone?: string | null
 }
 
 export interface Capability {

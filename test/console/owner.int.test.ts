@@ -114,7 +114,37 @@ describe('the console for an owner', () => {
     await expect.poll(drawnData).toSatisfy((data: Array<Array<number | null>>) => data[0].length > 0 && data[0].every((x) => x! % 60 === 0))
     const means = await drawnData()
     expect(means[1].some((y) => typeof y === 'number')).toBe(true)
+    // The time axis shows the hour asked for (and the minute either side), however few the points: one mean made it span years.
+    const axis = await chart.evaluate((el: any) => ({ min: el.uplot.scales.x.min as number, max: el.uplot.scales.x.max as number }))
+    expect(axis.max - axis.min).toBeLessThanOrEqual(3600 + 120)
+    expect(Math.abs(axis.max - (Date.now() / 1000 + 60))).toBeLessThan(120)
     await page.screenshot({ path: path.join(screenshotDir, 'owner-device.png'), fullPage: true })
+  })
+
+  it('sets where the fridge is installed, refuses a zone that does not exist in words, and clears it', async () => {
+    // What the hub holds, asked with the page's own session.
+    const zoneAtHub = () => page.evaluate(async (id) => ((await (await fetch(`/v1/devices/${id}`)).json()) as { timeZone: string | null }).timeZone, device.id)
+    const card = page.locator('[data-time-zone]')
+    await expect(card.getAttribute('data-time-zone')).resolves.toBe('')
+    await expect(card.textContent()).resolves.toContain('Not set')
+    expect(await unlabelledControls(page)).toEqual([])
+    const field = card.getByLabel('Time zone')
+    await field.fill('europe/lisbon')
+    await card.getByRole('button', { name: 'Save time zone' }).click()
+    // The hub keeps the zone database's spelling, and the page shows what the hub kept.
+    await expect.poll(() => card.getAttribute('data-time-zone')).toBe('Europe/Lisbon')
+    await card.locator('output', { hasText: 'saved' }).waitFor()
+    expect(await zoneAtHub()).toBe('Europe/Lisbon')
+
+    await field.fill('Mars/Olympus_Mons')
+    await card.getByRole('button', { name: 'Save time zone' }).click()
+    await expect(card.getByRole('alert').textContent()).resolves.toMatch(/IANA time zone/)
+    // Refused: the zone kept is still the last one saved.
+    await expect(card.getAttribute('data-time-zone')).resolves.toBe('Europe/Lisbon')
+
+    await card.getByRole('button', { name: 'Clear' }).click()
+    await expect.poll(() => card.getAttribute('data-time-zone')).toBe('')
+    expect(await zoneAtHub()).toBeNull()
   })
 
   it('fits a phone screen: no sideways scrolling on the device list or the device page', async () => {

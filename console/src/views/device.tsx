@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { ago, call, show, type Capability, type CommandView, type DeviceView, type Value } from '../api.js'
 import { useLive } from '../live-bus.js'
 import { href } from '../route.js'
-import { Empty, Online, Problem } from '../ui.js'
+import { Empty, Online, Problem, useAction } from '../ui.js'
 import { Chart } from './chart.js'
 import { applyLive } from './devices.js'
 
@@ -49,7 +49,45 @@ export function DevicePage ({ id }: { id: string }) {
       </section>
       <Controls device={device} offer={offer} />
       <History device={device} capabilities={offer.capabilities} />
+      <TimeZone device={device} onChange={(d) => setDevice((current) => current && { ...current, timeZone: d.timeZone })} />
     </>
+  )
+}
+
+/** Every zone this browser knows, for the field's suggestions. */
+const zones: string[] = (Intl as { supportedValuesOf?: (key: string) => string[] }).supportedValuesOf?.('timeZone') ?? []
+
+/**
+ * Where the device is installed. Firmware that reports local times without an
+ * offset (a plug's "2026-03-29 02:30") is read in this zone; the owner sets it,
+ * and changes it after a move.
+ */
+function TimeZone ({ device, onChange }: { device: DeviceView, onChange: (d: DeviceView) => void }) {
+  const [draft, setDraft] = useState<string | null>(null)
+  const [saved, setSaved] = useState(false)
+  const save = useAction(async (zone: string | null) => {
+    setSaved(false)
+    onChange(await call<DeviceView>('PATCH', `/v1/devices/${encodeURIComponent(device.id)}`, { timeZone: zone }))
+    setDraft(null)
+    setSaved(true)
+  })
+  const current = device.timeZone ?? null
+  const value = draft ?? current ?? ''
+  return (
+    <section class="card" data-time-zone={current ?? ''}>
+      <h2>Time zone</h2>
+      <p class="meta">{current
+        ? <>Local times this device reports without an offset are read in <strong>{current}</strong>.</>
+        : 'Not set: local times this device reports without an offset are read in its model\'s zone, or in UTC.'}</p>
+      <form class="inline" onSubmit={(e) => { e.preventDefault(); void save.run(value.trim() === '' ? null : value.trim()) }}>
+        <label>Time zone <input value={value} list="time-zones" placeholder="Europe/Lisbon" onInput={(e) => { setSaved(false); setDraft(e.currentTarget.value) }} /></label>
+        <datalist id="time-zones">{zones.map((z) => <option value={z} />)}</datalist>
+        <button type="submit" disabled={save.busy}>Save time zone</button>
+        {current && <button type="button" disabled={save.busy} onClick={() => { setDraft(''); void save.run(null) }}>Clear</button>}
+        {saved && <output aria-live="polite">saved</output>}
+      </form>
+      <Problem error={save.error} />
+    </section>
   )
 }
 
@@ -157,7 +195,7 @@ function History ({ device, capabilities }: { device: DeviceView, capabilities: 
   const [cap, setCap] = useState(charted[0]?.name ?? '')
   const [range, setRange] = useState('1h')
   const [agg, setAgg] = useState('raw')
-  const [data, setData] = useState<{ xs: number[], ys: Array<number | null>, unit: string | null } | null>(null)
+  const [data, setData] = useState<{ xs: number[], ys: Array<number | null>, unit: string | null, span: [number, number] } | null>(null)
   const [error, setError] = useState<unknown>(null)
   const [refresh, setRefresh] = useState(0)
   useEffect(() => {
@@ -173,6 +211,7 @@ function History ({ device, capabilities }: { device: DeviceView, capabilities: 
         xs: h.points.map((p) => Date.parse(p.ts) / 1000),
         ys: h.points.map((p) => p.value === null ? null : typeof p.value === 'boolean' ? (p.value ? 1 : 0) : Number(p.value)),
         unit: h.unit,
+        span: [from.getTime() / 1000, to.getTime() / 1000],
       }), setError)
   }, [device.id, cap, range, agg, refresh])
   if (charted.length === 0) return null
@@ -190,7 +229,7 @@ function History ({ device, capabilities }: { device: DeviceView, capabilities: 
       <Problem error={error} />
       {data && (data.xs.length === 0
         ? <Empty>No {cap} readings in the last {range}. Pick a longer range, or wait for the device to report.</Empty>
-        : <Chart xs={data.xs} ys={data.ys} label={cap} unit={data.unit} />)}
+        : <Chart xs={data.xs} ys={data.ys} label={cap} unit={data.unit} span={data.span} />)}
     </section>
   )
 }
