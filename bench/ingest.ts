@@ -24,6 +24,7 @@ export const ingestOptions = {
   'qos0-factor': { default: 1.25, help: 'Each QoS 0 step offers this much more than the last passing one.' },
   'step-seconds': { default: 3, help: 'Length of one QoS 0 step.' },
   'max-steps': { default: 10, help: 'QoS 0 steps at most per run.' },
+  'refine-steps': { default: 2, help: 'Once a QoS 0 step is not stored in full, steps halving the gap between it and the last one that was (each 1 to 2 s longer in all); 0 keeps the coarse steps.' },
   'latency-seconds': { default: 6, help: 'Length of the latency phase at half the QoS 0 capacity.' },
   'skip-baseline': { default: false, help: 'Run Trellis only.' },
   'max-concurrent-writes': { default: 0, help: 'The hub writer\'s write requests in flight; 0 keeps the hub\'s default.' },
@@ -188,15 +189,18 @@ async function phases (opts: IngestOptions, sut: SystemUnderTest, influx: BenchI
     note: load1.errors > 0 ? `${load1.errors} publish errors` : undefined,
   }
 
-  // QoS 0, paced, stepping up until a step is not stored in full within a second of its end.
-  let rate = Number.isFinite(qos0Hint) ? Math.max(1000, qos0Hint * 0.8) : opts['qos0-start']
+  // QoS 0, paced, stepping up until a step is not stored in full within a second of its end,
+  // then halving the gap between the last step stored in full and the first that was not: with steps
+  // 25% apart, one step more or less would move a ratio to the baseline by a quarter.
   let best: PhaseResult | null = null
   let failedAt = ''
-  for (let step = 0; step < opts['max-steps']; step++) {
+  let steps = 0
+  const step = async (rate: number, label: string): Promise<'kept-up' | 'fell-behind' | 'machine-bound'> => {
+    steps++
     const base = t0 + HOUR * window++
     const usage = new UsageWindow(sut.pids)
     const started = performance.now()
-    progress('ingest', `${sut.name} QoS 0 step ${step + 1}/${opts['max-steps']} at most: ${fmtInt(rate)} msg/s for ${opts['step-seconds']} s`)
+    progress('ingest', `${sut.name} QoS 0 ${label}: ${fmtInt(rate)} msg/s for ${opts['step-seconds']} s`)
     const load = await generator.call<LoadResult>('load', { qos: 0, mode: 'paced', rate, durationMs: opts['step-seconds'] * 1000, tsBase: base })
     const loadEnd = performance.now()
     const stored = await awaitStored(count(base), load.readingsSent, { settleMs: 1500, timeoutMs: 10_000 })
@@ -208,16 +212,37 @@ async function phases (opts: IngestOptions, sut: SystemUnderTest, influx: BenchI
     console.error(`  ${sut.name} QoS 0 step ${fmtInt(rate)} msg/s: sent ${fmtInt(load.sent)} (held back ${fmtInt(load.heldBack)}, lagged ${fmtInt(load.lagged)}), stored ${fmtInt(stored.stored)}/${fmtInt(load.readingsSent)} readings, last ${fmtInt(stored.atMs - loadEnd)} ms after the step`)
     if (!keptUp) {
       failedAt = `at ${fmtInt(rate)} msg/s stored ${fmtInt(stored.stored)} of ${fmtInt(load.readingsSent)} readings${stored.stored === load.readingsSent ? `, the last ${fmtInt(stored.atMs - loadEnd)} ms after the step` : ''}`
-      break
+      return 'fell-behind'
     }
     const seconds = (stored.atMs - started) / 1000
     const passed = { msgsPerS: load.sent / seconds, readingsPerS: stored.stored / seconds, sent: load.readingsSent, stored: stored.stored, usage: stepUsage }
     if (!best || passed.readingsPerS > best.readingsPerS) best = passed
     if (generatorBound) {
       failedAt = `at ${fmtInt(rate)} msg/s the generator offered only ${fmtInt(load.sent)} of ${fmtInt(offered)} messages (machine-bound)`
-      break
+      return 'machine-bound'
     }
+    return 'kept-up'
+  }
+  let rate = Number.isFinite(qos0Hint) ? Math.max(1000, qos0Hint * 0.8) : opts['qos0-start']
+  let keptUpAt = 0
+  let outcome: Awaited<ReturnType<typeof step>> = 'kept-up'
+  for (let i = 0; i < opts['max-steps']; i++) {
+    outcome = await step(rate, `step ${i + 1}/${opts['max-steps']} at most`)
+    if (outcome !== 'kept-up') break
+    keptUpAt = rate
     rate *= opts['qos0-factor']
+  }
+  if (outcome === 'fell-behind' && keptUpAt > 0) {
+    let [low, high] = [keptUpAt, rate]
+    let machineBound = false
+    for (let i = 0; i < opts['refine-steps'] && !machineBound; i++) {
+      const mid = (low + high) / 2
+      const refined = await step(mid, `refining ${i + 1}/${opts['refine-steps']} between ${fmtInt(low)} and ${fmtInt(high)}`)
+      if (refined === 'kept-up') low = mid
+      else if (refined === 'fell-behind') high = mid
+      else machineBound = true
+    }
+    if (!machineBound) failedAt = `between ${fmtInt(low)} msg/s, stored in full, and ${fmtInt(high)}, not (${steps} steps)`
   }
   const qos0: PhaseResult = best ?? { msgsPerS: Number.NaN, readingsPerS: Number.NaN, sent: 0, stored: 0, usage: {} }
   qos0.note = failedAt ? `search stopped ${failedAt}` : 'search ended at --max-steps'
