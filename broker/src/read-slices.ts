@@ -23,13 +23,13 @@ import type { BrokerStats } from './options.js'
  * API's sockets, the answers of PostgreSQL and InfluxDB, a command's publish
  * — runs between budgets. What waits stays in the connection's buffer and
  * then in the kernel's: TCP backpressure, nothing dropped, each connection's
- * order kept. A loop that keeps up never defers a read.
+ * order kept. A turn that reads for less than the budget defers nothing.
  *
- * Slices are not free: a deferred connection's readings wait turns, and the
- * turns carry more of the writer's flushes (at half the ingest capacity,
- * publish-to-state p99 rose from 10-20 to 30-45 ms in the `ingest` bench with
- * slices always on). So with no answer awaited, connections are read as they
- * come, as aedes reads them, and the queue drains whole.
+ * Slices are not free: a deferred connection's readings wait turns (at half
+ * the ingest capacity, publish-to-state p99 rose from 10-20 to 30-45 ms in
+ * the `ingest` bench with slices always on). So with no answer awaited,
+ * connections are read as they come, as aedes reads them, and the queue
+ * drains whole.
  *
  * Hooked through the connection's `read`: aedes reads a readable connection
  * with `conn.read(null)` in its `nextBatch`, and reads again by calling
