@@ -72,6 +72,10 @@ export class RemoteBroker extends EventEmitter implements DeviceBus {
     })
     this.client.handleMessage = (packet, callback) => this.receive(packet, callback)
     this.client.on('connect', (connack) => {
+      // A command's PUBLISH follows a PUBACK of telemetry, or the other way round,
+      // within one round trip: Nagle would hold the second until the broker's
+      // delayed ACK, 40 ms or more, on every command.
+      ;(this.client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
       this.owed = { stream: this.client.stream as unknown as Duplex, queue: [] }
       this.log.info({ url: opts.url, sessionPresent: connack.sessionPresent }, 'connected to the broker')
     })
