@@ -12,7 +12,7 @@ import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay,
 import { BenchChild } from './lib/child.js'
 import { progress } from './lib/progress.js'
 import { defaultProfiles } from './lib/payloads.js'
-import { claimAll, post, provisionFleet, startBenchInflux, startTrellis, type BenchDevice } from './lib/stack.js'
+import { claimAll, hubNodeFlags, post, provisionFleet, startBenchInflux, startTrellis, type BenchDevice } from './lib/stack.js'
 import { fmtInt, fmtMiB, fmtNum, median, quantile, table } from './lib/stats.js'
 import { machine, UsageWindow, type ProcessUsage } from './lib/system.js'
 import type { OptionSpecs, Options } from './lib/options.js'
@@ -25,6 +25,8 @@ export const commandsOptions = {
   devices: { default: 1000, help: 'Reporting devices of the ingest load beside the commands.' },
   profile: { default: '', help: 'Write a CPU profile of the hub process over each measured level to <profile>-<condition>-<in flight>.cpuprofile (open in Chrome DevTools).' },
   'ingest-rate': { default: 15_000, help: 'Telemetry msg/s (QoS 0, mixed profiles) offered beside the commands: half the QoS 0 capacity `ingest` measures on the 2-core machine of docs/performance.md. 0: commands only.' },
+  'broker-apart': { default: false, help: 'Run the broker in a process of its own (`npm run broker`) and the hub on its session (remote mode, BROKER_URL): every device, commanded or reporting, connects to that broker.' },
+  'ingest-apart': { default: false, help: 'Send the reporting fleet to a second hub in a process of its own (its own PostgreSQL, the same influxd), not to the commanded one: the machine carries the same load, the commanded hub\'s loop none of it. The bound of any split of ingest from the API within one machine (a worker thread, a node apart).' },
 } satisfies OptionSpecs
 
 type CommandsOptions = Options<typeof commandsOptions>
@@ -54,10 +56,17 @@ export async function commands (opts: CommandsOptions): Promise<void> {
   if (levels.length === 0) throw new Error(`--levels wants positive integers, got "${opts.levels}"`)
   progress('commands', 'starting influxd, the hub and the load processes')
   const influx = await startBenchInflux()
-  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_commands', api: { rateLimits: { request: { perSecond: 1e9, burst: 1e9 } } } })
+  const service = { username: 'trellis-hub', secret: 'bench-commands-service-secret' }
+  const broker = opts['broker-apart'] ? await BenchChild.start('broker') : null
+  const remoteBroker = broker ? { ...service, ...await broker.call<{ url: string }>('broker-start', service) } : undefined
+  const stack = await startTrellis({ influxUrl: influx.url, database: 'bench_commands', remoteBroker, api: { rateLimits: { request: { perSecond: 1e9, burst: 1e9 } } } })
+  await broker?.call('broker-auth-url', { url: `${stack.httpUrl}/internal/mqtt/auth` })
   const generator = await BenchChild.start('generator')
   const commander = await BenchChild.start('commander')
-  const conditions = opts['ingest-rate'] > 0 ? ['idle hub', `ingest at ${fmtInt(opts['ingest-rate'])} msg/s`] : ['idle hub']
+  const ingestApart = opts['ingest-apart'] && opts['ingest-rate'] > 0
+  const ingestHub = ingestApart ? await BenchChild.start('hub', { nodeFlags: hubNodeFlags }) : null
+  const loaded = `ingest at ${fmtInt(opts['ingest-rate'])} msg/s${ingestApart ? ' to a hub apart' : ''}`
+  const conditions = opts['ingest-rate'] > 0 ? ['idle hub', loaded] : ['idle hub']
   const results = new Map<string, LevelRun[]>()
   const ingestNotes: string[] = []
   try {
@@ -78,8 +87,11 @@ export async function commands (opts: CommandsOptions): Promise<void> {
     const ids = targets.map((d) => d.id)
 
     if (opts['ingest-rate'] > 0) {
-      const fleet = await provisionFleet(stack.httpUrl, { count: opts.devices, profiles: defaultProfiles, makerName: 'Bench Reporters' })
-      const connected = await generator.call<{ connected: number, failed: number }>('connect', { url: stack.mqttUrl, devices: fleet.devices })
+      const reported = ingestHub
+        ? await ingestHub.call<{ httpUrl: string, mqttUrl: string }>('hub-start', { influxUrl: influx.url, database: 'bench_commands_apart' })
+        : stack
+      const fleet = await provisionFleet(reported.httpUrl, { count: opts.devices, profiles: defaultProfiles, makerName: 'Bench Reporters' })
+      const connected = await generator.call<{ connected: number, failed: number }>('connect', { url: reported.mqttUrl, devices: fleet.devices })
       if (connected.failed > 0) throw new Error(`${connected.failed} reporting devices could not connect`)
     }
 
@@ -90,7 +102,7 @@ export async function commands (opts: CommandsOptions): Promise<void> {
         await inspector.post('Profiler.enable')
         await inspector.post('Profiler.start')
       }
-      const usage = new UsageWindow({ hub: process.pid, influxd: influx.pid, commander: commander.pid, generator: generator.pid })
+      const usage = new UsageWindow({ hub: process.pid, influxd: influx.pid, commander: commander.pid, generator: generator.pid, ...(ingestHub ? { 'ingest hub': ingestHub.pid } : {}), ...(broker ? { broker: broker.pid } : {}) })
       // Every hop of a command waits its turn in the hub's event loop: its delay bounds the round trip.
       const loop = monitorEventLoopDelay({ resolution: 5 })
       loop.enable()
@@ -159,12 +171,16 @@ export async function commands (opts: CommandsOptions): Promise<void> {
       }
     }
     inspector.disconnect()
-    const shed = (await stack.hub.metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')?.value ?? 0
-    ingestNotes.push(`QoS 0 messages the hub shed under overload meanwhile: ${fmtInt(shed)}`)
+    if (!ingestHub) {
+      const shed = (await stack.hub.metrics.rejected.get()).values.find((v) => v.labels.reason === 'overload-shed')?.value ?? 0
+      ingestNotes.push(`QoS 0 messages the hub shed under overload meanwhile: ${fmtInt(shed)}`)
+    }
   } finally {
     await commander.stop()
     await generator.stop()
+    await ingestHub?.stop()
     await stack.close()
+    await broker?.stop()
     await influx.dispose()
   }
 
@@ -189,11 +205,13 @@ export async function commands (opts: CommandsOptions): Promise<void> {
       `${fmtInt(m((x) => x.usage.commander.cpuPercent))}%`,
       `${fmtInt(m((x) => x.usage.generator.cpuPercent))}%`,
       `${fmtInt(m((x) => x.usage.influxd.cpuPercent))}%`,
+      ...(ingestApart ? [`${fmtInt(m((x) => x.usage['ingest hub']?.cpuPercent ?? 0))}%`] : []),
+      ...(broker ? [`${fmtInt(m((x) => x.usage.broker?.cpuPercent ?? 0))}%`] : []),
       fmtMiB(Math.max(...runs.map((x) => x.usage.hub.peakRssBytes))),
     ]
   })
   console.log(`\ncommands: API → device → ack → API, ${opts.runs} runs of up to ${fmtInt(opts.commands)} commands per level, medians of the runs' percentiles\n`)
-  console.log(table(['load beside', 'in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s', 'hub loop delay p99 / max ms', 'hub CPU', 'hub loop waiting for a core', 'hub CPU µs/command', 'scavenge max ms / % of time', 'other GC pause max ms', 'commander CPU', 'generator CPU', 'influxd CPU', 'hub peak RSS'], rows))
+  console.log(table(['load beside', 'in flight', 'commands', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'commands/s', 'hub loop delay p99 / max ms', 'hub CPU', 'hub loop waiting for a core', 'hub CPU µs/command', 'scavenge max ms / % of time', 'other GC pause max ms', 'commander CPU', 'generator CPU', 'influxd CPU', ...(ingestApart ? ['ingest hub CPU'] : []), ...(broker ? ['broker CPU'] : []), 'hub peak RSS'], rows))
   console.log('')
   for (const note of ingestNotes) console.log(note)
   console.log(`\n${machine()}`)

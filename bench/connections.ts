@@ -4,7 +4,7 @@
  * count on bare aedes for comparison.
  */
 import { BenchChild } from './lib/child.js'
-import { provisionFleet, startBenchInflux } from './lib/stack.js'
+import { hubNodeFlags, provisionFleet, startBenchInflux } from './lib/stack.js'
 import { fmtInt, fmtNum, median, table } from './lib/stats.js'
 import { cpuSeconds, fdLimit, machine } from './lib/system.js'
 import type { OptionSpecs, Options } from './lib/options.js'
@@ -163,9 +163,6 @@ async function idleMemory (child: BenchChild, settleSeconds: number): Promise<{ 
   } while (sample.young > idleYoungBytes && performance.now() < deadline)
   return sample
 }
-
-/** The hub's Node flags, as `npm run hub` gives them. */
-const hubNodeFlags = ['--max-semi-space-size=64', '--heap-growing-percent=30']
 
 async function runTrellis (opts: ConnectionsOptions, target: number, addresses: string[]): Promise<ConnectionsRun> {
   const influx = await startBenchInflux()

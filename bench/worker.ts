@@ -4,7 +4,8 @@
  * (bare aedes), `baseline-subscriber` (naive mqtt.js → writePoints),
  * `http-load` (autocannon), `commander` (SDK devices that obey commands, and
  * an owner's app sending them), `hub` (the hub with its broker, in a process
- * of its own, for measures of the whole process such as RSS).
+ * of its own, for measures of the whole process such as RSS), `broker` (the
+ * broker apart, as `npm run broker` runs it, for a hub in remote mode).
  */
 import http from 'node:http'
 import net from 'node:net'
@@ -12,6 +13,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { Aedes } from 'aedes'
 import { InfluxDB, type IPoint } from 'influx'
 import autocannon from 'autocannon'
+import { authenticateDevicesOverHttp, createBroker, type Broker } from '@trellis/broker'
 import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { profileByName, type PayloadProfile } from './lib/payloads.js'
 import { youngGenerationBytes } from './lib/system.js'
@@ -388,6 +390,22 @@ async function hubStart (args: { influxUrl: string, database: string }) {
   return { httpUrl: hub.httpUrl, mqttUrl: hub.mqttUrl }
 }
 
+// ---------------------------------------------------------------- broker apart
+
+let apartBroker: Broker | null = null
+let apartAuthUrl = ''
+
+/**
+ * The broker alone, as `npm run broker` runs it: devices authenticate through
+ * the hub's `/internal/mqtt/auth`, whose URL `broker-auth-url` gives once the
+ * hub (which connects to this broker first) listens.
+ */
+async function brokerStart (args: { username: string, secret: string }) {
+  const authenticate = (id: string, secret: string) => authenticateDevicesOverHttp({ url: apartAuthUrl, serviceSecret: args.secret })(id, secret)
+  apartBroker = await createBroker({ service: { username: args.username, secret: args.secret }, authenticateDevice: authenticate })
+  return { url: `mqtt://127.0.0.1:${(await apartBroker.listen({ port: 0, host: '127.0.0.1' })).port}` }
+}
+
 // ---------------------------------------------------------------- dispatch
 
 const handlers: Record<string, Handler> = {
@@ -400,6 +418,8 @@ const handlers: Record<string, Handler> = {
   'commander-connect': commanderConnect,
   'command-level': commandLevel,
   'hub-start': hubStart,
+  'broker-start': brokerStart,
+  'broker-auth-url': (args: { url: string }) => { apartAuthUrl = args.url; return { ok: true } },
   'bare-listen': bareListen,
   'naive-start': naiveStart,
   'naive-stats': () => ({ received: naive.received, pointsWritten: naive.pointsWritten, failedWrites: naive.failedWrites }),
@@ -418,7 +438,8 @@ process.on('SIGTERM', () => {
   naive.client?.end(true)
   for (const d of commandDevices) d.kill()
   bareBroker?.server.close()
-  if (hub) void hub.close().catch(() => {}).finally(() => process.exit(0))
+  if (apartBroker) void apartBroker.close().catch(() => {}).finally(() => process.exit(0))
+  else if (hub) void hub.close().catch(() => {}).finally(() => process.exit(0))
   else process.exit(0)
 })
 // The parent's death ends the helper too: never leave load running unattended.

@@ -5,6 +5,9 @@ import { pino } from 'pino'
 import { buildHub, openPostgres, startInfluxd, startPostgres, type Hub, type HubOptions, type SqlClient } from '@trellis/hub'
 import { profileByName } from './payloads.js'
 
+/** The hub's Node flags, as `npm run hub` gives them, for a hub in a bench helper process. */
+export const hubNodeFlags = ['--max-semi-space-size=64', '--heap-growing-percent=30']
+
 export interface BenchInflux {
   readonly url: string
   readonly pid: number | undefined
