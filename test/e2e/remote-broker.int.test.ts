@@ -147,7 +147,8 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
     devices.push(await connectDevice({ url: brokerUrl, deviceId: d.id, secret: d.secret, handlers: { targetTemperature: (value: number) => ({ targetTemperature: value }) } }))
     await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: 'the device online at the hub' })
     // One at a time, as an owner's app taps: with Nagle on the hub's socket, each
-    // command's publish or ack waits for the broker's delayed ACK, 40 ms or more.
+    // command's publish or ack waits for the broker's delayed ACK, 40 ms or more
+    // (Linux's least); without it a command takes a few ms, more on a busy machine.
     const roundTrips: number[] = []
     for (let i = 0; i < 15; i++) {
       const t0 = performance.now()
@@ -156,7 +157,7 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
       expect(sent.body).toMatchObject({ status: 'ok' })
     }
     roundTrips.sort((a, b) => a - b)
-    expect(roundTrips[7], `median of ${roundTrips.map((ms) => ms.toFixed(1)).join(', ')} ms`).toBeLessThan(25)
+    expect(roundTrips[7], `median of ${roundTrips.map((ms) => ms.toFixed(1)).join(', ')} ms`).toBeLessThan(35)
   })
 
   it('answers the broker\'s device authentication only to the service secret', async () => {
