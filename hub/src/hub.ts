@@ -293,7 +293,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     // (broker/src/read-slices.ts). An event stream is not an answer awaited; it would keep slices on for good.
     const inProcess = broker
     api.app.addHook('onRequest', (request, reply, done) => {
-      if (request.url !== '/v1/stream' && !request.url.startsWith('/v1/stream?')) reply.raw.once('close', inProcess.awaitAnswer())
+      if (request.routeOptions.config.eventStream !== true) reply.raw.once('close', inProcess.awaitAnswer())
       done()
     })
   }

@@ -23,6 +23,13 @@ export interface RouteContext<B, Q, P, A extends Access> {
 
 export type MediaType = 'application/json' | 'text/plain' | 'text/html' | 'text/event-stream'
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route answers with an event stream (it produces `text/event-stream`): it stays open, no answer is awaited. */
+    eventStream?: boolean
+  }
+}
+
 export interface RouteDef<B = unknown, Q = unknown, P = unknown, A extends Access = Access> {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
   /** OpenAPI-style path: `/v1/devices/{id}`. */
@@ -120,6 +127,7 @@ export function registerRoutes (app: FastifyInstance, defs: RouteDef<any, any, a
     app.route({
       method: def.method,
       url: fastifyPath(def.path),
+      config: { eventStream: mediaTypes(def).includes('text/event-stream') },
       handler: async (request, reply) => {
         let caller: Caller | null = null
         // The console's session cookie stands in for the header (session-cookie.ts); public routes, sign-in among them, ignore it.
