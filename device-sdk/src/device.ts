@@ -79,8 +79,14 @@ export interface Device extends EventEmitter {
   publishRaw (payload: string | Buffer, channel?: 'telemetry' | 'events' | 'acks'): Promise<void>
   /** Handles commands that set `capability` or invoke `action`. */
   onCommand (capabilityOrAction: string, handler: CommandHandler): this
-  /** Publishes retained `offline` and disconnects cleanly. */
-  close (): Promise<void>
+  /**
+   * Waits for messages in flight to be acknowledged, publishes retained
+   * `offline` and disconnects cleanly, all within `timeoutMs` (default 5000).
+   * Past it, or when the broker cannot be reached, the connection is dropped
+   * and what the broker never acknowledged is rejected with a
+   * `DeviceClosedError`. Publishing after `close()` rejects at once.
+   */
+  close (opts?: { timeoutMs?: number }): Promise<void>
   /** Drops the connection without a goodbye, as a crash or power cut would: the broker publishes the last will. */
   kill (): void
   /** The underlying mqtt.js client, for what this interface does not cover. */
@@ -90,6 +96,9 @@ export interface Device extends EventEmitter {
 export class DeviceConnectError extends Error {
   constructor (message: string, readonly code?: number) { super(message) }
 }
+
+/** A publish that `close()` cut short, or one made after it. */
+export class DeviceClosedError extends Error {}
 
 /**
  * Connects a device to the broker: client id = username = device id, password =
@@ -113,6 +122,7 @@ class SdkDevice extends EventEmitter implements Device {
   private readonly baseDelay: number
   private readonly maxDelay: number
   private readonly rawCommands: boolean
+  private closing?: Promise<void>
 
   constructor (opts: ConnectDeviceOptions) {
     super()
@@ -150,7 +160,8 @@ class SdkDevice extends EventEmitter implements Device {
       // until the broker's delayed ACK, some 40 ms later.
       ;(this.client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
       this.client.options.reconnectPeriod = this.baseDelay
-      void this.announce('online').catch((err) => this.fail(err))
+      // Back while closing, only to flush what is in flight: it is not coming online.
+      if (!this.closing) void this.announce('online').catch((err) => this.fail(err))
       this.emit('connect')
     })
     this.client.on('close', () => this.emit('disconnect'))
@@ -193,16 +204,28 @@ class SdkDevice extends EventEmitter implements Device {
   async report (readings: Record<string, unknown>, ts?: number | Date): Promise<void> {
     // Always an explicit timestamp: a re-sent message stamped on arrival would be a second point.
     const body = { ts: ts === undefined ? Date.now() : typeof ts === 'number' ? ts : ts.getTime(), readings }
-    await this.client.publishAsync(topics.telemetry(this.id), JSON.stringify(body), { qos: 1 })
+    await this.publish(topics.telemetry(this.id), JSON.stringify(body))
   }
 
   async event (type: string, data?: Record<string, unknown>, ts?: number | Date): Promise<void> {
     const body = { type, ...(data && { data }), ...(ts !== undefined && { ts: typeof ts === 'number' ? ts : ts.getTime() }) }
-    await this.client.publishAsync(topics.events(this.id), JSON.stringify(body), { qos: 1 })
+    await this.publish(topics.events(this.id), JSON.stringify(body))
   }
 
   async publishRaw (payload: string | Buffer, channel: 'telemetry' | 'events' | 'acks' = 'telemetry'): Promise<void> {
-    await this.client.publishAsync(topics[channel](this.id), payload, { qos: 1 })
+    await this.publish(topics[channel](this.id), payload)
+  }
+
+  /** A QoS 1 publish of the appliance's own; rejected with a reason once `close()` has begun. */
+  private async publish (topic: string, payload: string | Buffer): Promise<void> {
+    if (this.closing) throw new DeviceClosedError(`device ${this.id} is closed`)
+    try {
+      await this.client.publishAsync(topic, payload, { qos: 1 })
+    } catch (err) {
+      // close() settles what the broker never acknowledged: say so, not mqtt.js's "Message removed".
+      if (this.closing) throw new DeviceClosedError(`device ${this.id} closed before the broker acknowledged this message`)
+      throw err
+    }
   }
 
   onCommand (capabilityOrAction: string, handler: CommandHandler): this {
@@ -210,9 +233,45 @@ class SdkDevice extends EventEmitter implements Device {
     return this
   }
 
-  async close (): Promise<void> {
-    if (this.client.connected) await this.announce('offline').catch(() => {})
-    await this.client.endAsync()
+  async close ({ timeoutMs = 5_000 }: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutDown(timeoutMs)
+    await this.closing
+  }
+
+  private async shutDown (timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    const left = () => Math.max(0, deadline - Date.now())
+    // What is in flight goes first (mqtt.js keeps reconnecting to re-send it), then the retained goodbye.
+    await this.inFlightAcknowledged(left())
+    if (this.client.connected) await within(left(), this.announce('offline').catch(() => {}))
+    // Whatever is still unacknowledged never will be: settle its promises instead of leaving them hanging.
+    for (const id of Object.keys(this.client.outgoing)) this.client.removeOutgoingMessage(Number(id))
+    // Unforced, mqtt.js sends DISCONNECT and waits for the socket to close: a broker that never does is cut.
+    const ended = this.client.endAsync(!this.client.connected)
+    if (await within(left(), ended) === 'late') {
+      this.client.stream.destroy()
+      await ended
+    }
+  }
+
+  /** Resolves once the broker has acknowledged every QoS 1 publish sent so far, or after `ms`. */
+  private async inFlightAcknowledged (ms: number): Promise<void> {
+    const empty = () => Object.keys(this.client.outgoing).length === 0
+    if (empty()) return
+    await new Promise<void>((resolve) => {
+      let settled = false
+      const done = () => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        this.client.off('packetreceive', check)
+        resolve()
+      }
+      // 'packetreceive' comes before mqtt.js handles the packet: look once it has.
+      const check = () => { setImmediate(() => { if (empty()) done() }) }
+      const timer = setTimeout(done, ms)
+      this.client.on('packetreceive', check)
+    })
   }
 
   kill (): void {
@@ -297,5 +356,16 @@ class SdkDevice extends EventEmitter implements Device {
       return fail((err as Error).message || String(err))
     }
     return { id: command.id, status: 'ok', ...(Object.keys(state).length > 0 && { state }) }
+  }
+}
+
+/** Resolves with `'done'` once `work` settles, or with `'late'` after `ms`, whichever comes first. */
+async function within (ms: number, work: Promise<unknown>): Promise<'done' | 'late'> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), ms) })
+  try {
+    return await Promise.race([work.then(() => 'done' as const, () => 'done' as const), late])
+  } finally {
+    clearTimeout(timer)
   }
 }

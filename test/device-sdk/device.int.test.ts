@@ -110,3 +110,82 @@ describe('device SDK refusals', () => {
     }
   })
 })
+
+describe('device SDK close()', () => {
+  // A broker of its own that takes a device's telemetry and never acknowledges it:
+  // a hub that hangs, or one that died with the device's publish in flight.
+  async function startSilentBroker (): Promise<{ url: string, dropConnections (): Promise<void>, close (): Promise<void> }> {
+    const silent = await Aedes.createBroker({ authorizePublish: (_client, packet, callback) => { if (!packet.topic.endsWith('/telemetry')) callback(null) } })
+    const sockets = new Set<net.Socket>()
+    const listener = net.createServer((socket) => { sockets.add(socket); socket.once('close', () => sockets.delete(socket)); silent.handle(socket) })
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve))
+    const stopListening = new Promise<void>((resolve) => { listener.once('close', resolve) })
+    return {
+      url: `mqtt://127.0.0.1:${(listener.address() as AddressInfo).port}`,
+      async dropConnections () {
+        listener.close()
+        for (const s of sockets) s.destroy()
+      },
+      async close () {
+        for (const s of sockets) s.destroy()
+        if (listener.listening) listener.close()
+        await stopListening
+        await new Promise<void>((resolve) => silent.close(() => resolve()))
+      },
+    }
+  }
+
+  it('ends within its deadline when the broker never acknowledges a report, and rejects that report with a reason', async () => {
+    const silent = await startSilentBroker()
+    try {
+      const device = await connectDevice({ url: silent.url, deviceId: 'hung-1', secret: 'x' })
+      const report = device.report({ temperature: 20 })
+      const settled = report.then(() => 'acknowledged', (err: Error) => err.message)
+      const started = Date.now()
+      await device.close({ timeoutMs: 500 })
+      expect(Date.now() - started).toBeLessThan(2_000)
+      expect(await settled).toBe('device hung-1 closed before the broker acknowledged this message')
+      expect(device.connected).toBe(false)
+    } finally {
+      await silent.close()
+    }
+  })
+
+  it('ends within its deadline when the connection is gone with a report in flight', async () => {
+    const silent = await startSilentBroker()
+    try {
+      const device = await connectDevice({ url: silent.url, deviceId: 'cut-1', secret: 'x', reconnectDelayMs: 50 })
+      const report = device.report({ temperature: 20 })
+      const settled = report.then(() => 'acknowledged', (err: Error) => err.message)
+      const gone = nextEvent(device, 'disconnect')
+      await silent.dropConnections()
+      await gone
+      const started = Date.now()
+      await device.close({ timeoutMs: 500 })
+      expect(Date.now() - started).toBeLessThan(2_000)
+      expect(await settled).toBe('device cut-1 closed before the broker acknowledged this message')
+      await expect(device.report({ temperature: 21 })).rejects.toThrow('device cut-1 is closed')
+    } finally {
+      await silent.close()
+    }
+  })
+
+  it('waits for reports in flight to be acknowledged, then publishes offline', async () => {
+    const watcher = await mqtt.connectAsync(url, { clientId: 'watch-flush-1' })
+    try {
+      await watcher.subscribeAsync('devices/flush-1/#', { qos: 1 })
+      const seen: string[] = []
+      watcher.on('message', (topic, payload) => seen.push(`${topic.split('/')[2]} ${String(payload)}`))
+      const device = await connectDevice({ url, deviceId: 'flush-1', secret: 'x' })
+      const offline = nextEvent<[string, Buffer]>(watcher, 'message', (topic, payload) => topic === topics.presence('flush-1') && String(payload) === 'offline')
+      const reports = [1, 2, 3].map((i) => device.report({ temperature: i }, i))
+      await device.close()
+      await Promise.all(reports)
+      await offline
+      expect(seen.map((m) => m.split(' ')[0])).toEqual(['presence', 'telemetry', 'telemetry', 'telemetry', 'presence'])
+      expect(seen.at(-1)).toBe('presence offline')
+    } finally {
+      await watcher.endAsync()
+    }
+  })
+})
