@@ -3,6 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { Ack, Command, type Presence } from './envelopes.js'
 import { checkValue, resolveCapabilities, type CapabilityDeclaration, type ModelCapability, type ReadingValue } from './capabilities.js'
 import { topics } from './topics.js'
+import { endWithin } from './end-within.js'
 
 export interface ConnectDeviceOptions {
   /** Broker URL, e.g. `mqtt://127.0.0.1:1883` or `mqtts://…`. */
@@ -239,39 +240,8 @@ class SdkDevice extends EventEmitter implements Device {
   }
 
   private async shutDown (timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    const left = () => Math.max(0, deadline - Date.now())
-    // What is in flight goes first (mqtt.js keeps reconnecting to re-send it), then the retained goodbye.
-    await this.inFlightAcknowledged(left())
-    if (this.client.connected) await within(left(), this.announce('offline').catch(() => {}))
-    // Whatever is still unacknowledged never will be: settle its promises instead of leaving them hanging.
-    for (const id of Object.keys(this.client.outgoing)) this.client.removeOutgoingMessage(Number(id))
-    // Unforced, mqtt.js sends DISCONNECT and waits for the socket to close: a broker that never does is cut.
-    const ended = this.client.endAsync(!this.client.connected)
-    if (await within(left(), ended) === 'late') {
-      this.client.stream.destroy()
-      await ended
-    }
-  }
-
-  /** Resolves once the broker has acknowledged every QoS 1 publish sent so far, or after `ms`. */
-  private async inFlightAcknowledged (ms: number): Promise<void> {
-    const empty = () => Object.keys(this.client.outgoing).length === 0
-    if (empty()) return
-    await new Promise<void>((resolve) => {
-      let settled = false
-      const done = () => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        this.client.off('packetreceive', check)
-        resolve()
-      }
-      // 'packetreceive' comes before mqtt.js handles the packet: look once it has.
-      const check = () => { setImmediate(() => { if (empty()) done() }) }
-      const timer = setTimeout(done, ms)
-      this.client.on('packetreceive', check)
-    })
+    // What is in flight goes first, then the retained goodbye.
+    await endWithin(this.client, timeoutMs, async () => await this.announce('offline'))
   }
 
   kill (): void {
@@ -359,13 +329,3 @@ class SdkDevice extends EventEmitter implements Device {
   }
 }
 
-/** Resolves with `'done'` once `work` settles, or with `'late'` after `ms`, whichever comes first. */
-async function within (ms: number, work: Promise<unknown>): Promise<'done' | 'late'> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), ms) })
-  try {
-    return await Promise.race([work.then(() => 'done' as const, () => 'done' as const), late])
-  } finally {
-    clearTimeout(timer)
-  }
-}

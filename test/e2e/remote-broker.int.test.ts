@@ -188,4 +188,31 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
     await expect(mqtt.connectAsync(brokerUrl, { clientId: 'trellis-hub-3', username: service.username, password: 'not-the-secret', reconnectPeriod: 0, protocolVersion: 4 }))
       .rejects.toThrow(/not authorized|bad user/i)
   })
+
+  it('stops on SIGTERM within seconds when the broker is gone with a command in flight', async () => {
+    // A broker and hub of their own: this broker goes away for good.
+    let ownHubUrl = ''
+    const gone = await createBroker({ service, authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${ownHubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret) })
+    const goneUrl = `mqtt://127.0.0.1:${(await gone.listen({ port: 0 })).port}`
+    const ownDir = await mkdtemp(path.join(tmpdir(), 'trellis-remote-gone-'))
+    const own = await startHubProcess({ influxUrl: influx.url, dataDir: ownDir, remoteBroker: { url: goneUrl, ...service } })
+    try {
+      ownHubUrl = own.httpUrl
+      const api = apiClient(own.httpUrl)
+      const fleet = await seedFleet(api, { count: 1 })
+      const [d] = fleet.devices
+      devices.push(await connectDevice({ url: goneUrl, deviceId: d.id, secret: d.secret, handlers: { targetTemperature: () => {} } }))
+      await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: 'the device online at the hub' })
+      await gone.close()
+      // The device's last presence said online: the hub publishes the command into a session that has no broker.
+      const sent = await api.post(`/v1/devices/${d.id}/commands?wait=0`, { set: { targetTemperature: 21 } }, fleet.ownerToken)
+      expect(sent).toMatchObject({ status: 202, body: { status: 'pending', sentAt: expect.any(String) } })
+      const started = Date.now()
+      expect(await own.kill('SIGTERM')).toBe(0)
+      expect(Date.now() - started).toBeLessThan(8_000)
+    } finally {
+      await own.kill('SIGKILL')
+      await rm(ownDir, { recursive: true, force: true })
+    }
+  })
 })

@@ -3,7 +3,7 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import type { Logger } from 'pino'
 import type { Duplex } from 'node:stream'
 import type { DeliveryHandler, DeviceBus, DevicePacket } from '@trellis/broker'
-import { Presence, outboundChannels, parseTopic, topics, type OutboundChannel } from '@trellis/device-sdk'
+import { Presence, endWithin, outboundChannels, parseTopic, topics, type OutboundChannel } from '@trellis/device-sdk'
 
 export interface RemoteBrokerOptions {
   /** The broker's URL, `mqtt://host:port` or `mqtts://…`. */
@@ -19,6 +19,8 @@ export interface RemoteBrokerOptions {
   clientId?: string
   /** How long `start()` waits for the first connection. Default 30000 ms. */
   connectTimeoutMs?: number
+  /** How long `close()` waits for the broker to acknowledge commands in flight. Default 2000 ms. */
+  closeTimeoutMs?: number
   /** Extra mqtt.js options (TLS trust, for example). Default none. */
   mqtt?: IClientOptions
 }
@@ -128,9 +130,15 @@ export class RemoteBroker extends EventEmitter implements DeviceBus {
     return this.owed.queue.length
   }
 
-  /** Leaves the session with DISCONNECT: the broker keeps it, and what is not acknowledged, for the next start. */
+  /**
+   * Leaves the session with DISCONNECT: the broker keeps it, and what is not
+   * acknowledged, for the next start. Commands in flight get until
+   * `closeTimeoutMs` for the broker's PUBACK; with the broker gone, the
+   * session is dropped then and they fail, so a shutdown never waits on it.
+   */
   async close (): Promise<void> {
-    await this.client.endAsync()
+    const unacknowledged = await endWithin(this.client, this.opts.closeTimeoutMs ?? 2_000)
+    if (unacknowledged > 0) this.log.warn({ commands: unacknowledged }, 'left the broker with commands it never acknowledged')
   }
 
   private receive (packet: IPublishPacket, callback: (err?: Error) => void): void {
