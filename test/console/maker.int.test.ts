@@ -21,7 +21,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
-  await Promise.all(clients.map((c) => c.endAsync().catch(() => {})))
+  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})))
   await stack?.close()
   await influx?.dispose()
 })
