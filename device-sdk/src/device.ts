@@ -328,4 +328,3 @@ class SdkDevice extends EventEmitter implements Device {
     return { id: command.id, status: 'ok', ...(Object.keys(state).length > 0 && { state }) }
   }
 }
-
