@@ -195,6 +195,7 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
     const gone = await createBroker({ service, authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${ownHubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret) })
     const goneUrl = `mqtt://127.0.0.1:${(await gone.listen({ port: 0 })).port}`
     const ownDir = await mkdtemp(path.join(tmpdir(), 'trellis-remote-gone-'))
+    let goneClosed = false
     const own = await startHubProcess({ influxUrl: influx.url, dataDir: ownDir, remoteBroker: { url: goneUrl, ...service } })
     try {
       ownHubUrl = own.httpUrl
@@ -204,6 +205,7 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
       devices.push(await connectDevice({ url: goneUrl, deviceId: d.id, secret: d.secret, handlers: { targetTemperature: () => {} } }))
       await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: 'the device online at the hub' })
       await gone.close()
+      goneClosed = true
       // The device's last presence said online: the hub publishes the command into a session that has no broker.
       const sent = await api.post(`/v1/devices/${d.id}/commands?wait=0`, { set: { targetTemperature: 21 } }, fleet.ownerToken)
       expect(sent).toMatchObject({ status: 202, body: { status: 'pending', sentAt: expect.any(String) } })
@@ -212,6 +214,7 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
       expect(Date.now() - started).toBeLessThan(8_000)
     } finally {
       await own.kill('SIGKILL')
+      if (!goneClosed) await gone.close()
       await rm(ownDir, { recursive: true, force: true })
     }
   })
