@@ -51,7 +51,7 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const refusals = new SubscribeRefusals(opts.subscribeRefusals ?? {}, parts)
   const readSlices = new ReadSlices(opts.readSliceMs ?? 2, stats)
 
-  const shared = opts.redisUrl ? sharedBackends(opts.redisUrl) : null
+  const shared = opts.redisUrl ? sharedBackends(opts.redisUrl, log) : null
   const aedesOpts: AedesOptions = {
     ...(shared && { mq: shared.mq, persistence: shared.persistence }),
     connectTimeout: opts.connectTimeoutMs ?? 5_000,

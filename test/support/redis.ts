@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -7,6 +7,9 @@ import path from 'node:path'
 export interface TestRedis {
   /** `redis://127.0.0.1:PORT` */
   readonly url: string
+  /** Stops redis-server, as an outage would: `restart()` brings it back on the same port, empty. */
+  stop (): Promise<void>
+  restart (): Promise<void>
   /** Stops redis-server and removes its folder. */
   dispose (): Promise<void>
 }
@@ -29,9 +32,9 @@ wait "$pid"
 rm -rf "$2"
 `
 
-async function start (): Promise<{ child: ChildProcess, port: number, dir: string }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-redis-'))
-  const port = await freePort()
+async function start (at?: { port: number, dir: string }, attempt = 0): Promise<{ child: ChildProcess, port: number, dir: string }> {
+  const dir = at?.dir ?? await mkdtemp(path.join(tmpdir(), 'trellis-redis-'))
+  const port = at?.port ?? await freePort()
   // Under a shell that stops it when its stdin closes: when dispose() ends it, and when this process dies however it dies.
   const child = spawn('sh', ['-c', keeper, 'trellis-test-redis', String(port), dir], { stdio: ['pipe', 'pipe', 'pipe'] })
   const ready = await new Promise<boolean>((resolve, reject) => {
@@ -48,7 +51,9 @@ async function start (): Promise<{ child: ChildProcess, port: number, dir: strin
   if (!ready) {
     // The port was taken meanwhile (the shell waited for a redis-server that could not bind).
     child.stdin!.end()
-    return start()
+    if (at && attempt >= 20) throw new Error(`redis-server could not bind port ${port} again`)
+    if (at) await new Promise((resolve) => setTimeout(resolve, 100))
+    return await start(at, attempt + 1)
   }
   child.stdout!.resume()
   child.stderr!.resume()
@@ -57,15 +62,25 @@ async function start (): Promise<{ child: ChildProcess, port: number, dir: strin
 
 /** A redis-server from the OS package on a free 127.0.0.1 port, nothing saved to disk. One per test file. */
 export async function startTestRedis (): Promise<TestRedis> {
-  const { child, port, dir } = await start()
+  let { child, port, dir } = await start()
+  // The keeper removes the folder as redis-server exits: a restart makes it anew.
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      child.stdin!.end()
+      await exited
+    }
+  }
   return {
     url: `redis://127.0.0.1:${port}`,
+    stop,
+    async restart () {
+      await stop()
+      await mkdir(dir, { recursive: true })
+      ;({ child } = await start({ port, dir }))
+    },
     async dispose () {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-        child.stdin!.end()
-        await exited
-      }
+      await stop()
       await rm(dir, { recursive: true, force: true })
     },
   }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import type { DeliveryHandler, DeviceBus, DeviceBusEvent, InProcessBus } from '@trellis/broker'
+import { clusterRedis, endRedis, warnEveryMinute, type DeliveryHandler, type DeviceBus, type DeviceBusEvent, type InProcessBus } from '@trellis/broker'
 import type { OutboundChannel } from '@trellis/device-sdk/topics'
 
 /** The Redis channel a node tells the others on that a device of its can now take commands, or is gone. */
@@ -23,13 +23,14 @@ export class ClusterBus extends EventEmitter implements DeviceBus {
   private readonly pub: Redis
   private readonly sub: Redis
   private closed = false
+  /** Fails for every device that comes or goes while Redis is away: warned of once a minute. */
+  private readonly readinessNotShared: (err: Error) => void
 
-  private constructor (private readonly local: InProcessBus, redisUrl: string, private readonly node: string, private readonly log: Logger) {
+  private constructor (private readonly local: InProcessBus, redisUrl: string, private readonly node: string, log: Logger) {
     super()
-    this.pub = new Redis(redisUrl)
-    this.sub = new Redis(redisUrl)
-    this.pub.on('error', (err) => log.warn({ err }, 'redis (bus publish) error'))
-    this.sub.on('error', (err) => log.warn({ err }, 'redis (bus subscribe) error'))
+    this.pub = clusterRedis(redisUrl, log, 'device readiness, publishing')
+    this.sub = clusterRedis(redisUrl, log, 'device readiness, subscribed')
+    this.readinessNotShared = warnEveryMinute(log, 'device readiness not shared with the other nodes')
   }
 
   static async start (local: InProcessBus, redisUrl: string, node: string, log: Logger): Promise<ClusterBus> {
@@ -83,12 +84,12 @@ export class ClusterBus extends EventEmitter implements DeviceBus {
     this.local.off('disconnect', this.onDisconnect)
     this.local.off('commands-ready', this.onReady)
     this.sub.disconnect()
-    await this.pub.quit().catch(() => {})
+    await endRedis(this.pub)
   }
 
   private announce (event: BusMessage['event'], deviceId: string): void {
     if (this.closed) return
-    this.pub.publish(BUS_CHANNEL, JSON.stringify({ node: this.node, event, deviceId } satisfies BusMessage)).catch((err: Error) => this.log.warn({ err }, 'device readiness not shared'))
+    this.pub.publish(BUS_CHANNEL, JSON.stringify({ node: this.node, event, deviceId } satisfies BusMessage)).catch(this.readinessNotShared)
   }
 
   private readonly onConnect = (deviceId: string) => { this.emit('connect', deviceId) }

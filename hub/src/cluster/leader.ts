@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { clusterRedis, endRedis } from '@trellis/broker'
 import type { Logger } from 'pino'
 
 export interface LeaderOptions {
@@ -40,8 +41,7 @@ export class LeaderElection extends EventEmitter {
     this.key = opts.key ?? 'trellis:leader'
     this.ttlMs = opts.ttlMs ?? 5000
     this.renewMs = opts.renewMs ?? Math.max(100, Math.floor(this.ttlMs / 5))
-    this.redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
-    this.redis.on('error', (err) => log.debug({ err }, 'redis (leader) error'))
+    this.redis = clusterRedis(redisUrl, log, 'leader election')
   }
 
   /** True while this node holds the lock and may act for the cluster. */
@@ -90,8 +90,9 @@ export class LeaderElection extends EventEmitter {
     if (this.closed) return
     this.closed = true
     if (this.timer) clearTimeout(this.timer)
-    if (this.term > 0) await this.redis.eval(RELEASE, 1, this.key, this.node).catch(() => {})
+    // With Redis down the lock cannot be released: it expires within its time to live.
+    if (this.term > 0 && this.redis.status === 'ready') await this.redis.eval(RELEASE, 1, this.key, this.node).catch(() => {})
     this.term = 0
-    await this.redis.quit().catch(() => {})
+    await endRedis(this.redis)
   }
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { clusterRedis, endRedis } from '@trellis/broker'
 import type { Logger } from 'pino'
 
 export interface LivenessOptions {
@@ -23,8 +24,7 @@ export class NodeLiveness extends EventEmitter {
   constructor (redisUrl: string, readonly node: string, private readonly watched: () => Iterable<string>, private readonly log: Logger, opts: LivenessOptions = {}) {
     super()
     this.ttlMs = opts.ttlMs ?? 5000
-    this.redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
-    this.redis.on('error', (err) => log.debug({ err }, 'redis (liveness) error'))
+    this.redis = clusterRedis(redisUrl, log, 'liveness')
   }
 
   /** Resolves once this node's key is set: from then on the others can tell it lives. */
@@ -57,7 +57,8 @@ export class NodeLiveness extends EventEmitter {
     if (this.closed) return
     this.closed = true
     if (this.timer) clearTimeout(this.timer)
-    await this.redis.del(this.key(this.node)).catch(() => {})
-    await this.redis.quit().catch(() => {})
+    // With Redis down the key cannot be deleted: it expires within its time to live.
+    if (this.redis.status === 'ready') await this.redis.del(this.key(this.node)).catch(() => {})
+    await endRedis(this.redis)
   }
 }

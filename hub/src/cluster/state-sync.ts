@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { clusterRedis, endRedis, warnEveryMinute } from '@trellis/broker'
 import type { Logger } from 'pino'
 import type { CapabilityName } from '@trellis/device-sdk'
 import type { PresenceChange, ReadingsChange, StateStore } from '../state/state.js'
@@ -41,6 +42,9 @@ export class StateSync {
   readonly node = randomBytes(8).toString('hex')
   private readonly pub: Redis
   private readonly sub: Redis
+  /** Every reading and every rate-limited request fails to be shared while Redis is away: warned of once a minute. */
+  private readonly stateNotShared: (err: Error) => void
+  private readonly spendNotShared: (err: Error) => void
   /** Set while a change from another node is applied: it is not published again. */
   private applying = false
   private closed = false
@@ -52,10 +56,10 @@ export class StateSync {
   onRegistryChanged: ((event: RelayedRegistryEvent, id: string) => void) | null = null
 
   private constructor (redisUrl: string, private readonly state: StateStore, private readonly connectedHere: (deviceId: string) => boolean, private readonly log: Logger) {
-    this.pub = new Redis(redisUrl)
-    this.sub = new Redis(redisUrl)
-    this.pub.on('error', (err) => log.warn({ err }, 'redis (state publish) error'))
-    this.sub.on('error', (err) => log.warn({ err }, 'redis (state subscribe) error'))
+    this.pub = clusterRedis(redisUrl, log, 'state, publishing')
+    this.sub = clusterRedis(redisUrl, log, 'state, subscribed')
+    this.stateNotShared = warnEveryMinute(log, 'state changes not shared with the other nodes')
+    this.spendNotShared = warnEveryMinute(log, 'rate limit spends not shared with the other nodes')
   }
 
   /** Subscribes (resolves once Redis confirmed) and starts publishing this node's changes. */
@@ -75,7 +79,7 @@ export class StateSync {
       queueMicrotask(() => this.applyRemote(() => this.state.setPresence(change.deviceId, true)))
       return
     }
-    this.pub.publish(STATE_CHANNEL, JSON.stringify({ node: this.node, change } satisfies StateMessage)).catch((err: Error) => this.log.warn({ err }, 'state change not shared'))
+    this.pub.publish(STATE_CHANNEL, JSON.stringify({ node: this.node, change } satisfies StateMessage)).catch(this.stateNotShared)
   }
 
   /** Devices another node last said were online, with that node. */
@@ -108,7 +112,7 @@ export class StateSync {
   /** Tells the other nodes what this one spent of a rate limit: a budget is then one across the cluster. */
   announceSpent (kind: string, keys: string[]): void {
     if (this.closed) return
-    this.pub.publish(THROTTLE_CHANNEL, JSON.stringify({ node: this.node, kind, keys })).catch((err: Error) => this.log.warn({ err }, 'rate limit spend not shared'))
+    this.pub.publish(THROTTLE_CHANNEL, JSON.stringify({ node: this.node, kind, keys })).catch(this.spendNotShared)
   }
 
   /** Tells the other nodes that the registry changed here. */
@@ -179,6 +183,6 @@ export class StateSync {
     this.state.off('readings', this.onLocal)
     this.state.off('presence', this.onLocal)
     this.sub.disconnect()
-    await this.pub.quit().catch(() => {})
+    await endRedis(this.pub)
   }
 }

@@ -1,0 +1,56 @@
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Logger } from 'pino'
+
+/**
+ * A connection of a cluster node to the Redis the nodes share. While Redis
+ * is away, a command fails at the next failed reconnect attempt (ioredis
+ * retries within 2 s) instead of after 20 of them: what the node sends then
+ * does not pile up in memory, and what waits on it (a device's connection, a
+ * shutdown) is not held for long. Its errors are logged as `redisDownLog` does.
+ */
+export function clusterRedis (url: string, log: Logger, what: string, opts: RedisOptions = {}): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, ...opts })
+  redis.on('error', redisDownLog(log, what))
+  return redis
+}
+
+/**
+ * Leaves Redis within `timeoutMs`, up or down. Connected, with QUIT (what
+ * was sent before it is answered first). Otherwise, or when QUIT is not
+ * answered in time, the connection is dropped: ioredis keeps a connection
+ * that waits to reconnect in that state for good, with what is queued on it
+ * and without the `end` that QUIT waits for, so QUIT alone would never
+ * return while Redis is down.
+ */
+export async function endRedis (redis: Redis, timeoutMs = 1_000): Promise<void> {
+  if (redis.status === 'end') return
+  if (redis.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs) })
+    const quit = redis.quit().then(() => true, () => false)
+    const quitted = await Promise.race([quit, late])
+    clearTimeout(timer)
+    if (quitted) return
+  }
+  redis.disconnect()
+}
+
+/**
+ * An `error` listener for a Redis connection that logs one warning when
+ * Redis goes away and then one a minute while it stays away, not one per
+ * reconnect attempt of each connection (ioredis retries within milliseconds).
+ */
+export function redisDownLog (log: Logger, what: string): (err: Error) => void {
+  return warnEveryMinute(log, `Redis is unreachable (${what}); reconnecting`)
+}
+
+/** Logs `msg` with the first error, then with at most one error a minute: for what fails with every message while Redis is away. */
+export function warnEveryMinute (log: Logger, msg: string): (err: Error) => void {
+  let lastMs = -Infinity
+  return (err) => {
+    const now = Date.now()
+    if (now - lastMs < 60_000) return
+    lastMs = now
+    log.warn({ err: err.message }, msg)
+  }
+}

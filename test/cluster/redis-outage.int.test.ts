@@ -1,0 +1,72 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connectDevice, type Device } from '@trellis/device-sdk'
+import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
+import { startTestRedis, type TestRedis } from '../support/redis.js'
+import { startHubProcess, type HubProcess } from '../support/hub-process.js'
+import { apiClient, seedFleet } from '../support/api.js'
+import { eventually, nextEvent } from '../support/wait.js'
+
+// One cluster node in a process of its own, and its Redis going away under it: a restart, a failover.
+let influx: TestInflux
+let redis: TestRedis
+let dataDir: string
+let node: HubProcess | undefined
+const devices: Device[] = []
+
+beforeAll(async () => {
+  ;[influx, redis] = await Promise.all([startTestInflux(), startTestRedis()])
+  dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-redis-outage-'))
+})
+
+afterAll(async () => {
+  await Promise.all(devices.map((d) => d.close().catch(() => {})))
+  await node?.kill('SIGKILL')
+  await redis?.dispose()
+  await influx?.dispose()
+  if (dataDir) await rm(dataDir, { recursive: true, force: true })
+})
+
+const stored = async (makerId: string) =>
+  ((await influxQuery(influx.url, `SELECT count("value") FROM "temperature" WHERE "maker" = '${makerId}'`))[0]?.count as number | undefined) ?? 0
+
+describe('a cluster node whose Redis goes away', () => {
+  it('keeps serving its devices through the outage, shares state again once Redis is back, and stops cleanly without it', async () => {
+    node = await startHubProcess({ influxUrl: influx.url, dataDir, redisUrl: redis.url })
+    const api = apiClient(node.httpUrl)
+    const fleet = await seedFleet(api, { count: 1 })
+    const [d] = fleet.devices
+    const device = await connectDevice({ url: node.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
+    devices.push(device)
+    const base = Date.now() - 600_000
+
+    await redis.stop()
+    // Each reconnect attempt fails with an `error`: unheard, one took the whole node down.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => device.report({ temperature: 20 + i % 5 }, base + i * 1000)))
+    await eventually(() => stored(fleet.makerId), (n) => n === 20, { what: '20 readings stored during the outage', timeoutMs: 20_000 })
+    expect(node.child.exitCode).toBe(null)
+    expect((await api.get(`/v1/devices/${d.id}`, fleet.ownerToken)).body.online).toBe(true)
+
+    await redis.restart()
+    const watcher = new Redis(redis.url)
+    try {
+      await watcher.subscribe('trellis:state')
+      // What the node changes now reaches the other nodes again: once its connections are back, a reading is published.
+      await eventually(async () => {
+        const shared = nextEvent<[string, string]>(watcher, 'message', (_channel, message) => message.includes(d.id), 1_000).then(() => true, () => false)
+        await device.report({ temperature: 30 })
+        return await shared
+      }, (ok) => ok, { what: 'a state change shared through Redis after it came back', timeoutMs: 20_000 })
+    } finally {
+      watcher.disconnect()
+    }
+
+    await redis.stop()
+    const started = Date.now()
+    expect(await node.kill('SIGTERM')).toBe(0)
+    expect(Date.now() - started).toBeLessThan(8_000)
+  })
+})
