@@ -229,6 +229,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
   })
   const devicesOnline = new Set<string>()
   state.on('presence', (change: { deviceId: string, online: boolean }) => { if (change.online) devicesOnline.add(change.deviceId); else devicesOnline.delete(change.deviceId) })
+  if (stateSync) metrics.gauge('trellis_cluster_redis_up', '1 while this node reaches the Redis the cluster shares, else 0 (devices on other nodes cannot be commanded, state is not shared).', () => stateSync.redisUp ? 1 : 0)
   metrics.gauge('trellis_devices_online', 'Devices online now (connected, or silent for less than their heartbeat allowance).', () => devicesOnline.size)
   if (broker) {
     metrics.gauge('trellis_broker_connections', 'MQTT connections.', () => broker!.stats.connections)
@@ -259,6 +260,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     commands: control.commands,
     audit,
     consent,
+    ...(stateSync && { redisUp: () => stateSync.redisUp }),
     defaultHeartbeatSeconds: (opts.presence?.defaultAllowanceMs ?? 600_000) / 1000,
     async makerName (id) {
       let name = makerNames.get(id)

@@ -9,6 +9,7 @@ import { startTestRedis, type TestRedis } from '../support/redis.js'
 import { startHubProcess, type HubProcess } from '../support/hub-process.js'
 import { apiClient, seedFleet } from '../support/api.js'
 import { eventually, nextEvent } from '../support/wait.js'
+import { metricValue, scrape } from '../support/faults.js'
 
 // One cluster node in a process of its own, and its Redis going away under it: a restart, a failover.
 let influx: TestInflux
@@ -42,6 +43,8 @@ describe('a cluster node whose Redis goes away', () => {
     const device = await connectDevice({ url: node.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
     devices.push(device)
     const base = Date.now() - 600_000
+    expect((await api.get('/healthz')).body).toMatchObject({ status: 'ok', redis: 'up' })
+    expect(metricValue(await scrape(node.httpUrl), 'trellis_cluster_redis_up')).toBe(1)
 
     await redis.stop()
     // Each reconnect attempt fails with an `error`: unheard, one took the whole node down.
@@ -49,6 +52,10 @@ describe('a cluster node whose Redis goes away', () => {
     await eventually(() => stored(fleet.makerId), (n) => n === 20, { what: '20 readings stored during the outage', timeoutMs: 20_000 })
     expect(node.child.exitCode).toBe(null)
     expect((await api.get(`/v1/devices/${d.id}`, fleet.ownerToken)).body.online).toBe(true)
+    // Degraded, not unavailable: a balancer must not take every node out while each still serves its own devices.
+    const health = await eventually(() => api.get('/healthz'), (r) => r.body.redis === 'down', { what: 'the node telling Redis is down' })
+    expect(health).toMatchObject({ status: 200, body: { status: 'degraded', influx: 'up', redis: 'down' } })
+    expect(metricValue(await scrape(node.httpUrl), 'trellis_cluster_redis_up')).toBe(0)
 
     await redis.restart()
     const watcher = new Redis(redis.url)
@@ -63,6 +70,7 @@ describe('a cluster node whose Redis goes away', () => {
     } finally {
       watcher.disconnect()
     }
+    await eventually(() => api.get('/healthz'), (r) => r.body.status === 'ok' && r.body.redis === 'up', { what: 'a healthy node with Redis back' })
 
     await redis.stop()
     const started = Date.now()

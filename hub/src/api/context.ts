@@ -35,6 +35,8 @@ export interface ApiContext {
   defaultHeartbeatSeconds?: number
   /** Maker display names by id, cached. */
   makerName (id: string): Promise<string>
+  /** In a cluster, whether this node reaches the Redis the nodes share. Default none: a single node needs no Redis. */
+  redisUp?: () => boolean
   /** Grants, apps, the access log and fleet insight. Default none: no grant exists, so makers see health data only of claimed devices. */
   consent?: Consent
 }

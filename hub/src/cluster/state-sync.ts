@@ -55,6 +55,11 @@ export class StateSync {
   /** Called when another node's registry emitted one of `RELAYED_REGISTRY_EVENTS`. */
   onRegistryChanged: ((event: RelayedRegistryEvent, id: string) => void) | null = null
 
+  /** Whether this node reaches Redis now: its state goes out and the others' comes in. */
+  get redisUp (): boolean {
+    return this.pub.status === 'ready' && this.sub.status === 'ready'
+  }
+
   private constructor (redisUrl: string, private readonly state: StateStore, private readonly connectedHere: (deviceId: string) => boolean, private readonly log: Logger) {
     this.pub = clusterRedis(redisUrl, log, 'state, publishing')
     this.sub = clusterRedis(redisUrl, log, 'state, subscribed')

@@ -7,6 +7,8 @@ const Health = z.object({
   /** `misconfigured`: InfluxDB refuses the hub's credentials, which no retry fixes. */
   status: z.enum(['ok', 'degraded', 'misconfigured']),
   influx: z.enum(['up', 'down']),
+  /** In a cluster only: `down` while this node cannot reach the Redis the nodes share (status `degraded`, still 200: it serves its own devices). */
+  redis: z.enum(['up', 'down']).optional(),
   /** What InfluxDB said when it refused the hub's credentials. */
   influxProblem: z.string().optional(),
   bufferedPoints: z.number(),
@@ -35,10 +37,13 @@ export function systemRoutes (api: ApiContext, openapi: () => object) {
         const current = influx && !api.writer.degraded && spool.points === 0
         // InfluxDB refusing the hub's credentials is a configuration error that no retry fixes.
         const configError = api.writer.configError
+        // Without Redis a node still serves its own devices: a balancer must not take every node out at once.
+        const redis = api.redisUp?.()
         if (!influx || configError) reply.code(503)
         return {
-          status: configError ? 'misconfigured' : current ? 'ok' : 'degraded',
+          status: configError ? 'misconfigured' : current && redis !== false ? 'ok' : 'degraded',
           influx: influx ? 'up' : 'down',
+          ...(redis !== undefined && { redis: redis ? 'up' as const : 'down' as const }),
           ...(configError && { influxProblem: configError }),
           bufferedPoints: buffered,
           failedWrites: failedRequests,
