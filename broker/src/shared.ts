@@ -57,4 +57,3 @@ export function sharedBackends (redisUrl: string, log: Logger): SharedBackends {
     },
   }
 }
-
