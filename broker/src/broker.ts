@@ -2,6 +2,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { EventEmitter } from 'node:events'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { pino } from 'pino'
 import { canReceive, publishDenial, subscribeDenial } from './policy.js'
@@ -14,6 +15,7 @@ import { boundOutgoingQueues } from './queues.js'
 import { SubscribeRefusals } from './refusals.js'
 import { deviceOf, printable, remoteAddress, type BrokerParts } from './clients.js'
 import { sharedBackends } from './shared.js'
+import { warnEveryMinute } from './redis.js'
 
 export * from './options.js'
 export type { AuthFailureLimit } from './auth.js'
@@ -112,6 +114,9 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     stats.connections--
     refusals.forget(client)
   })
+  // aedes emits `error` when its periodic sweep of dead brokers' wills fails (Redis away, in a
+  // cluster): unheard, it would end the process.
+  ;(aedes as unknown as EventEmitter).on('error', warnEveryMinute(log, 'aedes could not sweep the wills of dead brokers'))
   aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
   aedes.on('connectionError', (client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))
 

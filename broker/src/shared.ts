@@ -47,6 +47,17 @@ export function sharedBackends (redisUrl: string, log: Logger): SharedBackends {
     void Promise.all([endRedis(mq.pubConn), endRedis(mq.subConn)]).then(() => mq._close(cb))
   }
   const conn = clusterRedis(redisUrl, log, 'MQTT sessions')
+  // aedes-persistence-redis sends some commands without awaiting them (LREM and RPUSH on the
+  // list of wills): with Redis away their rejections went unhandled and ended the process. They
+  // are marked handled here; whoever awaits one still gets its error.
+  for (const command of ['lrem', 'rpush'] as const) {
+    const send = conn[command].bind(conn) as (...args: unknown[]) => Promise<unknown>
+    ;(conn as unknown as Record<string, unknown>)[command] = (...args: unknown[]) => {
+      const reply = send(...args)
+      reply.catch(() => {})
+      return reply
+    }
+  }
   const persistence = persistenceRedis({ conn })
   return {
     mq,

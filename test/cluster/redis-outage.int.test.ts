@@ -38,8 +38,8 @@ describe('a cluster node whose Redis goes away', () => {
   it('keeps serving its devices through the outage, shares state again once Redis is back, and stops cleanly without it', async () => {
     node = await startHubProcess({ influxUrl: influx.url, dataDir, redisUrl: redis.url })
     const api = apiClient(node.httpUrl)
-    const fleet = await seedFleet(api, { count: 1 })
-    const [d] = fleet.devices
+    const fleet = await seedFleet(api, { count: 2 })
+    const [d, late] = fleet.devices
     const device = await connectDevice({ url: node.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
     devices.push(device)
     const base = Date.now() - 600_000
@@ -56,6 +56,8 @@ describe('a cluster node whose Redis goes away', () => {
     const health = await eventually(() => api.get('/healthz'), (r) => r.body.redis === 'down', { what: 'the node telling Redis is down' })
     expect(health).toMatchObject({ status: 200, body: { status: 'degraded', influx: 'up', redis: 'down' } })
     expect(metricValue(await scrape(node.httpUrl), 'trellis_cluster_redis_up')).toBe(0)
+    // A session lives in Redis: a device that connects now is not let in.
+    await expect(connectDevice({ url: node.mqttUrl, deviceId: late.id, secret: late.secret, connectTimeoutMs: 3_000 })).rejects.toThrow(/could not connect/)
 
     await redis.restart()
     const watcher = new Redis(redis.url)
@@ -71,6 +73,7 @@ describe('a cluster node whose Redis goes away', () => {
       watcher.disconnect()
     }
     await eventually(() => api.get('/healthz'), (r) => r.body.status === 'ok' && r.body.redis === 'up', { what: 'a healthy node with Redis back' })
+    devices.push(await connectDevice({ url: node.mqttUrl, deviceId: late.id, secret: late.secret }))
 
     await redis.stop()
     const started = Date.now()
