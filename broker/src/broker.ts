@@ -16,6 +16,7 @@ import { SubscribeRefusals } from './refusals.js'
 import { deviceOf, printable, remoteAddress, type BrokerParts } from './clients.js'
 import { sharedBackends } from './shared.js'
 import { warnEveryMinute } from './redis.js'
+import { parseTopic, topics, type OutboundChannel } from '@trellis/device-sdk/topics'
 
 export * from './options.js'
 export type { AuthFailureLimit } from './auth.js'
@@ -30,7 +31,7 @@ export type { AuthFailureLimit } from './auth.js'
 export async function createBroker (opts: BrokerOptions): Promise<Broker> {
   const log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'broker' })
   const stats: BrokerStats = {
-    connections: 0, authFailures: 0, authThrottled: 0, publishDenied: 0, subscribeDenied: 0,
+    connections: 0, authFailures: 0, authThrottled: 0, publishDenied: 0, publishHeld: 0, subscribeDenied: 0,
     publishDropped: 0, rateLimitDisconnects: 0, oversizedPackets: 0, queueDropped: 0, readsDeferred: 0, readBacklog: 0, answersAwaited: 0,
   }
   const report = (event: SecurityEvent) => {
@@ -87,7 +88,14 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
         report({ type: 'acl-violation', deviceId: deviceOf(client), address: remoteAddress(client), detail: `publish to ${topic} denied (${denial}); disconnected` })
         return done(new Error(`publish to ${topic} denied: ${denial}`))
       }
-      if (principal?.kind === 'device' && broker.beforeAck) return broker.beforeAck(principal.deviceId, packet, done)
+      if (principal?.kind === 'device') {
+        if (broker.beforeAck) return broker.beforeAck(principal.deviceId, packet, done)
+        if (opts.service && packet.qos > 0 && !hubListens(packet.topic)) {
+          stats.publishHeld++
+          heldWarning(new Error(`no session of the service principal subscribes to ${printable(packet.topic)}`))
+          return done(new Error('the hub has not subscribed yet: publish again once reconnected'))
+        }
+      }
       done(null)
     },
     authorizeSubscribe: (client, sub, done) => {
@@ -105,7 +113,29 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
       return principal && canReceive(principal, packet.topic, opts.ownTopics) ? packet : undefined
     },
   }
+  /**
+   * A broker apart from its hub (`service` set, no ingest here): a device's
+   * QoS 1 message is acknowledged here and then queued for the hub's
+   * persistent session. After a restart this broker holds no sessions, and
+   * until the hub subscribes again such a message would be acknowledged and
+   * delivered to nobody. Until then it is refused unacknowledged: the device
+   * is disconnected, and its SDK sends it again once back. The filters the
+   * service's sessions subscribed to, kept for the life of this broker.
+   */
+  const serviceFilters = new Set<string>()
+  const hubListens = (topic: string): boolean => {
+    const channel = parseTopic(topic)?.channel
+    // Not a canonical topic: no session of the hub's could receive it anyway.
+    return channel === undefined || serviceFilters.has(topics.all(channel as OutboundChannel))
+  }
+  const heldWarning = warnEveryMinute(log, 'device messages refused unacknowledged: the hub\'s session has not subscribed to them (yet)')
   const aedes = await Aedes.createBroker(aedesOpts)
+  aedes.on('subscribe', (subscriptions: Array<{ topic: string }>, client: Client) => {
+    if (client && serviceClientIds.has(client.id)) for (const sub of subscriptions) serviceFilters.add(sub.topic)
+  })
+  aedes.on('unsubscribe', (unsubscriptions: string[], client: Client) => {
+    if (client && serviceClientIds.has(client.id)) for (const filter of unsubscriptions) serviceFilters.delete(filter)
+  })
   const maxQueued = opts.maxQueuedPerClient ?? 1000
   const maxQueuedForService = opts.maxQueuedForService ?? 100_000
   boundOutgoingQueues(aedes, (clientId) => serviceClientIds.has(clientId) ? maxQueuedForService : maxQueued, stats)

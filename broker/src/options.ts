@@ -156,6 +156,8 @@ export interface BrokerStats {
    */
   authThrottled: number
   publishDenied: number
+  /** A broker apart only: device QoS 1 messages refused unacknowledged because no session of the hub's subscribed to them yet (after a restart). */
+  publishHeld: number
   subscribeDenied: number
   /** Publishes dropped by the rate limit. */
   publishDropped: number

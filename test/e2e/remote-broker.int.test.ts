@@ -8,7 +8,7 @@ import { connectDevice, topics, type Device } from '@trellis/device-sdk'
 import { startTestInflux, influxQuery, type TestInflux } from '../support/influx.js'
 import { startHubProcess, type HubProcess } from '../support/hub-process.js'
 import { apiClient, seedFleet } from '../support/api.js'
-import { eventually } from '../support/wait.js'
+import { eventually, nextEvent } from '../support/wait.js'
 import { subackCodes } from '../support/mqtt.js'
 import { startSlowProxy, type SlowProxy } from '../support/faults.js'
 
@@ -187,6 +187,42 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
 
     await expect(mqtt.connectAsync(brokerUrl, { clientId: 'trellis-hub-3', username: service.username, password: 'not-the-secret', reconnectPeriod: 0, protocolVersion: 4 }))
       .rejects.toThrow(/not authorized|bad user/i)
+  })
+
+  it('loses no acknowledged reading when the broker restarts and devices are back before the hub\'s session', async () => {
+    // A broker of its own, restarted on the same port with nothing of its sessions: the hub's
+    // subscriptions are gone until it reconnects (1 s), a device with a 100 ms backoff is back first.
+    let ownHubUrl = ''
+    const startOwn = async (port: number) => {
+      const b = await createBroker({ service, authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${ownHubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret) })
+      return { b, port: (await b.listen({ port })).port }
+    }
+    let { b: own, port } = await startOwn(0)
+    const ownUrl = `mqtt://127.0.0.1:${port}`
+    const ownDir = await mkdtemp(path.join(tmpdir(), 'trellis-remote-restart-'))
+    const ownHub = await startHubProcess({ influxUrl: influx.url, dataDir: ownDir, remoteBroker: { url: ownUrl, ...service } })
+    try {
+      ownHubUrl = ownHub.httpUrl
+      const api = apiClient(ownHub.httpUrl)
+      const fleet = await seedFleet(api, { count: 1 })
+      const [d] = fleet.devices
+      const device = await connectDevice({ url: ownUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
+      devices.push(device)
+      await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: 'the device online at the hub' })
+
+      const back = nextEvent(device, 'connect', () => true, 20_000)
+      await own.close()
+      ;({ b: own } = await startOwn(port))
+      await back
+      const base = Date.now() - 600_000
+      // Acknowledged by the broker: each must reach the hub, however early it was sent.
+      await Promise.all(Array.from({ length: 10 }, (_, i) => device.report({ temperature: 20 + i }, base + i * 1000)))
+      await eventually(() => stored(fleet.makerId), (n) => n === 10, { what: 'all 10 readings stored', timeoutMs: 20_000 })
+    } finally {
+      await ownHub.kill('SIGKILL')
+      await own.close()
+      await rm(ownDir, { recursive: true, force: true })
+    }
   })
 
   it('stops on SIGTERM within seconds when the broker is gone with a command in flight', async () => {
