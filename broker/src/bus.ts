@@ -142,6 +142,12 @@ export class InProcessBus extends EventEmitter implements DeviceBus {
     return this.clientOf(deviceId) !== undefined
   }
 
+  /** The devices connected to this node's broker now. */
+  devicesHere (): string[] {
+    const clients = (this.aedes as unknown as { clients: Record<string, Client | undefined> }).clients
+    return Object.values(clients).flatMap((client) => client?.principal?.kind === 'device' ? [client.id] : [])
+  }
+
   get backlog (): number {
     return this.emitter?.length ?? 0
   }

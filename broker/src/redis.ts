@@ -54,3 +54,30 @@ export function warnEveryMinute (log: Logger, msg: string): (err: Error) => void
     log.warn({ err: err.message }, msg)
   }
 }
+
+/**
+ * Runs `onRejoin` each time the subscriber connection `sub` is back after
+ * losing Redis, once its subscriptions to `channels` are confirmed again:
+ * from then on what the other nodes publish is heard, and what they forgot
+ * of this node (their liveness may have taken it for dead) or this node
+ * missed can be said again. Returns a function that stops watching.
+ */
+export function rejoinAfterOutage (sub: Redis, channels: string[], log: Logger, what: string, onRejoin: () => Promise<void>): () => void {
+  let lost = false
+  const onClose = () => { lost = true }
+  const onReady = () => {
+    if (!lost) return
+    lost = false
+    // ioredis subscribes again by itself; subscribing here as well resolves once Redis has confirmed it.
+    sub.subscribe(...channels).then(onRejoin).then(
+      () => log.info(`back on Redis (${what}): told the other nodes again`),
+      (err: Error) => log.warn({ err: err.message }, `back on Redis (${what}), but could not tell the other nodes again`),
+    )
+  }
+  sub.on('close', onClose)
+  sub.on('ready', onReady)
+  return () => {
+    sub.off('close', onClose)
+    sub.off('ready', onReady)
+  }
+}

@@ -8,6 +8,7 @@ import { startTestInflux, influxQuery, type TestInflux } from '../support/influx
 import { startTestRedis, type TestRedis } from '../support/redis.js'
 import { startHubProcess, type HubProcess } from '../support/hub-process.js'
 import { apiClient, seedFleet } from '../support/api.js'
+import { databaseForDir } from '../support/postgres.js'
 import { eventually, nextEvent } from '../support/wait.js'
 import { metricValue, scrape } from '../support/faults.js'
 
@@ -16,16 +17,21 @@ let influx: TestInflux
 let redis: TestRedis
 let dataDir: string
 let node: HubProcess | undefined
+let other: HubProcess | undefined
+let otherDir: string
 const devices: Device[] = []
 
 beforeAll(async () => {
   ;[influx, redis] = await Promise.all([startTestInflux(), startTestRedis()])
   dataDir = await mkdtemp(path.join(tmpdir(), 'trellis-redis-outage-'))
+  otherDir = await mkdtemp(path.join(tmpdir(), 'trellis-redis-outage-b-'))
 })
 
 afterAll(async () => {
   await Promise.all(devices.map((d) => d.close().catch(() => {})))
   await node?.kill('SIGKILL')
+  await other?.kill('SIGKILL')
+  if (otherDir) await rm(otherDir, { recursive: true, force: true })
   await redis?.dispose()
   await influx?.dispose()
   if (dataDir) await rm(dataDir, { recursive: true, force: true })
@@ -37,10 +43,12 @@ const stored = async (makerId: string) =>
 describe('a cluster node whose Redis goes away', () => {
   it('keeps serving its devices through the outage, shares state again once Redis is back, and stops cleanly without it', async () => {
     node = await startHubProcess({ influxUrl: influx.url, dataDir, redisUrl: redis.url })
+    // A second node on the same database and Redis: commands through it cross Redis to the device on the first.
+    other = await startHubProcess({ influxUrl: influx.url, dataDir: otherDir, redisUrl: redis.url, databaseUrl: (await databaseForDir(dataDir)).url })
     const api = apiClient(node.httpUrl)
     const fleet = await seedFleet(api, { count: 2 })
     const [d, late] = fleet.devices
-    const device = await connectDevice({ url: node.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
+    const device = await connectDevice({ url: node.mqttUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000, handlers: { targetTemperature: (value: number) => ({ targetTemperature: value }) } })
     devices.push(device)
     const base = Date.now() - 600_000
     expect((await api.get('/healthz')).body).toMatchObject({ status: 'ok', redis: 'up' })
@@ -74,6 +82,10 @@ describe('a cluster node whose Redis goes away', () => {
     }
     await eventually(() => api.get('/healthz'), (r) => r.body.status === 'ok' && r.body.redis === 'up', { what: 'a healthy node with Redis back' })
     devices.push(await connectDevice({ url: node.mqttUrl, deviceId: late.id, secret: late.secret }))
+    // While Redis was away the other node took this one for dead and its devices for offline: once back, it hears them again.
+    const across = await eventually(() => apiClient(other!.httpUrl).post(`/v1/devices/${d.id}/commands`, { set: { targetTemperature: 19 } }, fleet.ownerToken),
+      (r) => r.status !== 409, { what: 'the device commandable through the other node', timeoutMs: 10_000 })
+    expect(across).toMatchObject({ status: 200, body: { status: 'ok', state: { targetTemperature: 19 } } })
 
     await redis.stop()
     const started = Date.now()

@@ -16,6 +16,7 @@ export class FakeBus extends EventEmitter implements DeviceBus {
   publishError: Error | null = null
   private readonly handlers = new Map<OutboundChannel, DeliveryHandler>()
   private readonly ready = new Set<string>()
+  private readonly here = new Set<string>()
 
   onDelivery (channel: OutboundChannel, handler: DeliveryHandler | null): void {
     if (handler) this.handlers.set(channel, handler)
@@ -30,6 +31,15 @@ export class FakeBus extends EventEmitter implements DeviceBus {
 
   canReceiveCommands (deviceId: string): boolean {
     return this.ready.has(deviceId)
+  }
+
+  /** True between `connect` and `disconnect`, as a broker's connection would be. */
+  isConnectedHere (deviceId: string): boolean {
+    return this.here.has(deviceId)
+  }
+
+  devicesHere (): string[] {
+    return [...this.here]
   }
 
   /** True while a handler is set for `channel`. */
@@ -55,6 +65,7 @@ export class FakeBus extends EventEmitter implements DeviceBus {
 
   /** The device connects; with `subscribed`, its persistent session already holds its command subscription. */
   connect (deviceId: string, subscribed = false): void {
+    this.here.add(deviceId)
     this.emit('connect', deviceId)
     if (subscribed) this.subscribe(deviceId)
   }
@@ -66,6 +77,7 @@ export class FakeBus extends EventEmitter implements DeviceBus {
   }
 
   disconnect (deviceId: string): void {
+    this.here.delete(deviceId)
     this.ready.delete(deviceId)
     this.emit('disconnect', deviceId)
   }

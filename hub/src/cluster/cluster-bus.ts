@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
-import { clusterRedis, endRedis, warnEveryMinute, type DeliveryHandler, type DeviceBus, type DeviceBusEvent, type InProcessBus } from '@trellis/broker'
+import { clusterRedis, endRedis, rejoinAfterOutage, warnEveryMinute, type DeliveryHandler, type DeviceBus, type DeviceBusEvent, type InProcessBus } from '@trellis/broker'
 import type { OutboundChannel } from '@trellis/device-sdk/topics'
 
 /** The Redis channel a node tells the others on that a device of its can now take commands, or is gone. */
 export const BUS_CHANNEL = 'trellis:bus'
 
-interface BusMessage { node: string, event: 'commands-ready' | 'gone', deviceId: string }
+type BusMessage = { node: string, event: 'commands-ready' | 'gone', deviceId: string } | { node: string, event: 'resync' }
 
 /**
  * The device bus of a cluster node: this node's broker (its `InProcessBus`,
@@ -31,6 +31,18 @@ export class ClusterBus extends EventEmitter implements DeviceBus {
     this.pub = clusterRedis(redisUrl, log, 'device readiness, publishing')
     this.sub = clusterRedis(redisUrl, log, 'device readiness, subscribed')
     this.readinessNotShared = warnEveryMinute(log, 'device readiness not shared with the other nodes')
+    this.rejoin = rejoinAfterOutage(this.sub, [BUS_CHANNEL], log, 'device readiness', async () => {
+      this.reannounce()
+      await this.pub.publish(BUS_CHANNEL, JSON.stringify({ node: this.node, event: 'resync' } satisfies BusMessage))
+    })
+  }
+
+  /** Forgets the outage handler at close. */
+  private readonly rejoin: () => void
+
+  /** Says again which of this node's devices take commands: the others may have forgotten them while Redis was away. */
+  private reannounce (): void {
+    for (const deviceId of this.local.devicesHere()) if (this.local.canReceiveCommands(deviceId)) this.announce('commands-ready', deviceId)
   }
 
   static async start (local: InProcessBus, redisUrl: string, node: string, log: Logger): Promise<ClusterBus> {
@@ -83,11 +95,12 @@ export class ClusterBus extends EventEmitter implements DeviceBus {
     this.local.off('connect', this.onConnect)
     this.local.off('disconnect', this.onDisconnect)
     this.local.off('commands-ready', this.onReady)
+    this.rejoin()
     this.sub.disconnect()
     await endRedis(this.pub)
   }
 
-  private announce (event: BusMessage['event'], deviceId: string): void {
+  private announce (event: 'commands-ready' | 'gone', deviceId: string): void {
     if (this.closed) return
     this.pub.publish(BUS_CHANNEL, JSON.stringify({ node: this.node, event, deviceId } satisfies BusMessage)).catch(this.readinessNotShared)
   }
@@ -112,7 +125,10 @@ export class ClusterBus extends EventEmitter implements DeviceBus {
     } catch {
       return
     }
-    if (message.node === this.node || typeof message.deviceId !== 'string') return
+    if (message.node === this.node) return
+    // Another node is back from a Redis outage: it may have forgotten what this node holds.
+    if (message.event === 'resync') return this.reannounce()
+    if (typeof message.deviceId !== 'string') return
     if (message.event === 'commands-ready') {
       this.readyElsewhere.set(message.deviceId, message.node)
       this.emit('commands-ready', message.deviceId)

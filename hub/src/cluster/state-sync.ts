@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { clusterRedis, endRedis, warnEveryMinute } from '@trellis/broker'
+import { clusterRedis, endRedis, rejoinAfterOutage, warnEveryMinute } from '@trellis/broker'
 import type { Logger } from 'pino'
 import type { CapabilityName } from '@trellis/device-sdk'
 import type { PresenceChange, ReadingsChange, StateStore } from '../state/state.js'
@@ -17,6 +17,7 @@ export const RULES_CHANNEL = 'trellis:rules'
  * the others drop what they hold in memory of that device, model or token.
  */
 export const REGISTRY_CHANNEL = 'trellis:registry'
+const CHANNELS = [STATE_CHANNEL, RULES_CHANNEL, THROTTLE_CHANNEL, REGISTRY_CHANNEL]
 
 /**
  * The registry's events every node must hear: each node caches devices
@@ -31,6 +32,14 @@ export type RelayedRegistryEvent = typeof RELAYED_REGISTRY_EVENTS[number]
 export type RuleKind = 'schedules' | 'automations'
 
 interface StateMessage { node: string, change: ReadingsChange | PresenceChange }
+/** A node back from a Redis outage asks the others to say again which devices they hold. */
+interface ResyncMessage { node: string, resync: true }
+
+/** What the node's broker holds, for telling the others. */
+export interface DevicesHere {
+  isConnectedHere (deviceId: string): boolean
+  devicesHere (): Iterable<string>
+}
 
 /**
  * Keeps every node's latest state and presence the same: what changes on the
@@ -60,21 +69,43 @@ export class StateSync {
     return this.pub.status === 'ready' && this.sub.status === 'ready'
   }
 
-  private constructor (redisUrl: string, private readonly state: StateStore, private readonly connectedHere: (deviceId: string) => boolean, private readonly log: Logger) {
+  private constructor (redisUrl: string, private readonly state: StateStore, private readonly here: DevicesHere, private readonly log: Logger) {
     this.pub = clusterRedis(redisUrl, log, 'state, publishing')
     this.sub = clusterRedis(redisUrl, log, 'state, subscribed')
+    this.rejoin = rejoinAfterOutage(this.sub, CHANNELS, log, 'state', async () => {
+      this.reannounce()
+      await this.pub.publish(STATE_CHANNEL, JSON.stringify({ node: this.node, resync: true } satisfies ResyncMessage))
+    })
     this.stateNotShared = warnEveryMinute(log, 'state changes not shared with the other nodes')
     this.spendNotShared = warnEveryMinute(log, 'rate limit spends not shared with the other nodes')
   }
 
   /** Subscribes (resolves once Redis confirmed) and starts publishing this node's changes. */
-  static async start (redisUrl: string, state: StateStore, connectedHere: (deviceId: string) => boolean, log: Logger): Promise<StateSync> {
-    const sync = new StateSync(redisUrl, state, connectedHere, log)
+  static async start (redisUrl: string, state: StateStore, here: DevicesHere, log: Logger): Promise<StateSync> {
+    const sync = new StateSync(redisUrl, state, here, log)
     sync.sub.on('message', sync.onMessage)
-    await sync.sub.subscribe(STATE_CHANNEL, RULES_CHANNEL, THROTTLE_CHANNEL, REGISTRY_CHANNEL)
+    await sync.sub.subscribe(...CHANNELS)
     state.on('readings', sync.onLocal)
     state.on('presence', sync.onLocal)
     return sync
+  }
+
+  /** Forgets the outage handler at close. */
+  private readonly rejoin: () => void
+
+  private connectedHere (deviceId: string): boolean {
+    return this.here.isConnectedHere(deviceId)
+  }
+
+  /** Says again that this node's devices are online: the others may have taken them offline while Redis was away. */
+  private reannounce (): void {
+    if (this.closed) return
+    const at = new Date().toISOString()
+    for (const deviceId of this.here.devicesHere()) {
+      if (!this.state.get(deviceId)?.online) continue
+      const change: PresenceChange = { kind: 'presence', deviceId, online: true, at }
+      this.pub.publish(STATE_CHANNEL, JSON.stringify({ node: this.node, change } satisfies StateMessage)).catch(this.stateNotShared)
+    }
   }
 
   private readonly onLocal = (change: ReadingsChange | PresenceChange) => {
@@ -144,13 +175,15 @@ export class StateSync {
       } catch {}
       return
     }
-    let message: StateMessage
+    let message: StateMessage | ResyncMessage
     try {
-      message = JSON.parse(raw) as StateMessage
+      message = JSON.parse(raw) as StateMessage | ResyncMessage
     } catch {
       return
     }
     if (message.node === this.node) return
+    // Another node is back from a Redis outage: it may have taken this node's devices offline.
+    if ('resync' in message) return this.reannounce()
     const { change } = message
     if (change.kind === 'presence') {
       if (change.online) this.heldElsewhere.set(change.deviceId, message.node)
@@ -187,6 +220,7 @@ export class StateSync {
     this.closed = true
     this.state.off('readings', this.onLocal)
     this.state.off('presence', this.onLocal)
+    this.rejoin()
     this.sub.disconnect()
     await endRedis(this.pub)
   }
