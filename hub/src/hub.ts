@@ -183,6 +183,11 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
       const reload = kind === 'schedules' ? control.scheduler.reload() : control.automations.reload()
       reload.catch((err: Error) => log.error({ err, kind }, 'rules changed on another node could not be read'))
     }
+    // Registry and rule changes announced while Redis was away were not heard here: read them all again.
+    stateSync.onRejoined = () => {
+      directory.forgetAll()
+      for (const rules of [control.scheduler, control.automations]) rules.reload().catch((err: Error) => log.error({ err }, 'rules could not be read again after a Redis outage'))
+    }
     leads = () => leader!.isLeader
     leader!.start()
     relayRegistry(registry, stateSync, log)

@@ -66,6 +66,8 @@ describe('a cluster node whose Redis goes away', () => {
     expect(metricValue(await scrape(node.httpUrl), 'trellis_cluster_redis_up')).toBe(0)
     // A session lives in Redis: a device that connects now is not let in.
     await expect(connectDevice({ url: node.mqttUrl, deviceId: late.id, secret: late.secret, connectTimeoutMs: 3_000 })).rejects.toThrow(/could not connect/)
+    // Its owner releases it through the other node: the news cannot cross Redis now, and this node has it cached.
+    expect((await apiClient(other.httpUrl).post(`/v1/devices/${late.id}/release`, {}, fleet.ownerToken)).status).toBe(200)
 
     await redis.restart()
     const watcher = new Redis(redis.url)
@@ -81,6 +83,9 @@ describe('a cluster node whose Redis goes away', () => {
       watcher.disconnect()
     }
     await eventually(() => api.get('/healthz'), (r) => r.body.status === 'ok' && r.body.redis === 'up', { what: 'a healthy node with Redis back' })
+    // Back on Redis, this node reads its devices again: the former owner no longer sees the released one.
+    await eventually(() => api.post(`/v1/devices/${late.id}/commands?wait=0`, { set: { targetTemperature: 18 } }, fleet.ownerToken),
+      (r) => r.status === 404, { what: 'the released device refused to its former owner through this node', timeoutMs: 10_000 })
     devices.push(await connectDevice({ url: node.mqttUrl, deviceId: late.id, secret: late.secret }))
     // While Redis was away the other node took this one for dead and its devices for offline: once back, it hears them again.
     const across = await eventually(() => apiClient(other!.httpUrl).post(`/v1/devices/${d.id}/commands`, { set: { targetTemperature: 19 } }, fleet.ownerToken),

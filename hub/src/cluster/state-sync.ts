@@ -61,6 +61,8 @@ export class StateSync {
   onRulesChanged: ((kind: RuleKind) => void) | null = null
   /** Called with what another node spent of a rate limit. */
   onSpent: ((kind: string, keys: string[]) => void) | null = null
+  /** Called when this node is back on Redis after losing it: what the others announced meanwhile was not heard. */
+  onRejoined: (() => void) | null = null
   /** Called when another node's registry emitted one of `RELAYED_REGISTRY_EVENTS`. */
   onRegistryChanged: ((event: RelayedRegistryEvent, id: string) => void) | null = null
 
@@ -73,6 +75,7 @@ export class StateSync {
     this.pub = clusterRedis(redisUrl, log, 'state, publishing')
     this.sub = clusterRedis(redisUrl, log, 'state, subscribed')
     this.rejoin = rejoinAfterOutage(this.sub, CHANNELS, log, 'state', async () => {
+      this.onRejoined?.()
       this.reannounce()
       await this.pub.publish(STATE_CHANNEL, JSON.stringify({ node: this.node, resync: true } satisfies ResyncMessage))
     })

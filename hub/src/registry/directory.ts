@@ -126,6 +126,20 @@ export class DeviceDirectory {
     return safeEqualHex(sha256Hex(secret), ctx.secretHash)
   }
 
+  /**
+   * Forgets every device, model and gateway it holds: for a node back from a
+   * Redis outage, which may have missed the other nodes' change events. The
+   * next lookup of each reads the registry again.
+   */
+  forgetAll (): void {
+    this.generation++
+    this.devices.clear()
+    this.models.clear()
+    this.loading.clear()
+    this.children.clear()
+    this.childrenLoaded.clear()
+  }
+
   invalidateDevice (id: string): void {
     this.generation++
     this.devices.delete(id)
