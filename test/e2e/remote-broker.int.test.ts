@@ -64,6 +64,47 @@ async function connect (options: mqtt.IClientOptions): Promise<MqttClient> {
   return client
 }
 
+/**
+ * A broker and a hub of their own, with one claimed device provisioned, for a
+ * test that stops the broker for good or restarts it on the same port (empty,
+ * as a restarted `npm run broker` is).
+ */
+async function brokerAndHubOfTheirOwn (name: string) {
+  let ownHubUrl = ''
+  const startBroker = async (port: number) => {
+    const broker = await createBroker({ service, authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${ownHubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret) })
+    return { broker, port: (await broker.listen({ port })).port }
+  }
+  let { broker, port } = await startBroker(0)
+  let brokerUp = true
+  const url = `mqtt://127.0.0.1:${port}`
+  const dir = await mkdtemp(path.join(tmpdir(), `trellis-remote-${name}-`))
+  const hub = await startHubProcess({ influxUrl: influx.url, dataDir: dir, remoteBroker: { url, ...service } })
+  ownHubUrl = hub.httpUrl
+  const api = apiClient(hub.httpUrl)
+  const fleet = await seedFleet(api, { count: 1 })
+  return {
+    url,
+    hub,
+    api,
+    fleet,
+    device: fleet.devices[0],
+    async stopBroker () {
+      await broker.close()
+      brokerUp = false
+    },
+    async restartBroker () {
+      await broker.close()
+      ;({ broker } = await startBroker(port))
+    },
+    async dispose () {
+      await hub.kill('SIGKILL')
+      if (brokerUp) await broker.close()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
 describe('the hub runs apart from the broker, on a persistent QoS 1 session', () => {
   it('stores every reading exactly once through a SIGKILL of the hub mid-ingest and a restart on the same session', async () => {
     // Writes answered 400 ms late: at any moment the hub holds readings not yet sent to InfluxDB,
@@ -190,68 +231,41 @@ describe('the hub runs apart from the broker, on a persistent QoS 1 session', ()
   })
 
   it('loses no acknowledged reading when the broker restarts and devices are back before the hub\'s session', async () => {
-    // A broker of its own, restarted on the same port with nothing of its sessions: the hub's
-    // subscriptions are gone until it reconnects (1 s), a device with a 100 ms backoff is back first.
-    let ownHubUrl = ''
-    const startOwn = async (port: number) => {
-      const b = await createBroker({ service, authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${ownHubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret) })
-      return { b, port: (await b.listen({ port })).port }
-    }
-    let { b: own, port } = await startOwn(0)
-    const ownUrl = `mqtt://127.0.0.1:${port}`
-    const ownDir = await mkdtemp(path.join(tmpdir(), 'trellis-remote-restart-'))
-    const ownHub = await startHubProcess({ influxUrl: influx.url, dataDir: ownDir, remoteBroker: { url: ownUrl, ...service } })
+    // Restarted on the same port with nothing of its sessions: the hub's subscriptions are gone
+    // until it reconnects (1 s), and a device with a 100 ms backoff is back first.
+    const own = await brokerAndHubOfTheirOwn('restart')
     try {
-      ownHubUrl = ownHub.httpUrl
-      const api = apiClient(ownHub.httpUrl)
-      const fleet = await seedFleet(api, { count: 1 })
-      const [d] = fleet.devices
-      const device = await connectDevice({ url: ownUrl, deviceId: d.id, secret: d.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
+      const device = await connectDevice({ url: own.url, deviceId: own.device.id, secret: own.device.secret, reconnectDelayMs: 100, maxReconnectDelayMs: 1000 })
       devices.push(device)
-      await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: 'the device online at the hub' })
+      await eventually(() => own.api.get(`/v1/devices/${own.device.id}`, own.fleet.ownerToken), (r) => r.body.online === true, { what: 'the device online at the hub' })
 
       const back = nextEvent(device, 'connect', () => true, 20_000)
-      await own.close()
-      ;({ b: own } = await startOwn(port))
+      await own.restartBroker()
       await back
       const base = Date.now() - 600_000
       // Acknowledged by the broker: each must reach the hub, however early it was sent.
       await Promise.all(Array.from({ length: 10 }, (_, i) => device.report({ temperature: 20 + i }, base + i * 1000)))
-      await eventually(() => stored(fleet.makerId), (n) => n === 10, { what: 'all 10 readings stored', timeoutMs: 20_000 })
+      await eventually(() => stored(own.fleet.makerId), (n) => n === 10, { what: 'all 10 readings stored', timeoutMs: 20_000 })
     } finally {
-      await ownHub.kill('SIGKILL')
-      await own.close()
-      await rm(ownDir, { recursive: true, force: true })
+      await own.dispose()
     }
   })
 
   it('stops on SIGTERM within seconds when the broker is gone with a command in flight', async () => {
-    // A broker and hub of their own: this broker goes away for good.
-    let ownHubUrl = ''
-    const gone = await createBroker({ service, authenticateDevice: (id, secret) => authenticateDevicesOverHttp({ url: `${ownHubUrl}/internal/mqtt/auth`, serviceSecret: service.secret })(id, secret) })
-    const goneUrl = `mqtt://127.0.0.1:${(await gone.listen({ port: 0 })).port}`
-    const ownDir = await mkdtemp(path.join(tmpdir(), 'trellis-remote-gone-'))
-    let goneClosed = false
-    const own = await startHubProcess({ influxUrl: influx.url, dataDir: ownDir, remoteBroker: { url: goneUrl, ...service } })
+    const own = await brokerAndHubOfTheirOwn('gone')
     try {
-      ownHubUrl = own.httpUrl
-      const api = apiClient(own.httpUrl)
-      const fleet = await seedFleet(api, { count: 1 })
-      const [d] = fleet.devices
-      devices.push(await connectDevice({ url: goneUrl, deviceId: d.id, secret: d.secret, handlers: { targetTemperature: () => {} } }))
+      const { device: d, api, fleet } = own
+      devices.push(await connectDevice({ url: own.url, deviceId: d.id, secret: d.secret, handlers: { targetTemperature: () => {} } }))
       await eventually(() => api.get(`/v1/devices/${d.id}`, fleet.ownerToken), (r) => r.body.online === true, { what: 'the device online at the hub' })
-      await gone.close()
-      goneClosed = true
+      await own.stopBroker()
       // The device's last presence said online: the hub publishes the command into a session that has no broker.
       const sent = await api.post(`/v1/devices/${d.id}/commands?wait=0`, { set: { targetTemperature: 21 } }, fleet.ownerToken)
       expect(sent).toMatchObject({ status: 202, body: { status: 'pending', sentAt: expect.any(String) } })
       const started = Date.now()
-      expect(await own.kill('SIGTERM')).toBe(0)
+      expect(await own.hub.kill('SIGTERM')).toBe(0)
       expect(Date.now() - started).toBeLessThan(8_000)
     } finally {
-      await own.kill('SIGKILL')
-      if (!goneClosed) await gone.close()
-      await rm(ownDir, { recursive: true, force: true })
+      await own.dispose()
     }
   })
 })
