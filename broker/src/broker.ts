@@ -16,7 +16,7 @@ import { SubscribeRefusals } from './refusals.js'
 import { deviceOf, printable, remoteAddress, type BrokerParts } from './clients.js'
 import { sharedBackends } from './shared.js'
 import { warnEveryMinute } from './redis.js'
-import { parseTopic, topics, type OutboundChannel } from '@trellis/device-sdk/topics'
+import { hasChannel, outboundChannels, parseAllDevicesFilter, type Channel } from '@trellis/device-sdk/topics'
 
 export * from './options.js'
 export type { AuthFailureLimit } from './auth.js'
@@ -119,22 +119,31 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
    * persistent session. After a restart this broker holds no sessions, and
    * until the hub subscribes again such a message would be acknowledged and
    * delivered to nobody. Until then it is refused unacknowledged: the device
-   * is disconnected, and its SDK sends it again once back. The filters the
-   * service's sessions subscribed to, kept for the life of this broker.
+   * is disconnected, and its SDK sends it again once back. The channels the
+   * service's sessions subscribed to over every device, kept for the life of
+   * this broker. Checked per message without allocating (`hasChannel`).
    */
-  const serviceFilters = new Set<string>()
+  const serviceChannels = new Set<Channel>()
   const hubListens = (topic: string): boolean => {
-    const channel = parseTopic(topic)?.channel
+    for (const channel of outboundChannels) if (hasChannel(topic, channel)) return serviceChannels.has(channel)
     // Not a canonical topic: no session of the hub's could receive it anyway.
-    return channel === undefined || serviceFilters.has(topics.all(channel as OutboundChannel))
+    return true
   }
   const heldWarning = warnEveryMinute(log, 'device messages refused unacknowledged: the hub\'s session has not subscribed to them (yet)')
   const aedes = await Aedes.createBroker(aedesOpts)
   aedes.on('subscribe', (subscriptions: Array<{ topic: string }>, client: Client) => {
-    if (client && serviceClientIds.has(client.id)) for (const sub of subscriptions) serviceFilters.add(sub.topic)
+    if (!client || !serviceClientIds.has(client.id)) return
+    for (const sub of subscriptions) {
+      const channel = parseAllDevicesFilter(sub.topic)
+      if (channel) serviceChannels.add(channel)
+    }
   })
   aedes.on('unsubscribe', (unsubscriptions: string[], client: Client) => {
-    if (client && serviceClientIds.has(client.id)) for (const filter of unsubscriptions) serviceFilters.delete(filter)
+    if (!client || !serviceClientIds.has(client.id)) return
+    for (const filter of unsubscriptions) {
+      const channel = parseAllDevicesFilter(filter)
+      if (channel) serviceChannels.delete(channel)
+    }
   })
   const maxQueued = opts.maxQueuedPerClient ?? 1000
   const maxQueuedForService = opts.maxQueuedForService ?? 100_000
