@@ -153,9 +153,9 @@ export async function createBroker (opts: BrokerOptions): Promise<Broker> {
     stats.connections--
     refusals.forget(client)
   })
-  // aedes emits `error` when its periodic sweep of dead brokers' wills fails (Redis away, in a
-  // cluster): unheard, it would end the process.
-  ;(aedes as unknown as EventEmitter).on('error', warnEveryMinute(log, 'aedes could not sweep the wills of dead brokers'))
+  // aedes emits `error` of its own, when its periodic sweep of dead brokers' wills fails (Redis
+  // away, in a cluster) among others: unheard, it would end the process.
+  ;(aedes as unknown as EventEmitter).on('error', warnEveryMinute(log, 'aedes reported an error (its sweep of dead brokers\' wills, say)'))
   aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'client error'))
   aedes.on('connectionError', (client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))
 
