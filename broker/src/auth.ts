@@ -21,9 +21,10 @@ export class AuthFailureBudgets {
     this.byAddress = new KeyedBuckets(opts.authFailuresPerAddress ?? { perSecond: 5, burst: 100 })
   }
 
-  spend (limit: AuthFailureLimit, key: string): void {
+  /** Resolves once `onAuthFailureSpent` has told the others (at once without it). */
+  async spend (limit: AuthFailureLimit, key: string): Promise<void> {
     this.applySpent(limit, key)
-    this.opts.onAuthFailureSpent?.(limit, key)
+    await this.opts.onAuthFailureSpent?.(limit, key)
   }
 
   applySpent (limit: AuthFailureLimit, key: string): void {
@@ -53,15 +54,15 @@ export function authenticator (opts: BrokerOptions, parts: BrokerParts, serviceC
     // Over its limit, a client id's failures are refused quietly (see authFailuresPerClientId).
     const idThrottled = !failuresById.has(claimed)
     const fail = (reason: string, returnCode = 4) => {
-      if (address) budgets.spend('address', address)
+      const spent = address ? budgets.spend('address', address) : undefined
       if (idThrottled) {
         stats.authThrottled++
         return refuse('too many failed attempts; try again later', 3)
       }
       stats.authFailures++
-      budgets.spend('clientId', claimed)
       report({ type: 'auth-failed', deviceId: claimed || null, address, detail: reason })
-      refuse(reason, returnCode)
+      // Refused once the other nodes of a cluster know of the failure: a guesser's next try at another node counts it.
+      void Promise.all([spent, budgets.spend('clientId', claimed)]).then(() => refuse(reason, returnCode))
     }
     // aedes would invent an id for an empty one and, with clean=false, keep a session under it (MQTT-3.1.3-8).
     if (claimed === '') return fail('a client id (the device id) is required', 2)

@@ -106,7 +106,7 @@ export interface BrokerOptions {
    * `authFailuresPerAddress`, so a cluster can count it on the other nodes
    * too (`Broker.applyAuthFailureSpent`). Default: none.
    */
-  onAuthFailureSpent?: (limit: AuthFailureLimit, key: string) => void
+  onAuthFailureSpent?: (limit: AuthFailureLimit, key: string) => void | Promise<void>
   /**
    * QoS 1/2 messages queued for one client (offline with a persistent session,
    * or online and not acknowledging); beyond this, new ones are dropped and

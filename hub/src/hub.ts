@@ -160,7 +160,7 @@ export async function buildHub (opts: HubOptions): Promise<Hub> {
     onSecurityEvent: (e) => audit.record({ actor: e.deviceId ? `device:${e.deviceId}` : 'anonymous', action: e.type, deviceId: e.deviceId, address: e.address, detail: e.detail }),
   })
   const inProcessBus = broker && new InProcessBus(broker, { clustered })
-  const stateSync = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, inProcessBus!, log.child({ component: 'cluster' })) : null
+  const stateSync: StateSync | null = opts.redisUrl ? await StateSync.start(opts.redisUrl, state, inProcessBus!, log.child({ component: 'cluster' })) : null
   const clusterBus = stateSync && await ClusterBus.start(inProcessBus!, opts.redisUrl!, stateSync.node, log.child({ component: 'cluster' }))
   const bus: DeviceBus = clusterBus ?? inProcessBus ?? remote!
   // A node that dies without a word leaves its devices online elsewhere until its key expires.

@@ -95,9 +95,9 @@ export function consoleSessionRoutes (api: ApiContext) {
           if (grant && (grant.scope === 'owner' || grant.scope === 'maker')) session = { scope: grant.scope, subject: grant.subject, token: (await api.registry.issueToken(grant.scope, grant.subject, 'console session', api.tokens)).token }
         }
         if (!session) {
-          api.throttle.spend('failedLoginPerAddress', [request.ip])
-          if (account) api.throttle.spend('failedLogin', [account])
           api.audit.record({ actor: 'anonymous', action: 'login-failed', address: request.ip, detail: 'failed console sign-in' })
+          // As the API's login: answered once the other nodes know of the failure.
+          await Promise.all([api.throttle.spend('failedLoginPerAddress', [request.ip]), account && api.throttle.spend('failedLogin', [account])])
           throw 'email' in body ? errors.invalidCredentials() : errors.unauthorized('this token is not a valid maker or owner token (unknown, revoked or mistyped)')
         }
         setSessionCookie(request, reply, session.token)

@@ -69,7 +69,7 @@ export class RequestThrottle {
    * `onSpend`: told of every spend, so a cluster can apply it on the other
    * nodes (`applySpent`) and a budget is one across the cluster. Default none.
    */
-  constructor (limits: ApiRateLimits = {}, private readonly onSpend?: (kind: Kind, keys: string[]) => void) {
+  constructor (limits: ApiRateLimits = {}, private readonly onSpend?: (kind: Kind, keys: string[]) => void | Promise<void>) {
     this.buckets = Object.fromEntries((Object.keys(defaultRateLimits) as Kind[]).map((k) => [k, new KeyedBuckets(limits[k] ?? defaultRateLimits[k])])) as Record<Kind, KeyedBuckets>
   }
 
@@ -80,10 +80,10 @@ export class RequestThrottle {
     throw errors.rateLimited(what[kind], Math.max(1, Math.ceil(1 / buckets.rate.perSecond)))
   }
 
-  /** Spends one of `kind` for each key. */
-  spend (kind: Kind, keys: string[]): void {
+  /** Spends one of `kind` for each key; resolves once `onSpend` has told the other nodes (at once without it). */
+  async spend (kind: Kind, keys: string[]): Promise<void> {
     this.applySpent(kind, keys)
-    this.onSpend?.(kind, keys)
+    await this.onSpend?.(kind, keys)
   }
 
   /** Spends as another node of the cluster did. */
@@ -96,6 +96,6 @@ export class RequestThrottle {
   /** `check` then `spend`, for limits that count every attempt. */
   take (kind: Kind, keys: string[]): void {
     this.check(kind, keys)
-    this.spend(kind, keys)
+    void this.spend(kind, keys)
   }
 }

@@ -148,10 +148,20 @@ export class StateSync {
     this.pub.publish(RULES_CHANNEL, `${this.node} ${kind}`).catch((err: Error) => this.log.warn({ err, kind }, 'rule change not announced'))
   }
 
-  /** Tells the other nodes what this one spent of a rate limit: a budget is then one across the cluster. */
-  announceSpent (kind: string, keys: string[]): void {
+  /**
+   * Tells the other nodes what this one spent of a rate limit: a budget is
+   * then one across the cluster. Resolves once Redis has handed it to them
+   * (it writes to its subscribers before it answers PUBLISH), or after 1 s
+   * with Redis away: a refusal that waits for it is not overtaken by the next
+   * attempt at another node.
+   */
+  async announceSpent (kind: string, keys: string[]): Promise<void> {
     if (this.closed) return
-    this.pub.publish(THROTTLE_CHANNEL, JSON.stringify({ node: this.node, kind, keys })).catch(this.spendNotShared)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, 1_000) })
+    const published = this.pub.publish(THROTTLE_CHANNEL, JSON.stringify({ node: this.node, kind, keys })).then(() => {}, this.spendNotShared)
+    await Promise.race([published, late])
+    clearTimeout(timer)
   }
 
   /** Tells the other nodes that the registry changed here. */

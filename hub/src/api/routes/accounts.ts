@@ -22,8 +22,8 @@ export function accountRoutes (api: ApiContext) {
   const signup = (address: string) => {
     api.throttle.check('signup', [address])
     api.throttle.check('signupTotal', ['all'])
-    api.throttle.spend('signup', [address])
-    api.throttle.spend('signupTotal', ['all'])
+    void api.throttle.spend('signup', [address])
+    void api.throttle.spend('signupTotal', ['all'])
   }
   return [
     route({
@@ -79,9 +79,9 @@ export function accountRoutes (api: ApiContext) {
         api.throttle.check('failedLogin', [account])
         const session = await api.registry.login(body.email, body.password, api.tokens)
         if (!session) {
-          api.throttle.spend('failedLoginPerAddress', [request.ip])
-          api.throttle.spend('failedLogin', [account])
           api.audit.record({ actor: 'anonymous', action: 'login-failed', address: request.ip, detail: `failed login for ${body.email.slice(0, 254)}` })
+          // Answered once the other nodes of a cluster know of the failure: a guesser's next try at another node counts it.
+          await Promise.all([api.throttle.spend('failedLoginPerAddress', [request.ip]), api.throttle.spend('failedLogin', [account])])
           throw errors.invalidCredentials()
         }
         return { id: session.owner.id, token: session.token, expiresAt: session.expiresAt }

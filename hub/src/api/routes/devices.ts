@@ -217,7 +217,7 @@ export function deviceRoutes (api: ApiContext) {
         api.throttle.check('failedClaim', keys)
         const device = await api.registry.claimDevice(caller.subject, body.claimCode)
         if (!device) {
-          api.throttle.spend('failedClaim', keys)
+          void api.throttle.spend('failedClaim', keys)
           api.audit.record({ actor: actorOf(caller), action: 'claim-failed', address: request.ip, detail: 'no unclaimed device has the claim code given' })
           throw errors.invalidClaimCode()
         }
